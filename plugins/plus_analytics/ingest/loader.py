@@ -1,0 +1,328 @@
+"""Ingest: landing files of one (source, day) into the restricted zone, bad rows into quarantine.
+
+The whole partition is validated set-wise inside DuckDB against the policy (types, required fields,
+lengths, enums, minimums, identifier normalization, duplicate keys). Every line read ends up in exactly
+one place: ``raw_<source>`` or ``quarantine`` (with file, line and reason), or is counted as suppressed
+for an erasure request. Re-running a day replaces that day exactly, in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from plus_analytics.policy import Column, Source, UndeclaredColumnError
+from plus_analytics.privacy import identifiers
+from plus_analytics.privacy.keys import MasterKey
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_KEEP = 4000  # characters of a quarantined line kept for engineers (restricted zone only)
+csv.field_size_limit(10_000_000)
+
+
+@dataclass
+class IngestResult:
+    source: str
+    day: str
+    files: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_suppressed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def partition_files(landing: Path, src: Source, day: dt.date) -> list[Path]:
+    ext = "ndjson" if src.format == "ndjson" else "csv"
+    return sorted((Path(landing) / src.name / f"dt={day.isoformat()}").glob(f"*.{ext}"))
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+def _lines_python(path: Path) -> pd.DataFrame:
+    """Slow path for a file that is not valid UTF-8: find the bad lines, keep the good ones."""
+    rows = []
+    for i, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            rows.append((str(path), i, raw.decode("utf-8"), None))
+        except UnicodeDecodeError:
+            rows.append((str(path), i, raw.decode("utf-8", "replace")[:PAYLOAD_KEEP], "invalid UTF-8"))
+    return pd.DataFrame(rows, columns=["_file", "_line", "payload", "_err"])
+
+
+def _load_ndjson_lines(con, files: list[Path]) -> None:
+    con.execute("create or replace temp table _lines (_file varchar, _line bigint, payload varchar, _err varchar)")
+    for f in files:
+        try:
+            con.execute(
+                """insert into _lines
+                   select filename, unnest(generate_series(1, len(parts))), rtrim(unnest(parts), chr(13)), null
+                   from (select filename, string_split(content, chr(10)) as parts from read_text($f))""",
+                {"f": str(f)},
+            )
+        except duckdb.InvalidInputException:
+            frame = _lines_python(f)
+            con.register("_pylines", frame)
+            con.execute("insert into _lines select * from _pylines")
+            con.unregister("_pylines")
+    con.execute("delete from _lines where trim(payload) = ''")
+
+
+def _extract_ndjson(con, src: Source) -> None:
+    declared = list(src.column_names)
+    undeclared = [r[0] for r in con.execute(
+        """select distinct k from (
+               select unnest(json_keys(payload)) as k from _lines
+               where _err is null and json_valid(payload) and json_type(payload) = 'OBJECT')
+           where k not in (select unnest($declared))""",
+        {"declared": declared},
+    ).fetchall()]
+    if undeclared:
+        raise UndeclaredColumnError(src.name, undeclared)
+    paths = [f'$."{c}"' for c in declared]
+    cols = ",\n".join(
+        f"json_type(j[{i}]) as {_q('t_' + c)}, j[{i}] ->> '$' as {_q('v_' + c)}" for i, c in enumerate(declared, 1)
+    )
+    con.execute(
+        f"""create or replace temp table _cand as
+            select _file, _line, payload, _err, {cols}
+            from (
+                select _file, _line, payload,
+                       coalesce(_err, case when not json_valid(payload) then 'invalid JSON'
+                                           when json_type(payload) <> 'OBJECT' then 'not a JSON object' end) as _err,
+                       case when _err is null and json_valid(payload) and json_type(payload) = 'OBJECT'
+                            then json_extract(payload, $paths) end as j
+                from _lines)""",
+        {"paths": paths},
+    )
+
+
+def _load_csv(con, src: Source, files: list[Path]) -> None:
+    declared = list(src.column_names)
+    records = []
+    for f in files:
+        with open(f, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                continue
+            header = [h.strip() for h in header]
+            src.check_columns(header)  # fail closed on an undeclared column
+            pos = {h: i for i, h in enumerate(header)}
+            start = reader.line_num
+            for fields in reader:
+                line = start + 1
+                start = reader.line_num
+                if not fields or all(not x.strip() for x in fields):
+                    continue
+                payload = ",".join(fields)
+                err = None
+                if any("\udc80" <= ch <= "\udcff" for ch in payload):
+                    err = "invalid UTF-8"
+                    payload = payload.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                elif len(fields) != len(header):
+                    err = f"wrong number of fields: expected {len(header)}, got {len(fields)}"
+                values = []
+                for c in declared:
+                    i = pos.get(c)
+                    v = fields[i] if (err is None and i is not None and i < len(fields)) else None
+                    values.append(v if v != "" else None)
+                records.append([str(f), line, payload[:PAYLOAD_KEEP], err] + values)
+    frame = pd.DataFrame(records, columns=["_file", "_line", "payload", "_err"] + [f"v_{c}" for c in declared], dtype=object)
+    frame["_line"] = frame["_line"].astype("int64")
+    con.register("_csvrows", frame)
+    types = ", ".join(f"case when {_q('v_' + c)} is null then 'NULL' else 'VARCHAR' end as {_q('t_' + c)}" for c in declared)
+    vals = ", ".join(f"cast({_q('v_' + c)} as varchar) as {_q('v_' + c)}" for c in declared)
+    con.execute(f"create or replace temp table _cand as select _file, _line, payload, cast(_err as varchar) as _err, {types}, {vals} from _csvrows")
+    con.unregister("_csvrows")
+
+
+# ------------------------------------------------------------------------------------------- validating
+
+def typed_expr(c: Column, fmt: str) -> str:
+    v = _q("v_" + c.name)
+    t = c.type
+    if t == "VARCHAR":
+        return v
+    if t == "TIMESTAMP":
+        return f"(try_cast({v} as timestamptz) at time zone 'UTC')"
+    return f"try_cast({v} as {t})"
+
+
+def _allowed_json_types(c: Column) -> tuple[str, ...]:
+    if c.type in ("VARCHAR", "TIMESTAMP", "DATE"):
+        return ("VARCHAR",)
+    if c.type == "BOOLEAN":
+        return ("BOOLEAN",)
+    if c.type == "BIGINT":
+        return ("BIGINT", "UBIGINT")
+    return ("BIGINT", "UBIGINT", "DOUBLE")  # DECIMAL, DOUBLE
+
+
+def _check_expr(c: Column, fmt: str) -> str:
+    """One CASE per column yielding the first problem with it, or NULL."""
+    t, v, typed = _q("t_" + c.name), _q("v_" + c.name), typed_expr(c, fmt)
+    name = c.name
+    branches = []
+    missing = f"{t} is null or {t} = 'NULL'"
+    if c.required:
+        branches.append((missing, f"'missing required field: {name}'"))
+    else:
+        branches.append((missing, "null"))
+    if fmt == "ndjson":
+        allowed = ", ".join(f"'{x}'" for x in _allowed_json_types(c))
+        branches.append((f"{t} not in ({allowed})", f"'wrong type for {name}: expected {c.type}'"))
+    branches.append((f"{typed} is null", f"'wrong type for {name}: expected {c.type}'"))
+    if c.max_length:
+        branches.append((f"length({v}) > {int(c.max_length)}", f"'value too long for {name}: over {int(c.max_length)} characters'"))
+    if c.enum:
+        allowed = ", ".join("'" + e.replace("'", "''") + "'" for e in c.enum)
+        branches.append((f"{v} not in ({allowed})", f"'value not allowed for {name}'"))
+    if c.min is not None:
+        branches.append((f"{typed} < {c.min}", f"'value below minimum for {name}'"))
+    if c.kind:
+        branches.append((f"{_q('m_' + name)}.error is not null",
+                         f"'invalid {c.kind} in {name}: ' || {_q('m_' + name)}.error"))
+    whens = " ".join(f"when {cond} then {res}" for cond, res in branches)
+    return f"case {whens} end"
+
+
+def _validate(con, src: Source, day: dt.date) -> None:
+    cols = src.columns
+    joins = "\n".join(
+        f"left join id_map {_q('m_' + c.name)} on {_q('m_' + c.name)}.kind = '{c.kind}' "
+        f"and {_q('m_' + c.name)}.raw_value = c.{_q('v_' + c.name)}"
+        for c in cols if c.kind
+    )
+    checks = ", ".join(_check_expr(c, src.format) for c in cols)
+    typed = ", ".join(f"{typed_expr(c, src.format)} as {_q(c.name)}" for c in cols)
+    key = ", ".join(_q(k) for k in src.key)
+    con.execute(
+        f"""create or replace temp table _checked as
+            select c._file, c._line, c.payload,
+                   coalesce(c._err, nullif(array_to_string(list_filter([{checks}], lambda x: x is not null), '; '), '')) as reason,
+                   {typed}
+            from _cand c
+            {joins}"""
+    )
+    # Duplicate keys: a second copy in the same delivery, or a row already delivered on an earlier day.
+    con.execute(
+        f"""update _checked set reason = 'duplicate key ({', '.join(src.key)}) within the delivery'
+            from (select _file, _line from (
+                    select _file, _line, row_number() over (partition by {key} order by _file, _line) as n
+                    from _checked where reason is null) where n > 1) d
+            where _checked._file = d._file and _checked._line = d._line"""
+    )
+    con.execute(
+        f"""update _checked set reason = 'duplicate key ({', '.join(src.key)}): delivered on an earlier day'
+            from (select distinct {key} from {src.raw_table} where _dt < $day) e
+            where _checked.reason is null and {' and '.join(f'_checked.{_q(k)} = e.{_q(k)}' for k in src.key)}""",
+        {"day": day},
+    )
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+def raw_table_ddl(src: Source) -> str:
+    cols = ",\n    ".join(f"{_q(c.name)} {c.type}" for c in src.columns)
+    return (f"create table if not exists {src.raw_table} (\n    _dt date not null,\n    _file varchar not null,\n"
+            f"    _line bigint not null,\n    {cols},\n    _ingested_at timestamp not null\n)")
+
+
+def ensure_raw_table(con, src: Source) -> None:
+    con.execute(raw_table_ddl(src))
+    have = [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
+        "order by ordinal_position", [src.raw_table]).fetchall()]
+    want = ["_dt", "_file", "_line", *src.column_names, "_ingested_at"]
+    if have != want:
+        raise RuntimeError(
+            f"{src.raw_table} has columns {have} but the policy declares {want}: migrate the restricted zone "
+            f"(plus-analytics reingest --source {src.name}) before ingesting"
+        )
+
+
+def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterKey,
+                     suppress_sql: str | None = None) -> IngestResult:
+    """Validate and load one (source, day). ``suppress_sql`` selects (_file, _line) of rows to drop because
+    their subject has an erasure request (late arrivals); they are counted, not loaded."""
+    identifiers.ensure_schema(con)
+    identifiers.register_key(con, key)
+    identifiers.check_key_version(con, key)
+    ensure_raw_table(con, src)
+    files = partition_files(landing, src, day)
+    if not files:
+        log.warning("no landing files for %s on %s", src.name, day)
+    if src.format == "ndjson":
+        _load_ndjson_lines(con, files)
+        _extract_ndjson(con, src)
+    else:
+        _load_csv(con, src, files)
+
+    # Learn identifiers and user agents before validation: validity of an identifier is part of it.
+    for c in src.identifier_columns:
+        identifiers.learn_identifiers(con, c.kind, f"select {_q('v_' + c.name)} as v from _cand where _err is null")
+    for c in src.columns:
+        if c.rule == "generalize" and c.how == "user_agent":
+            identifiers.learn_user_agents(con, f"select {_q('v_' + c.name)} as v from _cand where _err is null")
+    _validate(con, src, day)
+    if src.visitor:
+        days = [r[0] for r in con.execute(
+            f"select distinct cast({_q(src.event_time)} as date) from _checked where reason is null").fetchall()]
+        identifiers.ensure_visitor_salts(con, days)
+
+    suppressed = 0
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    cols = ", ".join(_q(c) for c in src.column_names)
+    con.execute("begin transaction")
+    try:
+        if suppress_sql:
+            suppressed = con.execute(
+                f"select count(*) from _checked where reason is null and (_file, _line) in ({suppress_sql})").fetchone()[0]
+            con.execute(f"delete from _checked where reason is null and (_file, _line) in ({suppress_sql})")
+        con.execute(f"delete from {src.raw_table} where _dt = $day", {"day": day})
+        con.execute(
+            f"insert into {src.raw_table} select $day, _file, _line, {cols}, $now from _checked where reason is null",
+            {"day": day, "now": now},
+        )
+        con.execute("delete from quarantine where source = $s and _dt = $day", {"s": src.name, "day": day})
+        con.execute(
+            """insert into quarantine select $s, $day, _file, _line, reason, left(payload, $keep), $now
+               from _checked where reason is not null""",
+            {"s": src.name, "day": day, "keep": PAYLOAD_KEEP, "now": now},
+        )
+        read, loaded, bad = con.execute(
+            "select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null) from _checked"
+        ).fetchone()
+        result = IngestResult(src.name, day.isoformat(), len(files), read + suppressed, loaded, bad, suppressed)
+        con.execute("delete from ingest_log where source = $s and _dt = $day", {"s": src.name, "day": day})
+        con.execute(
+            "insert into ingest_log values ($s, $day, $files, $read, $loaded, $bad, $sup, $now)",
+            {"s": src.name, "day": day, "files": len(files), "read": result.rows_read, "loaded": loaded,
+             "bad": bad, "sup": suppressed, "now": now},
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    for t in ("_lines", "_cand", "_checked"):
+        con.execute(f"drop table if exists {t}")
+    log.info("ingested %s %s: %s", src.name, day, {k: v for k, v in result.as_dict().items() if k not in ("source", "day")})
+    return result

@@ -1,0 +1,1 @@
+"""Privacy rules: normalization, keyed pseudonyms, generalization, and staging compiled from the policy."""
