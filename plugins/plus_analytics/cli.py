@@ -1,0 +1,157 @@
+"""``plus-analytics``: the command line of the pipeline.
+
+  generate    write synthetic landing files (deterministic)
+  demo        generate a month, run every DAG through real Airflow, publish, print where things are
+  query       run a read-only SQL query against the published analytics database
+  keys        make a new pseudonymization secret (prints the Airflow connection JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+
+from plus_analytics.config import Paths
+
+SAMPLE_QUERY = """select day, product, active_accounts, unique_visitors, events
+from mart_daily_active_usage where dimension = 'all'
+order by day desc, product limit 8"""
+
+
+def _paths(args) -> Paths:
+    if getattr(args, "home", None):
+        os.environ["PLUS_ANALYTICS_HOME"] = args.home
+    return Paths.from_env().ensure()
+
+
+def cmd_generate(args) -> int:
+    from plus_analytics.generate import generate
+
+    paths = _paths(args)
+    start = dt.date.fromisoformat(args.start) if args.start else None
+    t = time.perf_counter()
+    m = generate(paths.landing, days=args.days, scale=args.scale, seed=args.seed, start=start)
+    rows = sum(s["rows"] for s in m["sources"].values())
+    bad = sum(sum(s["malformed"].values()) for s in m["sources"].values())
+    print(f"generated {rows:,} rows ({bad:,} deliberately malformed) for {m['days']} days from {m['start']} "
+          f"into {paths.landing} in {time.perf_counter() - t:.1f}s")
+    return 0
+
+
+def _manifest(paths: Paths) -> dict | None:
+    f = paths.landing / "_manifest.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def cmd_demo(args) -> int:
+    paths = _paths(args)
+    t0 = time.perf_counter()
+    m = _manifest(paths)
+    want = {"days": args.days, "scale": args.scale, "seed": args.seed}
+    if m is None or any(m[k] != v for k, v in want.items()):
+        if m is not None:
+            print("landing data was generated with other parameters; run `make clean` first", file=sys.stderr)
+            return 2
+        cmd_generate(argparse.Namespace(days=args.days, scale=args.scale, seed=args.seed, start=None, home=None))
+        m = _manifest(paths)
+    else:
+        print(f"landing data already generated ({m['days']} days from {m['start']}): reusing it")
+    start = dt.date.fromisoformat(m["start"])
+    days = [start + dt.timedelta(days=i) for i in range(m["days"])]
+
+    from plus_analytics.runner import run_pipeline
+
+    print(f"running the DAGs through Airflow (metadata DB and logs in {paths.airflow_home}) ...", flush=True)
+    ran = run_pipeline(paths, days)
+    print(f"DAG runs: {ran['ingest_runs']} ingest runs executed, {ran['ingest_skipped']} already done; marts {ran['marts']}")
+    _summary(paths)
+    print(f"demo finished in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _summary(paths: Paths) -> None:
+    from plus_analytics import db
+    from plus_analytics.marts.build import published_tables
+
+    print(f"\nanalytics database (analysts, read-only): {paths.analytics_db}")
+    for t, n in published_tables(paths.analytics_db).items():
+        print(f"  {t:32s} {n:>8,} rows")
+    with db.opened(paths.raw_db, read_only=True) as con:
+        q = con.execute("select count(*) from quarantine").fetchone()[0]
+        loaded = con.execute("select sum(rows_loaded) from ingest_log").fetchone()[0]
+    print(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
+    print(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'})")
+    print("\nsample analyst query:\n  plus-analytics query \"" + " ".join(SAMPLE_QUERY.split()) + "\"")
+    _print_query(paths, SAMPLE_QUERY)
+
+
+def _print_query(paths: Paths, sql: str) -> None:
+    from plus_analytics import db
+
+    with db.opened(paths.analytics_db, read_only=True) as con:
+        cur = con.execute(sql)
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    print("  " + "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+
+
+def cmd_query(args) -> int:
+    paths = _paths(args)
+    if not paths.analytics_db.exists():
+        print(f"no published analytics database at {paths.analytics_db}; run `make demo` first", file=sys.stderr)
+        return 2
+    _print_query(paths, args.sql)
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from plus_analytics.privacy.keys import connection_uri_json, new_secret
+
+    print(connection_uri_json(new_secret(), args.version))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plus-analytics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--home", help="data directory (default: $PLUS_ANALYTICS_HOME or ./data)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    g = sub.add_parser("generate", help="write synthetic landing files")
+    g.add_argument("--days", type=int, default=30)
+    g.add_argument("--scale", type=float, default=1.0, help="1.0 is about 3,500 usage and ad events a day")
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--start", help="first day (YYYY-MM-DD); default: DAYS days before today")
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("demo", help="generate a month and run every DAG through Airflow")
+    d.add_argument("--days", type=int, default=30)
+    d.add_argument("--scale", type=float, default=1.0)
+    d.add_argument("--seed", type=int, default=7)
+    d.set_defaults(func=cmd_demo)
+
+    q = sub.add_parser("query", help="read-only SQL on the published analytics database")
+    q.add_argument("sql")
+    q.set_defaults(func=cmd_query)
+
+    k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
+    k.add_argument("--version", type=int, default=1)
+    k.set_defaults(func=cmd_keys)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("PLUS_ANALYTICS_LOG_LEVEL", "WARNING"))
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""DAG wiring shared by the thin files in ``dags/``. Parse-time cheap: no I/O, no connections, no
+Variables; heavy imports happen inside the tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from plus_analytics.config import DUCKDB_POOL
+from plus_analytics.policy import PRODUCT_SOURCES
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+DEFAULT_ARGS = {"owner": "data-engineering", "retries": 2, "retry_delay": dt.timedelta(minutes=2)}
+PRODUCTS = tuple(PRODUCT_SOURCES)
+
+
+def daily() -> CronDataIntervalTimetable:
+    """Daily data intervals [D 00:00, D+1 00:00) UTC; the run for day D starts when it has ended."""
+    return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
+
+
+def staging_asset(source: str) -> Asset:
+    return Asset(name=f"plus_stg_{source}", uri=f"x-duckdb://warehouse/staging/stg_{source}")
+
+
+MARTS_ASSET = Asset(name="plus_marts", uri="x-duckdb://analytics/marts")
+ALL_STAGING_ASSETS = [staging_asset(s) for p in PRODUCTS for s in PRODUCT_SOURCES[p]]
+
+
+def ingest_dag(product: str, doc_md: str):
+    """One DAG per product: for each of its sources, ingest the day into the restricted zone, then stage it."""
+
+    @dag(
+        dag_id=f"plus_ingest_{product}",
+        schedule=daily(),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["plus-analytics", "ingest", product],
+        doc_md=doc_md,
+    )
+    def _ingest():
+        for source in PRODUCT_SOURCES[product]:
+            asset = staging_asset(source)
+
+            @task(task_id=f"ingest_{source}", pool=DUCKDB_POOL)
+            def ingest(source: str = source, data_interval_start=None) -> dict:
+                from plus_analytics import tasks
+
+                return tasks.ingest_source(source, data_interval_start)
+
+            @task(task_id=f"stage_{source}", pool=DUCKDB_POOL, outlets=[asset])
+            def stage(loaded: dict, source: str = source, asset: Asset = asset, data_interval_start=None, outlet_events=None) -> dict:
+                from plus_analytics import tasks
+
+                out = tasks.stage_source(source, data_interval_start)
+                outlet_events[asset].extra = {"day": out["day"][:10], "rows_staged": out["rows_staged"],
+                                              "rows_quarantined": loaded["rows_quarantined"]}
+                return out
+
+            stage(ingest())
+
+    return _ingest()
+
+
+def marts_dag(doc_md: str):
+    @dag(
+        dag_id="plus_marts",
+        schedule=ALL_STAGING_ASSETS,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["plus-analytics", "marts", "gate"],
+        doc_md=doc_md,
+    )
+    def _marts():
+        @task(pool=DUCKDB_POOL)
+        def build() -> dict:
+            from plus_analytics import tasks
+
+            return tasks.build_marts()
+
+        @task(retries=0)
+        def gate(build: dict) -> dict:
+            from plus_analytics import tasks
+
+            return tasks.gate_build(build)
+
+        @task(pool=DUCKDB_POOL, outlets=[MARTS_ASSET])
+        def publish(build: dict, gate: dict, outlet_events=None) -> dict:
+            from plus_analytics import tasks
+
+            out = tasks.publish_build(build, gate)
+            outlet_events[MARTS_ASSET].extra = {"build_id": out["build_id"], "tables": out["tables"]}
+            return out
+
+        b = build()
+        publish(b, gate(b))
+
+    return _marts()

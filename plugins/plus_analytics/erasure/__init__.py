@@ -1,0 +1,1 @@
+"""Deletion requests (tombstones): intake, propagation, physical erasure, evidence."""

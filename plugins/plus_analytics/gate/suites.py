@@ -1,0 +1,112 @@
+"""Great Expectations suites, kept as JSON files in ``expectations/`` and loaded by code.
+
+* ``expectations/<mart>.json``: one suite per mart (schema exactly as documented, keys not null, ranges,
+  row-count sanity). A table in the build without a suite fails the gate: nothing undocumented ships.
+* ``expectations/pii.json``: expectation templates applied to every text column of every table
+  (``"column": "{column}"`` is filled in per column).
+
+Results are requested as SUMMARY with ``partial_unexpected_count: 0``: GX then reports how many rows
+failed and never which values, so validation results, Data Docs, logs and exceptions carry no PII.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from plus_analytics.config import EXPECTATIONS_DIR
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+PII_SUITE = "pii"
+
+
+def load_suite_file(name: str) -> dict:
+    return json.loads((EXPECTATIONS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def declared_marts() -> list[str]:
+    return sorted(p.stem for p in EXPECTATIONS_DIR.glob("*.json") if p.stem != PII_SUITE)
+
+
+def _expand(template: dict, column: str) -> dict:
+    return json.loads(json.dumps(template).replace("{column}", column))
+
+
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic
+        pass
+    return ctx
+
+
+def _suite(ctx, name: str, expectations: list[dict]):
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = gx.ExpectationSuite(name=name)
+    for cfg in expectations:
+        suite.add_expectation_configuration(ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta", {})))
+    return ctx.suites.add(suite)
+
+
+def validate_frame(ctx, table: str, frame, expectations: list[dict], suite_name: str, params: dict | None = None) -> list[dict]:
+    """Validate one DataFrame; returns one summary per expectation (no values)."""
+    ds_name = f"ds_{suite_name}_{table}"
+    asset = ctx.data_sources.add_pandas(ds_name).add_dataframe_asset(table)
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+    suite = _suite(ctx, f"{suite_name}:{table}", expectations)
+    result = batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=params or {})
+    out = []
+    for r in result.results:
+        cfg = r.expectation_config
+        res = r.result or {}
+        out.append({
+            "suite": suite_name, "table": table, "expectation": cfg.type, "column": cfg.kwargs.get("column"),
+            "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
+            "element_count": res.get("element_count"),
+            "exception": (r.exception_info or {}).get("exception_message") if not r.success else None,
+        })
+    return out
+
+
+def validate_build(con, catalog: str, out_dir: Path, params: dict) -> dict:
+    """Run every mart suite and the PII suite on the tables of ``catalog`` (an attached DuckDB build)."""
+    ctx = _context()
+    tables = [r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? order by 1", [catalog]).fetchall()]
+    pii_templates = load_suite_file(PII_SUITE)["expectations"]
+    marts = set(declared_marts())
+    results: list[dict] = []
+    for table in tables:
+        frame = con.execute(f'select * from {catalog}."{table}"').df()
+        if table in marts:
+            results += validate_frame(ctx, table, frame, load_suite_file(table)["expectations"], table, params)
+        else:
+            results.append({"suite": "schema", "table": table, "expectation": "table_is_declared", "column": None,
+                            "success": False, "unexpected_count": None, "element_count": None,
+                            "exception": f"table {table} has no suite in expectations/ (undocumented tables never ship)"})
+        text_cols = [r[0] for r in con.execute(
+            "select column_name from duckdb_columns() where database_name = ? and table_name = ? and data_type = 'VARCHAR'",
+            [catalog, table]).fetchall()]
+        pii = [_expand(t, c) for c in text_cols for t in pii_templates]
+        if pii:
+            results += validate_frame(ctx, table, frame, pii, PII_SUITE)
+    missing = sorted(marts - set(tables))
+    for m in missing:
+        results.append({"suite": m, "table": m, "expectation": "table_exists", "column": None, "success": False,
+                        "unexpected_count": None, "element_count": None, "exception": f"documented mart {m} is missing"})
+    failures = [r for r in results if not r["success"]]
+    (out_dir / "gx_results.json").write_text(json.dumps(results, indent=2, default=str))
+    return {"success": not failures, "evaluated": len(results), "failed": len(failures), "failures": failures,
+            "results_file": str(out_dir / "gx_results.json")}

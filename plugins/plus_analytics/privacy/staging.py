@@ -1,0 +1,119 @@
+"""Staging compiled from the policy: the only way data leaves the restricted zone.
+
+For each source the SELECT is generated from its declared rules, so a rule and its SQL can never drift
+apart, and a column without a rule has no way out (ingest already refused it). The output columns are
+exactly ``Source.staging_columns()``; a test asserts that none of them is a dropped or raw column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from plus_analytics import sqlfiles
+from plus_analytics.policy import Source
+from plus_analytics.privacy.identifiers import KeyVersionMismatch
+from plus_analytics.privacy.keys import MasterKey
+
+RAW = "raw"  # alias the restricted database is attached under, read-only
+
+LENGTH_BUCKETS = ((0, "empty"), (20, "1-20"), (100, "21-100"), (500, "101-500"))
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _length_bucket(expr: str) -> str:
+    whens = " ".join(
+        f"when length({expr}) <= {hi} then '{label}'" for hi, label in LENGTH_BUCKETS
+    )
+    return f"case when {expr} is null then 'none' {whens} else '500+' end"
+
+
+def _language(expr: str) -> str:
+    return (f"case when {expr} is null then null when regexp_matches({expr}, '[\u0e00-\u0e7f]') then 'th' "
+            f"when regexp_matches({expr}, '[A-Za-z]') then 'en' else 'other' end")
+
+
+def compile_select(src: Source) -> str:
+    """The staging SELECT for ``src`` over ``raw.<raw_table>`` (alias r), with a ``$day`` filter slot."""
+    exprs: list[str] = ["r._dt"]
+    joins: list[str] = []
+    for c in src.columns:
+        col = f"r.{_q(c.name)}"
+        m = _q("m_" + c.name)
+        if c.kind and c.rule in ("pseudonymize", "generalize"):
+            joins.append(f"left join {RAW}.id_map {m} on {m}.kind = '{c.kind}' and {m}.raw_value = {col}")
+        if c.rule == "keep":
+            exprs.append(f"{col} as {_q(c.name)}")
+        elif c.rule == "pseudonymize":
+            exprs.append(f"{m}.pseudonym as {_q(c.pid_name)}")
+        elif c.rule == "generalize" and c.how == "ip":
+            exprs.append(f"coalesce({m}.country, 'unknown') as country")
+            exprs.append(f"{m}.prefix_pid as ip_prefix_pid")
+        elif c.rule == "generalize" and c.how == "user_agent":
+            u = _q("u_" + c.name)
+            joins.append(f"left join {RAW}.ua_map {u} on {u}.raw_value = {col}")
+            for out in ("device_type", "os_family", "browser_family"):
+                exprs.append(f"coalesce({u}.{out}, 'unknown') as {out}")
+        elif c.rule == "derive" and c.how == "text":
+            exprs.append(f"{_length_bucket(col)} as {_q(c.name + '_length_bucket')}")
+            exprs.append(f"{_language(col)} as {_q(c.name + '_language')}")
+        # drop: nothing leaves
+    if src.visitor:
+        ip, ua, acct = (src.visitor[k] for k in ("ip", "user_agent", "account"))
+        joins.append(f"left join {RAW}.visitor_salt vs on vs.day = cast(r.{_q(src.event_time)} as date)")
+        exprs.append(
+            f"plus_pid(vs.ipad, vs.opad, {_q('m_' + ip)}.normalized || chr(31) || coalesce(r.{_q(ua)}, '') "
+            f"|| chr(31) || coalesce(r.{_q(acct)}, '')) as visitor_hash"
+        )
+    exprs.append("cast($key_version as integer) as key_version")
+    return (f"select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
+            + "\nwhere ($day is null or r._dt = $day)")
+
+
+def _existing_columns(con, table: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
+        "order by ordinal_position", [table]).fetchall()]
+
+
+def check_raw_key_version(con, key: MasterKey) -> None:
+    other = con.execute(f"select distinct key_version from {RAW}.pseudonyms where key_version <> ?", [key.version]).fetchall()
+    if other:
+        raise KeyVersionMismatch(
+            f"the restricted zone holds pseudonyms of key version(s) {sorted(v for (v,) in other)} but the active key "
+            f"is version {key.version}: run the key rotation first"
+        )
+
+
+def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None) -> int:
+    """(Re)build the staging rows of ``src`` for one landing day, or all of them when ``day`` is None.
+
+    ``con`` is the staging database with the restricted one attached read-only as ``raw``. Returns the
+    number of rows staged. Idempotent: the day's rows are replaced in one transaction.
+    """
+    sqlfiles.run_file(con, "macros.sql")
+    check_raw_key_version(con, key)
+    select = compile_select(src)
+    params = {"day": day, "key_version": key.version}
+    table = src.staging_table
+    con.execute("begin transaction")
+    try:
+        have = _existing_columns(con, table)
+        if have and have != list(src.staging_columns()):
+            con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
+            have, params["day"] = [], None
+        if not have:
+            con.execute(f"create table {table} as select * from ({select}) where false", params)
+        if params["day"] is None:
+            con.execute(f"delete from {table}")
+        else:
+            con.execute(f"delete from {table} where _dt = $day", {"day": day})
+        con.execute(f"insert into {table} {select}", params)
+        n = con.execute(f"select count(*) from {table} where ($day is null or _dt = $day)", {"day": params["day"]}).fetchone()[0]
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return n

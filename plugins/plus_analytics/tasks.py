@@ -1,0 +1,112 @@
+"""What the Airflow tasks do, one function each, callable with or without Airflow.
+
+Inside a task, zones are opened through the Airflow DuckDB provider's hook (connections
+``plus_duckdb_raw`` / ``plus_duckdb_staging`` / ``plus_duckdb_build``: the path is the connection's
+host, limits its extra), and the key comes from the ``plus_pseudonym_key`` connection. Outside Airflow
+(CLI, tests) pass ``use_hooks=False`` and the paths come from ``Paths``.
+
+Return values go to XCom: counts, dates and file names only, never an identifier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+from plus_analytics.config import BUILD_CONN_ID, RAW_CONN_ID, STAGING_CONN_ID, Paths, k_anonymity
+
+log = logging.getLogger(__name__)
+
+
+def zone_path(conn_id: str, default: Path) -> Path:
+    """The database file an Airflow DuckDB connection points at (its host), else the default path."""
+    try:
+        from airflow.sdk import BaseHook
+
+        host = BaseHook.get_connection(conn_id).host
+        return Path(host) if host else default
+    except Exception:
+        return default
+
+
+@contextmanager
+def open_zone(conn_id: str, default: Path, use_hooks: bool, database: Path | None = None, read_only: bool = False):
+    from plus_analytics import db
+
+    if use_hooks:
+        con = db.hook_connect(conn_id, database, read_only)
+    else:
+        con = db.connect(database or default, read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def as_day(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True) -> dict:
+    from plus_analytics.erasure.suppression import suppression_sql
+    from plus_analytics.ingest.loader import ingest_partition
+    from plus_analytics.policy import source as get_source
+    from plus_analytics.privacy.keys import load_master_key
+
+    paths = (paths or Paths.from_env()).ensure()
+    key = key or load_master_key()
+    src = get_source(source)
+    with open_zone(RAW_CONN_ID, paths.raw_db, use_hooks) as con:
+        result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress_sql=suppression_sql(con, src))
+    return result.as_dict()
+
+
+def stage_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True) -> dict:
+    from plus_analytics import db
+    from plus_analytics.policy import source as get_source
+    from plus_analytics.privacy.keys import load_master_key
+    from plus_analytics.privacy.staging import stage_source as stage
+
+    paths = (paths or Paths.from_env()).ensure()
+    key = key or load_master_key()
+    src = get_source(source)
+    raw_path = zone_path(RAW_CONN_ID, paths.raw_db) if use_hooks else paths.raw_db
+    with open_zone(STAGING_CONN_ID, paths.staging_db, use_hooks) as con:
+        db.attach(con, raw_path, "raw", read_only=True)
+        n = stage(con, src, key, as_day(day) if day is not None else None)
+    return {"source": source, "day": str(day), "rows_staged": n}
+
+
+def build_marts(paths: Paths | None = None, use_hooks: bool = True) -> dict:
+    from plus_analytics.marts.build import build_marts as build
+    from plus_analytics.marts.build import new_build_path
+
+    paths = (paths or Paths.from_env()).ensure()
+    build_id, path = new_build_path(paths)
+    with open_zone(BUILD_CONN_ID, path, use_hooks, database=path) as con:
+        b = build(paths, k_anonymity(), build_id, path, con=con)
+    return {"build_id": b.build_id, "build_file": str(b.path), "tables": b.tables}
+
+
+def gate_build(build: dict, paths: Paths | None = None) -> dict:
+    """Audit a build (GX suites + PII detectors + canary); raises GateFailed with a report path."""
+    from plus_analytics.gate.run import run_gate
+
+    paths = (paths or Paths.from_env()).ensure()
+    return run_gate(Path(build["build_file"]), paths, build["build_id"])
+
+
+def publish_build(build: dict, gate: dict, paths: Paths | None = None) -> dict:
+    from plus_analytics.marts.build import publish
+
+    paths = (paths or Paths.from_env()).ensure()
+    if not gate.get("passed"):
+        raise RuntimeError("refusing to publish a build that did not pass the gate")
+    publish(Path(build["build_file"]), paths.analytics_db)
+    return {"published": str(paths.analytics_db), "build_id": build["build_id"], "tables": build["tables"]}
