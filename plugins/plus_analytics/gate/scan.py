@@ -69,6 +69,7 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
     well as the whole value, is joined against the raw and normalized forms of every identifier.
     """
     findings: list[Finding] = []
+    findings += _canary_dropped_values(con, catalog, raw)
     for table, column in text_columns(con, catalog):
         rows = con.execute(
             f"""with t as (select row_number() over () as rn, {_q(column)} as v from {catalog}.{_q(table)} where {_q(column)} is not null),
@@ -86,6 +87,33 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
         ).fetchall()
         findings.extend(Finding(f"{catalog}:{table}.{column}", f"canary:{kind}", int(n), tuple(int(x) for x in first))
                         for kind, n, first in rows)
+    return findings
+
+
+def _canary_dropped_values(con, catalog: str, raw: str) -> list[Finding]:
+    """Whole-value matches against every column the policy keeps in the restricted zone only (names,
+    message text, notes, addresses, password hashes): a mart that copies one of them is caught even
+    when no pattern detector would recognise it."""
+    from plus_analytics.policy import load_policy
+
+    present = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ?", [raw]).fetchall()}
+    parts = [
+        f"select '{c.pii}' as kind, lower({_q(c.name)}) as val from {raw}.{src.raw_table} where length({_q(c.name)}) >= {CANARY_MIN_LENGTH}"
+        for src in load_policy().values() if src.raw_table in present for c in src.columns if c.pii
+    ]
+    if not parts:
+        return []
+    con.execute("create or replace temp table _canary_dropped as select distinct kind, val from (" + " union all ".join(parts) + ")")
+    findings = []
+    for table, column in text_columns(con, catalog):
+        rows = con.execute(
+            f"""with t as (select row_number() over () as rn, lower({_q(column)}) as v from {catalog}.{_q(table)} where {_q(column)} is not null)
+                select d.kind, count(distinct t.rn), list(distinct t.rn order by t.rn)[1:5]
+                from t join _canary_dropped d on t.v = d.val group by d.kind"""
+        ).fetchall()
+        findings.extend(Finding(f"{catalog}:{table}.{column}", f"canary:{kind}", int(n), tuple(int(x) for x in first))
+                        for kind, n, first in rows)
+    con.execute("drop table _canary_dropped")
     return findings
 
 

@@ -1,0 +1,58 @@
+"""Test setup. Airflow reads its configuration when first imported, so the environment (a temporary
+data directory holding the Airflow home, SQLite metadata DB and DuckDB files, and a fixed test key) is
+applied here, before any test module imports Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="plus-analytics-test-"))
+os.environ["PLUS_ANALYTICS_HOME"] = str(_HOME)
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+os.environ["PLUS_ANALYTICS_K"] = "5"
+
+from plus_analytics.config import Paths  # noqa: E402
+from plus_analytics.privacy.keys import MasterKey, connection_uri_json  # noqa: E402
+from plus_analytics.runner import airflow_env  # noqa: E402
+
+TEST_SECRET_B64 = "cGx1cy1hbmFseXRpY3MtdGVzdC1zZWNyZXQtMzItYnl0ZXMhIQ"  # 35 bytes, tests only
+os.environ["AIRFLOW_CONN_PLUS_PSEUDONYM_KEY"] = connection_uri_json(TEST_SECRET_B64, 1)
+os.environ.update(airflow_env(Paths(_HOME)))
+
+START = dt.date(2026, 10, 1)
+DAYS = 3
+SCALE = 0.3
+
+
+@pytest.fixture(scope="session")
+def key() -> MasterKey:
+    from plus_analytics.privacy.keys import decode_secret
+
+    return MasterKey(version=1, secret=decode_secret(TEST_SECRET_B64))
+
+
+@pytest.fixture(scope="session")
+def landing(tmp_path_factory) -> Path:
+    """A small generated dataset, independent of the pipeline home (read-only for tests)."""
+    from plus_analytics.generate import generate
+
+    root = tmp_path_factory.mktemp("landing")
+    generate(root, days=DAYS, scale=SCALE, seed=11, start=START)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> Paths:
+    """The whole pipeline run through real Airflow (dag.test) on generated data, once per session."""
+    from plus_analytics.generate import generate
+    from plus_analytics.runner import run_pipeline
+
+    paths = Paths(_HOME).ensure()
+    generate(paths.landing, days=DAYS, scale=SCALE, seed=11, start=START)
+    run_pipeline(paths, [START + dt.timedelta(days=i) for i in range(DAYS)])
+    return paths

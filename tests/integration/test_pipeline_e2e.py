@@ -1,0 +1,185 @@
+"""End to end through real Airflow (dag.test) on generated data."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import ipaddress
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from plus_analytics import db
+from plus_analytics.gate import scan
+from plus_analytics.gate.run import GateFailed, run_gate
+from plus_analytics.marts.build import build_marts, publish
+
+pytestmark = pytest.mark.integration
+IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
+
+
+def _valid_ip(v) -> bool:
+    if not isinstance(v, str):
+        return False
+    v = v.strip()
+    if ":" in v:
+        try:
+            addr = ipaddress.IPv6Address(v.split("%")[0])
+        except ValueError:
+            return False
+        tail = v.rsplit(":", 1)[-1]
+        return "." not in tail or bool(IPV4.match(tail)) or addr is None
+    return bool(IPV4.match(v))
+
+
+def _usage_rows(landing: Path):
+    """An independent reading of the usage-event exports: strict JSON, required fields, types, limits."""
+    req = ("event_id", "event_ts", "account_id", "session_id", "product", "event_type", "ip")
+    for f in sorted((landing / "platform_usage_events").glob("dt=*/*.ndjson")):
+        for raw in f.read_bytes().split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+                json.dumps(row, ensure_ascii=False).encode("utf-8")  # lone surrogates fail here
+            except (UnicodeError, ValueError):
+                continue
+            if not isinstance(row, dict) or any(not isinstance(row.get(k), str) for k in req):
+                continue
+            if row["product"] not in ("connect", "crm", "adtech", "platform") or not _valid_ip(row["ip"]):
+                continue
+            if any(isinstance(row.get(k), str) and len(row[k]) > n for k, n in (("user_agent", 1024), ("event_type", 40), ("feature", 60))):
+                continue
+            if any(row.get(k) is not None and not isinstance(row.get(k), str) for k in ("feature", "user_agent", "cookie_id")):
+                continue
+            try:
+                ts = dt.datetime.fromisoformat(row["event_ts"])
+            except ValueError:
+                continue
+            yield ts.date(), row
+
+
+def test_published_database_holds_only_documented_marts(pipeline):
+    with db.opened(pipeline.analytics_db, read_only=True) as con:
+        tables = dict(con.execute("select table_name, estimated_size from duckdb_tables()").fetchall())
+        for t in tables:
+            assert t.startswith("mart_") or t == "meta_build_info"
+            assert con.execute(f"select count(*) from {t}").fetchone()[0] > 0, f"{t} is empty"
+    assert {"mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
+            "mart_crm_pipeline", "mart_ad_performance"} <= set(tables)
+
+
+def test_usage_mart_matches_independent_count(pipeline):
+    events, accounts = defaultdict(int), defaultdict(set)
+    for day, row in _usage_rows(pipeline.landing):
+        events[(day, row["product"])] += 1
+        accounts[(day, row["product"])].add(row["account_id"].strip())
+    with db.opened(pipeline.analytics_db, read_only=True) as con:
+        got = {(d, p): (e, a) for d, p, e, a in con.execute(
+            "select day, product, events, active_accounts from mart_daily_active_usage where dimension = 'all'").fetchall()}
+    assert got, "no usage rows published"
+    for cell, n in events.items():
+        if len(accounts[cell]) >= 5:
+            assert got[cell] == (n, len(accounts[cell])), cell
+        else:
+            assert cell not in got, f"{cell} describes fewer than k accounts and must be suppressed"
+
+
+def test_ad_performance_matches_csv(pipeline):
+    want = {}
+    for f in sorted((pipeline.landing / "adtech_performance").glob("dt=*/*.csv")):
+        with open(f, encoding="utf-8", errors="replace", newline="") as fh:
+            for r in csv.DictReader(fh):
+                try:
+                    if None in r.values() or None in r or int(r["impressions"]) < 0:
+                        continue
+                    want[(dt.date.fromisoformat(r["date"]), r["campaign_id"])] = int(r["impressions"])
+                except (ValueError, TypeError, KeyError):
+                    continue
+    with db.opened(pipeline.analytics_db, read_only=True) as con:
+        got = {(d, c): i for d, c, i in con.execute("select day, campaign_id, impressions from mart_ad_performance").fetchall()}
+        bad_ctr = con.execute("select count(*) from mart_ad_performance where ctr < 0 or ctr > 1").fetchone()[0]
+    assert got == want
+    assert bad_ctr == 0
+
+
+def test_staging_holds_no_raw_personal_data(pipeline):
+    con = duckdb.connect()
+    db.attach(con, pipeline.staging_db, "stg")
+    db.attach(con, pipeline.raw_db, "raw")
+    from plus_analytics.policy import load_policy
+
+    # Row and object ids the policy keeps (event_id, message_id ...) are digit runs that can look like a
+    # phone to a pattern detector; they are not personal data. The canary still checks every column.
+    object_ids = {f"stg:{s.staging_table}.{c.name}" for s in load_policy().values() for c in s.columns
+                  if c.rule == "keep" and c.name.endswith("_id")}
+    findings = [f for f in scan.scan_catalog(con, "stg", max_len=10_000) if f.location not in object_ids]
+    findings += scan.canary(con, "stg", "raw")
+    con.close()
+    assert findings == []
+
+
+def test_analyst_session_survives_a_publish(pipeline):
+    """An analyst (another process) keeps a read-only session open while the pipeline builds and
+    publishes: neither side waits or fails; the open session keeps its snapshot, a new one sees the new build."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import duckdb, sys
+        con = duckdb.connect({str(pipeline.analytics_db)!r}, read_only=True)
+        print(con.execute('select build_id from meta_build_info').fetchone()[0], flush=True)
+        sys.stdin.readline()  # hold the session open until the pipeline has published
+        print(con.execute('select build_id from meta_build_info').fetchone()[0], flush=True)
+        print(con.execute('select count(*) from mart_ad_performance').fetchone()[0], flush=True)
+        """)
+    analyst = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    old_build = analyst.stdout.readline().strip()
+    b = build_marts(pipeline, 5)
+    assert run_gate(b.path, pipeline, b.build_id)["passed"]
+    publish(b.path, pipeline.analytics_db)
+    out, _ = analyst.communicate("go\n", timeout=60)
+    still, count = out.split()
+    assert analyst.returncode == 0
+    assert still == old_build and int(count) > 0
+    fresh = subprocess.run([sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(pipeline.analytics_db)!r}, "
+                            "read_only=True).execute('select build_id from meta_build_info').fetchone()[0])"],
+                           capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == b.build_id
+
+
+LEAKS = {
+    "email": "select raw_value from raw.id_map where kind = 'email' and error is null limit 1",
+    "ip": "select raw_value from raw.id_map where kind = 'ip' and error is null limit 1",
+    "phone": "select raw_value from raw.id_map where kind = 'phone' and error is null limit 1",
+    "national_id": "select raw_value from raw.id_map where kind = 'national_id' and error is null limit 1",
+    "message_text": "select text from raw.raw_connect_messages where text is not null and length(text) > 10 limit 1",
+    "name": "select full_name from raw.raw_crm_customers where full_name is not null limit 1",
+}
+
+
+@pytest.mark.parametrize("leak", sorted(LEAKS))
+def test_gate_blocks_a_leaking_mart(pipeline, leak):
+    """A mart SQL change that copies a raw value into a mart column is blocked; the published DB is unchanged."""
+    before = pipeline.analytics_db.read_bytes()
+    b = build_marts(pipeline, 5)
+    con = duckdb.connect(str(b.path))
+    con.execute(f"attach '{pipeline.raw_db}' as raw (read_only)")
+    value = con.execute(LEAKS[leak]).fetchone()[0]
+    con.execute("update mart_feature_usage set feature = $v where rowid = 0", {"v": value})
+    con.execute("detach raw")
+    con.execute("checkpoint")
+    con.close()
+    with pytest.raises(GateFailed) as exc:
+        run_gate(b.path, pipeline, b.build_id)
+    assert b.path.exists(), "a failing build is kept for inspection"
+    assert pipeline.analytics_db.read_bytes() == before
+    report_dir = pipeline.reports / "gate" / b.build_id
+    for f in report_dir.iterdir():
+        assert value not in f.read_text(encoding="utf-8"), f"the gate report {f.name} echoes the leaked value"
+    assert value not in str(exc.value)

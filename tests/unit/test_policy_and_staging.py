@@ -1,0 +1,92 @@
+"""The policy fails closed, and staging compiled from it lets nothing personal out."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from plus_analytics import db
+from plus_analytics.ingest.loader import ingest_partition
+from plus_analytics.policy import (PRODUCT_SOURCES, PolicyError, UndeclaredColumnError, _column, load_policy,
+                                   policy_table_markdown)
+from plus_analytics.privacy.staging import compile_select
+
+
+def test_every_source_declared_and_grouped():
+    policy = load_policy()
+    assert sorted(policy) == sorted(s for group in PRODUCT_SOURCES.values() for s in group)
+
+
+def test_no_personal_column_reaches_staging():
+    for src in load_policy().values():
+        out = set(src.staging_columns())
+        for c in src.columns:
+            if c.rule in ("drop", "pseudonymize", "generalize", "derive"):
+                assert c.name not in out, f"{src.name}.{c.name} ({c.rule}) must not reach staging under its own name"
+        sql = compile_select(src)
+        for c in src.columns:
+            if c.rule == "drop":
+                assert f'r."{c.name}"' not in sql, f"dropped column {src.name}.{c.name} is read by staging SQL"
+
+
+def test_compiled_staging_columns_match_policy(tmp_path, key, landing):
+    """Run the compiled SQL for real: its output columns are exactly the policy's staging columns."""
+    from plus_analytics.privacy.staging import stage_source
+
+    raw = tmp_path / "raw.duckdb"
+    policy = load_policy()
+    with db.opened(raw) as con:
+        for src in policy.values():
+            ingest_partition(con, src, dt.date(2026, 10, 1), landing, key)
+    with db.opened(tmp_path / "stg.duckdb") as con:
+        db.attach(con, raw, "raw")
+        for src in policy.values():
+            stage_source(con, src, key, dt.date(2026, 10, 1))
+            cols = [r[0] for r in con.execute(f"describe {src.staging_table}").fetchall()]
+            assert cols == list(src.staging_columns())
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({"type": "VARCHAR", "max_length": 5, "rule": "hash"}, "rule must be"),
+    ({"type": "VARCHAR", "max_length": 5, "rule": "pseudonymize"}, "needs a kind"),
+    ({"type": "VARCHAR", "max_length": 5, "rule": "keep", "kind": "email"}, "cannot be kept"),
+    ({"type": "VARCHAR", "rule": "drop"}, "max_length"),
+    ({"type": "VARCHAR", "max_length": 5, "rule": "generalize", "how": "zip"}, "generalize needs"),
+])
+def test_inconsistent_policy_refused(spec, msg):
+    with pytest.raises(PolicyError, match=msg):
+        _column("c", spec, "s")
+
+
+def test_undeclared_ndjson_column_fails_closed(tmp_path, key):
+    src = load_policy()["platform_consent"]
+    day = dt.date(2026, 10, 1)
+    part = tmp_path / "landing" / src.name / f"dt={day}"
+    part.mkdir(parents=True)
+    row = {"consent_id": "c1", "recorded_at": "2026-10-01T10:00:00Z", "cookie_id": "abc", "account_id": None,
+           "purpose": "analytics", "granted": True, "source": "banner", "fingerprint": "x"}
+    (part / "part-00000.ndjson").write_text(json.dumps(row) + "\n")
+    with db.opened(tmp_path / "raw.duckdb") as con:
+        with pytest.raises(UndeclaredColumnError, match="fingerprint"):
+            ingest_partition(con, src, day, tmp_path / "landing", key)
+        # nothing was loaded
+        assert con.execute(f"select count(*) from {src.raw_table}").fetchone()[0] == 0
+
+
+def test_undeclared_csv_column_fails_closed(tmp_path, key):
+    src = load_policy()["adtech_performance"]
+    day = dt.date(2026, 10, 1)
+    part = tmp_path / "landing" / src.name / f"dt={day}"
+    part.mkdir(parents=True)
+    (part / "part-00000.csv").write_text("date,campaign_id,impressions,clicks,spend_thb,conversions,viewer_email\n"
+                                         "2026-10-01,c1,10,1,2.50,0,a@b.co\n")
+    with db.opened(tmp_path / "raw.duckdb") as con:
+        with pytest.raises(UndeclaredColumnError, match="viewer_email"):
+            ingest_partition(con, src, day, tmp_path / "landing", key)
+
+
+def test_policy_table_lists_every_column():
+    md = policy_table_markdown()
+    for src in load_policy().values():
+        for c in src.columns:
+            assert f"| {src.name} | {c.name} |" in md
