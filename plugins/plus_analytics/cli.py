@@ -112,6 +112,37 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_rotate_keys(args) -> int:
+    paths = _paths(args)
+    from plus_analytics.runner import dag_bag, new_local_key_version, prepare_airflow, run_dag
+
+    if args.new_local_key:
+        version = new_local_key_version(paths)
+        os.environ.pop("AIRFLOW_CONN_PLUS_PSEUDONYM_KEY", None)
+        print(f"demo key rotated locally to version {version} (the old secret is overwritten)")
+    prepare_airflow(paths)
+    t = time.perf_counter()
+    run_dag(dag_bag(), "plus_rotate_keys", None)
+    print(f"re-keyed restricted zone, staging and marts in {time.perf_counter() - t:.1f}s; published {paths.analytics_db}")
+    return 0
+
+
+def cmd_pipeline(args) -> int:
+    """Run the DAGs (through Airflow) for days already landed, e.g. after `generate`."""
+    paths = _paths(args)
+    m = _manifest(paths)
+    if m is None:
+        print("no landing data: run `plus-analytics generate` first", file=sys.stderr)
+        return 2
+    from plus_analytics.runner import run_pipeline
+
+    start = dt.date.fromisoformat(m["start"])
+    t = time.perf_counter()
+    ran = run_pipeline(paths, [start + dt.timedelta(days=i) for i in range(m["days"])], force=args.force)
+    print(f"{ran} in {time.perf_counter() - t:.1f}s")
+    return 0
+
+
 def cmd_keys(args) -> int:
     from plus_analytics.privacy.keys import connection_uri_json, new_secret
 
@@ -140,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="read-only SQL on the published analytics database")
     q.add_argument("sql")
     q.set_defaults(func=cmd_query)
+
+    r = sub.add_parser("rotate-keys", help="re-key everything to the active key version (runs plus_rotate_keys)")
+    r.add_argument("--new-local-key", action="store_true", help="demo only: first make version N+1 of the local key")
+    r.set_defaults(func=cmd_rotate_keys)
+
+    pl = sub.add_parser("pipeline", help="run the DAGs through Airflow for the landed days")
+    pl.add_argument("--force", action="store_true", help="re-run intervals Airflow already ran")
+    pl.set_defaults(func=cmd_pipeline)
 
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
     k.add_argument("--version", type=int, default=1)

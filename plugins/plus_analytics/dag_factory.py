@@ -67,6 +67,35 @@ def ingest_dag(product: str, doc_md: str):
     return _ingest()
 
 
+def build_gate_publish():
+    """build -> gate -> publish (write-audit-publish); used by every DAG that changes the marts."""
+
+    @task(pool=DUCKDB_POOL)
+    def build() -> dict:
+        from plus_analytics import tasks
+
+        return tasks.build_marts()
+
+    @task(retries=0)
+    def gate(build: dict) -> dict:
+        from plus_analytics import tasks
+
+        return tasks.gate_build(build)
+
+    @task(pool=DUCKDB_POOL, outlets=[MARTS_ASSET])
+    def publish(build: dict, gate: dict, outlet_events=None) -> dict:
+        from plus_analytics import tasks
+
+        out = tasks.publish_build(build, gate)
+        outlet_events[MARTS_ASSET].extra = {"build_id": out["build_id"], "tables": out["tables"]}
+        return out
+
+    b = build()
+    g = gate(b)
+    publish(b, g)
+    return b
+
+
 def marts_dag(doc_md: str):
     @dag(
         dag_id="plus_marts",
@@ -79,27 +108,35 @@ def marts_dag(doc_md: str):
         doc_md=doc_md,
     )
     def _marts():
-        @task(pool=DUCKDB_POOL)
-        def build() -> dict:
-            from plus_analytics import tasks
-
-            return tasks.build_marts()
-
-        @task(retries=0)
-        def gate(build: dict) -> dict:
-            from plus_analytics import tasks
-
-            return tasks.gate_build(build)
-
-        @task(pool=DUCKDB_POOL, outlets=[MARTS_ASSET])
-        def publish(build: dict, gate: dict, outlet_events=None) -> dict:
-            from plus_analytics import tasks
-
-            out = tasks.publish_build(build, gate)
-            outlet_events[MARTS_ASSET].extra = {"build_id": out["build_id"], "tables": out["tables"]}
-            return out
-
-        b = build()
-        publish(b, gate(b))
+        build_gate_publish()
 
     return _marts()
+
+
+def rotate_keys_dag(doc_md: str):
+    @dag(
+        dag_id="plus_rotate_keys",
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["plus-analytics", "privacy", "keys"],
+        doc_md=doc_md,
+    )
+    def _rotate():
+        @task(pool=DUCKDB_POOL, retries=0)
+        def rekey_restricted() -> dict:
+            from plus_analytics import tasks
+
+            return tasks.rekey_restricted()
+
+        @task(pool=DUCKDB_POOL, retries=0)
+        def restage_all(rekeyed: dict) -> dict:
+            from plus_analytics import tasks
+
+            return tasks.restage_all()
+
+        restage_all(rekey_restricted()) >> build_gate_publish()
+
+    return _rotate()

@@ -35,6 +35,18 @@ def ensure_local_key(paths: Paths) -> str:
     return connection_uri_json(data["secret"], int(data["key_version"]))
 
 
+def new_local_key_version(paths: Paths) -> int:
+    """Demo only: replace the local secret with a fresh one of version N+1 (the old one is destroyed)."""
+    from plus_analytics.privacy.keys import new_secret
+
+    ensure_local_key(paths)
+    f = paths.secrets / "pseudonym_key.json"
+    version = int(json.loads(f.read_text())["key_version"]) + 1
+    f.write_text(json.dumps({"key_version": version, "secret": new_secret()}))
+    os.chmod(f, 0o600)
+    return version
+
+
 def airflow_env(paths: Paths) -> dict[str, str]:
     duck = lambda p: json.dumps({"conn_type": "duckdb", "host": str(p)})  # noqa: E731
     env = {

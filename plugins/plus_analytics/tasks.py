@@ -110,3 +110,26 @@ def publish_build(build: dict, gate: dict, paths: Paths | None = None) -> dict:
         raise RuntimeError("refusing to publish a build that did not pass the gate")
     publish(Path(build["build_file"]), paths.analytics_db)
     return {"published": str(paths.analytics_db), "build_id": build["build_id"], "tables": build["tables"]}
+
+
+def rekey_restricted(paths: Paths | None = None, key=None, use_hooks: bool = True) -> dict:
+    from plus_analytics.privacy.keys import load_master_key
+    from plus_analytics.privacy.rotation import rekey_restricted as rekey
+
+    paths = (paths or Paths.from_env()).ensure()
+    key = key or load_master_key()
+    with open_zone(RAW_CONN_ID, paths.raw_db, use_hooks) as con:
+        out = rekey(paths, key, con=con)
+    return {"key_version": key.version, **out}
+
+
+def restage_all(paths: Paths | None = None, key=None, use_hooks: bool = True) -> dict:
+    from plus_analytics.privacy.keys import load_master_key
+    from plus_analytics.privacy.rotation import restage
+
+    paths = (paths or Paths.from_env()).ensure()
+    key = key or load_master_key()
+    raw_path = zone_path(RAW_CONN_ID, paths.raw_db) if use_hooks else paths.raw_db
+    with open_zone(STAGING_CONN_ID, paths.staging_db, use_hooks) as con:
+        counts = restage(paths, key, con=con, raw_path=raw_path)
+    return {"key_version": key.version, "rows_staged": counts}

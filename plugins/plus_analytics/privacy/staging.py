@@ -87,7 +87,7 @@ def check_raw_key_version(con, key: MasterKey) -> None:
         )
 
 
-def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None) -> int:
+def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, transaction: bool = True) -> int:
     """(Re)build the staging rows of ``src`` for one landing day, or all of them when ``day`` is None.
 
     ``con`` is the staging database with the restricted one attached read-only as ``raw``. Returns the
@@ -98,7 +98,8 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None) -
     select = compile_select(src)
     params = {"day": day, "key_version": key.version}
     table = src.staging_table
-    con.execute("begin transaction")
+    if transaction:
+        con.execute("begin transaction")
     try:
         have = _existing_columns(con, table)
         if have and have != list(src.staging_columns()):
@@ -112,8 +113,24 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None) -
             con.execute(f"delete from {table} where _dt = $day", {"day": day})
         con.execute(f"insert into {table} {select}", params)
         n = con.execute(f"select count(*) from {table} where ($day is null or _dt = $day)", {"day": params["day"]}).fetchone()[0]
+        if transaction:
+            con.execute("commit")
+    except Exception:
+        if transaction:
+            con.execute("rollback")
+        raise
+    return n
+
+
+def restage_all(con, sources, key: MasterKey) -> dict[str, int]:
+    """Rebuild every staging table from the restricted zone in ONE transaction (key rotation, policy
+    change, erasure): readers of staging see either all old rows or all new ones."""
+    sqlfiles.run_file(con, "macros.sql")
+    con.execute("begin transaction")
+    try:
+        counts = {src.name: stage_source(con, src, key, None, transaction=False) for src in sources}
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return n
+    return counts
