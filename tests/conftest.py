@@ -22,6 +22,8 @@ from plus_analytics.runner import airflow_env  # noqa: E402
 
 TEST_SECRET_B64 = "cGx1cy1hbmFseXRpY3MtdGVzdC1zZWNyZXQtMzItYnl0ZXMhIQ"  # 35 bytes, tests only
 os.environ["AIRFLOW_CONN_PLUS_PSEUDONYM_KEY"] = connection_uri_json(TEST_SECRET_B64, 1)
+# b"tombstone-key-for-tests-only-32bytes!" (tests/integration/test_erasure.py uses the same key)
+os.environ["AIRFLOW_CONN_PLUS_TOMBSTONE_KEY"] = connection_uri_json("dG9tYnN0b25lLWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzIQ", 1)
 os.environ.update(airflow_env(Paths(_HOME)))
 
 START = dt.date(2026, 10, 1)

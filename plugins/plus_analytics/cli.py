@@ -143,6 +143,51 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_erase(args) -> int:
+    """Register a deletion request (normalized and pseudonymized here, before anything is stored)."""
+    from plus_analytics import db
+    from plus_analytics.config import TOMBSTONE_CONN_ID
+    from plus_analytics.erasure.intake import ID_KINDS, register
+    from plus_analytics.privacy.normalize import InvalidIdentifier
+    from plus_analytics.runner import airflow_env
+
+    paths = _paths(args)
+    given = [(opt, getattr(args, opt)) for opt in ID_KINDS if getattr(args, opt)]
+    if len(given) != 1:
+        print("give exactly one identifier: --email, --phone, --account-id, --customer-id, --line-id, --cookie-id or --device-id",
+              file=sys.stderr)
+        return 2
+    os.environ.update(airflow_env(paths))  # the keys come from the Airflow connections (any secrets backend)
+    from plus_analytics.privacy.keys import load_master_key
+
+    key, tomb = load_master_key(), load_master_key(TOMBSTONE_CONN_ID)
+    option, value = given[0]
+    try:
+        with db.opened(paths.raw_db) as con:
+            rid = register(con, key, tomb, option, value, args.requester, deadline_days=args.deadline_days)
+    except InvalidIdentifier as exc:
+        print(f"not registered: the {option.replace('_', ' ')} given is invalid ({exc})", file=sys.stderr)
+        return 2
+    print(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
+    if args.run:
+        from plus_analytics.runner import dag_bag, prepare_airflow, run_dag
+
+        prepare_airflow(paths)
+        t = time.perf_counter()
+        run_dag(dag_bag(), "plus_erasure", None)
+        print(f"erasure propagated and verified in {time.perf_counter() - t:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    paths = _paths(args)
+    from plus_analytics.erasure.report import write_report
+
+    out = write_report(paths)
+    print(json.dumps(out, indent=2))
+    return 1 if out["overdue"] else 0
+
+
 def cmd_keys(args) -> int:
     from plus_analytics.privacy.keys import connection_uri_json, new_secret
 
@@ -179,6 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("pipeline", help="run the DAGs through Airflow for the landed days")
     pl.add_argument("--force", action="store_true", help="re-run intervals Airflow already ran")
     pl.set_defaults(func=cmd_pipeline)
+
+    e = sub.add_parser("erase", help="register a deletion request (DPO)")
+    for opt in ("email", "phone", "account-id", "customer-id", "line-id", "cookie-id", "device-id"):
+        e.add_argument(f"--{opt}", dest=opt.replace("-", "_"))
+    e.add_argument("--requester", default="DPO", help="who registered the request (DPO name or ticket)")
+    e.add_argument("--deadline-days", type=int, default=30, help="legal deadline from receipt (default 30)")
+    e.add_argument("--run", action="store_true", help="also run the plus_erasure DAG to completion")
+    e.set_defaults(func=cmd_erase)
+
+    rp = sub.add_parser("report", help="DPO reports")
+    rp.add_argument("what", choices=["tombstones"])
+    rp.set_defaults(func=cmd_report)
 
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
     k.add_argument("--version", type=int, default=1)

@@ -21,6 +21,9 @@ RAW_CONN_ID = "plus_duckdb_raw"
 STAGING_CONN_ID = "plus_duckdb_staging"
 BUILD_CONN_ID = "plus_duckdb_build"
 KEY_CONN_ID = "plus_pseudonym_key"
+#: Key of the tombstones' blind index: separate from the pseudonym key and not rotated with it, so erased
+#: subjects' late arrivals are still recognised after a pseudonym-key rotation.
+TOMBSTONE_CONN_ID = "plus_tombstone_key"
 #: One-slot pool: DuckDB lets a single process hold a file read-write, so every task that writes one
 #: of our files queues here instead of failing on the lock.
 DUCKDB_POOL = "plus_duckdb"

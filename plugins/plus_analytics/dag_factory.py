@@ -140,3 +140,37 @@ def rotate_keys_dag(doc_md: str):
         restage_all(rekey_restricted()) >> build_gate_publish()
 
     return _rotate()
+
+
+def erasure_dag(doc_md: str):
+    from airflow.sdk import Param
+
+    @dag(
+        dag_id="plus_erasure",
+        schedule="@daily",
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["plus-analytics", "privacy", "erasure", "dpo"],
+        doc_md=doc_md,
+        params={"note": Param("", type="string", title="Note for the run log (no identifiers)",
+                              description="Requests are registered pseudonymized with `plus-analytics erase`; this run "
+                                          "propagates every pending one. Never type an identifier here.")},
+    )
+    def _erasure():
+        @task(pool=DUCKDB_POOL, retries=0)
+        def propagate_and_verify() -> dict:
+            from plus_analytics import tasks
+
+            return tasks.erase_pending()
+
+        @task(retries=0)
+        def dpo_report(result: dict) -> dict:
+            from plus_analytics import tasks
+
+            return tasks.tombstone_report()
+
+        dpo_report(propagate_and_verify())
+
+    return _erasure()

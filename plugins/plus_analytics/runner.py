@@ -15,17 +15,18 @@ import sys
 from pathlib import Path
 
 from plus_analytics.config import (BUILD_CONN_ID, DUCKDB_POOL, KEY_CONN_ID, RAW_CONN_ID, REPO_ROOT,
-                                   STAGING_CONN_ID, Paths)
+                                   STAGING_CONN_ID, TOMBSTONE_CONN_ID, Paths)
 
 log = logging.getLogger(__name__)
 
 
-def ensure_local_key(paths: Paths) -> str:
-    """The demo's master secret: created once under data/secrets (mode 600), served as an Airflow
-    connection through the environment-variables secrets backend. Production uses a real backend."""
+def ensure_local_key(paths: Paths, name: str = "pseudonym_key") -> str:
+    """A demo secret (pseudonym key or tombstone key): created once under data/secrets (mode 600), served
+    as an Airflow connection through the environment-variables secrets backend. Production uses a real
+    secrets backend."""
     from plus_analytics.privacy.keys import connection_uri_json, new_secret
 
-    f = paths.secrets / "pseudonym_key.json"
+    f = paths.secrets / f"{name}.json"
     if not f.exists():
         paths.secrets.mkdir(parents=True, exist_ok=True)
         os.chmod(paths.secrets, 0o700)
@@ -66,6 +67,8 @@ def airflow_env(paths: Paths) -> dict[str, str]:
     }
     if not os.environ.get(f"AIRFLOW_CONN_{KEY_CONN_ID.upper()}"):
         env[f"AIRFLOW_CONN_{KEY_CONN_ID.upper()}"] = ensure_local_key(paths)
+    if not os.environ.get(f"AIRFLOW_CONN_{TOMBSTONE_CONN_ID.upper()}"):
+        env[f"AIRFLOW_CONN_{TOMBSTONE_CONN_ID.upper()}"] = ensure_local_key(paths, "tombstone_key")
     return env
 
 

@@ -15,7 +15,7 @@ import logging
 from contextlib import contextmanager
 from pathlib import Path
 
-from plus_analytics.config import BUILD_CONN_ID, RAW_CONN_ID, STAGING_CONN_ID, Paths, k_anonymity
+from plus_analytics.config import BUILD_CONN_ID, RAW_CONN_ID, STAGING_CONN_ID, TOMBSTONE_CONN_ID, Paths, k_anonymity
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,24 @@ def as_day(value) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True) -> dict:
-    from plus_analytics.erasure.suppression import suppression_sql
+def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True, tomb_key=None) -> dict:
+    from plus_analytics.erasure.intake import register_tombstone_key
+    from plus_analytics.erasure.suppression import has_tombstones, suppression_sql
     from plus_analytics.ingest.loader import ingest_partition
     from plus_analytics.policy import source as get_source
+    from plus_analytics.privacy import identifiers
     from plus_analytics.privacy.keys import load_master_key
 
     paths = (paths or Paths.from_env()).ensure()
     key = key or load_master_key()
     src = get_source(source)
     with open_zone(RAW_CONN_ID, paths.raw_db, use_hooks) as con:
-        result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress_sql=suppression_sql(con, src))
+        identifiers.ensure_schema(con)
+        suppress = None
+        if has_tombstones(con):  # erased subjects exist: the tombstone key is required (no key, no run)
+            register_tombstone_key(con, tomb_key or load_master_key(TOMBSTONE_CONN_ID))
+            suppress = suppression_sql(con, src)
+        result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress_sql=suppress)
     return result.as_dict()
 
 
@@ -133,3 +140,25 @@ def restage_all(paths: Paths | None = None, key=None, use_hooks: bool = True) ->
     with open_zone(STAGING_CONN_ID, paths.staging_db, use_hooks) as con:
         counts = restage(paths, key, con=con, raw_path=raw_path)
     return {"key_version": key.version, "rows_staged": counts}
+
+
+def erase_pending(paths: Paths | None = None, key=None, tomb_key=None) -> dict:
+    """Propagate, physically erase and verify every pending deletion request (one task: the subject's
+    raw forms must live only in this process's memory)."""
+    from plus_analytics.erasure.propagate import erase_pending as erase
+    from plus_analytics.privacy.keys import load_master_key
+
+    paths = (paths or Paths.from_env()).ensure()
+    key = key or load_master_key()
+    tomb_key = tomb_key or load_master_key(TOMBSTONE_CONN_ID)
+    return erase(paths, key, tomb_key, k_anonymity())
+
+
+def tombstone_report(paths: Paths | None = None, fail_on_overdue: bool = True) -> dict:
+    from plus_analytics.erasure.report import write_report
+
+    paths = (paths or Paths.from_env()).ensure()
+    out = write_report(paths)
+    if fail_on_overdue and out["overdue"]:
+        raise RuntimeError(f"{out['overdue']} deletion request(s) are OVERDUE: see {out['html']}")
+    return out

@@ -62,3 +62,52 @@ create table if not exists ingest_log (
     rows_suppressed  bigint not null,
     ingested_at  timestamp not null
 );
+
+-- Identifiers mentioned inside free text (a phone number typed into a chat message): which row mentions
+-- which identifier. Erasure deletes every row that mentions its subject.
+create table if not exists text_mentions (
+    source    varchar not null,
+    _dt       date not null,
+    _file     varchar not null,
+    _line     bigint not null,
+    kind      varchar not null,
+    raw_value varchar not null
+);
+
+-- Deletion requests. No raw identifier is ever stored here: only pseudonyms and a blind index.
+create table if not exists tombstones (
+    request_id    varchar not null,
+    received_at   timestamp not null,
+    requester     varchar not null,
+    id_kind       varchar not null,
+    deadline      timestamp not null,
+    status        varchar not null,      -- pending, propagated, verified
+    propagated_at timestamp,
+    verified_at   timestamp
+);
+
+-- The subject's identifiers: seeded at intake, expanded by resolution. pseudonym is the analytics
+-- pseudonym (active key version); blind is HMAC under the separate tombstone key, which does not rotate
+-- with the pseudonym key, so late arrivals are recognised across key rotations.
+create table if not exists tombstone_subjects (
+    request_id  varchar not null,
+    kind        varchar not null,
+    pseudonym   varchar,
+    key_version integer,
+    blind       varchar not null
+);
+
+-- Append-only, hash-chained evidence: each record carries the hash of the previous one.
+create table if not exists erasure_evidence (
+    seq          bigint not null,
+    request_id   varchar not null,
+    event        varchar not null,      -- registered, removed, verified_rows, verified_bytes, suppressed, rewritten
+    layer        varchar,
+    location     varchar,
+    rows_removed bigint,
+    check_result bigint,
+    detail       varchar,
+    recorded_at  timestamp not null,
+    prev_hash    varchar not null,
+    hash         varchar not null
+);

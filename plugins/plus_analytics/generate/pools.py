@@ -191,4 +191,21 @@ def build_pools(seed: int, scale: float) -> Pools:
         address=np.array([(fth.address() if t else fen.address()).replace("\n", " ") for t in c_thai], dtype=object),
         stage=np.array(["lead", "prospect", "customer", "churned"], dtype=object)[rng.choice(4, n_cust, p=[.4, .25, .3, .05])],
     )
+    link_people(rng, accounts, people, contacts, customers)
     return Pools(accounts, people, contacts, customers)
+
+
+def link_people(rng, accounts, people, contacts, customers) -> None:
+    """Some people exist in several products, as in life: a platform user who is also a CRM customer
+    (same email, written differently), with a LINE chat, whose browser cookie is seen by the ad network.
+    These are the subjects an erasure request must follow across every export."""
+    n_link = max(3, len(customers["id"]) // 30)
+    busiest = np.argsort(-accounts["activity"])[:n_link]
+    line_contacts = np.flatnonzero(contacts["channel"] == "line")
+    for j, a in enumerate(busiest):
+        email = accounts["email"][a]
+        customers["email"][j] = email.upper() if j % 2 else f" {email} "
+        customers["line_id"][j] = contacts["platform_id"][line_contacts[j % len(line_contacts)]]
+        dev = int(np.flatnonzero(accounts["dev_owner"] == a)[0])
+        people["cookie"][j] = accounts["dev_cookie"][dev]
+        people["activity"][j] = people["activity"].max()

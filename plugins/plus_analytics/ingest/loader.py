@@ -53,7 +53,7 @@ def _q(name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def _lines_python(path: Path) -> pd.DataFrame:
+def _lines_python(path: Path, name: str) -> pd.DataFrame:
     """Slow path for a file that is not valid UTF-8: find the bad lines, keep the good ones."""
     rows = []
     for i, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
@@ -61,24 +61,30 @@ def _lines_python(path: Path) -> pd.DataFrame:
         if not raw.strip():
             continue
         try:
-            rows.append((str(path), i, raw.decode("utf-8"), None))
+            rows.append((name, i, raw.decode("utf-8"), None))
         except UnicodeDecodeError:
-            rows.append((str(path), i, raw.decode("utf-8", "replace")[:PAYLOAD_KEEP], "invalid UTF-8"))
+            rows.append((name, i, raw.decode("utf-8", "replace")[:PAYLOAD_KEEP], "invalid UTF-8"))
     return pd.DataFrame(rows, columns=["_file", "_line", "payload", "_err"])
 
 
-def _load_ndjson_lines(con, files: list[Path]) -> None:
+def file_name(landing: Path, f: Path) -> str:
+    """How raw rows and quarantine refer to a landing file: relative to the landing root, so the data
+    directory can move and erasure always rewrites the files of the zone it works on."""
+    return Path(f).relative_to(landing).as_posix()
+
+
+def _load_ndjson_lines(con, files: list[Path], landing: Path) -> None:
     con.execute("create or replace temp table _lines (_file varchar, _line bigint, payload varchar, _err varchar)")
     for f in files:
         try:
             con.execute(
                 """insert into _lines
-                   select filename, unnest(generate_series(1, len(parts))), rtrim(unnest(parts), chr(13)), null
-                   from (select filename, string_split(content, chr(10)) as parts from read_text($f))""",
-                {"f": str(f)},
+                   select $name, unnest(generate_series(1, len(parts))), rtrim(unnest(parts), chr(13)), null
+                   from (select string_split(content, chr(10)) as parts from read_text($f))""",
+                {"f": str(f), "name": file_name(landing, f)},
             )
         except duckdb.InvalidInputException:
-            frame = _lines_python(f)
+            frame = _lines_python(f, file_name(landing, f))
             con.register("_pylines", frame)
             con.execute("insert into _lines select * from _pylines")
             con.unregister("_pylines")
@@ -114,7 +120,7 @@ def _extract_ndjson(con, src: Source) -> None:
     )
 
 
-def _load_csv(con, src: Source, files: list[Path]) -> None:
+def _load_csv(con, src: Source, files: list[Path], landing: Path) -> None:
     declared = list(src.column_names)
     records = []
     for f in files:
@@ -144,7 +150,7 @@ def _load_csv(con, src: Source, files: list[Path]) -> None:
                     i = pos.get(c)
                     v = fields[i] if (err is None and i is not None and i < len(fields)) else None
                     values.append(v if v != "" else None)
-                records.append([str(f), line, payload[:PAYLOAD_KEEP], err] + values)
+                records.append([file_name(landing, f), line, payload[:PAYLOAD_KEEP], err] + values)
     frame = pd.DataFrame(records, columns=["_file", "_line", "payload", "_err"] + [f"v_{c}" for c in declared], dtype=object)
     frame["_line"] = frame["_line"].astype("int64")
     con.register("_csvrows", frame)
@@ -238,6 +244,33 @@ def _validate(con, src: Source, day: dt.date) -> None:
     )
 
 
+# ----------------------------------------------------------------------------------------------- mentions
+
+_D = "[0-9\u0e50-\u0e59\uff10-\uff19]"
+#: Identifier candidates inside free text, matched as written (Thai and fullwidth digits included) so that
+#: erasure can find the exact bytes later. Each candidate is normalized like any identifier; only the
+#: ones that normalize can ever match a subject.
+MENTION_PATTERNS = {
+    "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+    "phone": r"\+?" + _D + r"(?:[ \-]?" + _D + r"){7,13}",
+    "national_id": _D + r"(?:[ \-]?" + _D + r"){12}",
+    "platform_user": r"U[0-9a-f]{32}",
+}
+
+
+def _extract_mentions(con, src: Source) -> None:
+    parts = [
+        f"""select _file, _line, '{kind}' as kind, unnest(regexp_extract_all({_q('v_' + c.name)}, '{rx.replace("'", "''")}')) as v
+            from _cand where _err is null and {_q('v_' + c.name)} is not null"""
+        for c in src.free_text_columns for kind, rx in MENTION_PATTERNS.items()
+    ]
+    con.execute("create or replace temp table _mentions as " + (" union all ".join(parts) if parts else
+                "select null::varchar as _file, null::bigint as _line, null::varchar as kind, null::varchar as v where false"))
+    con.execute("update _mentions set v = trim(v, ' -')")
+    for kind in MENTION_PATTERNS:
+        identifiers.learn_identifiers(con, kind, f"select v from _mentions where kind = '{kind}'")
+
+
 # ------------------------------------------------------------------------------------------------ tables
 
 def raw_table_ddl(src: Source) -> str:
@@ -271,10 +304,10 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
     if not files:
         log.warning("no landing files for %s on %s", src.name, day)
     if src.format == "ndjson":
-        _load_ndjson_lines(con, files)
+        _load_ndjson_lines(con, files, Path(landing))
         _extract_ndjson(con, src)
     else:
-        _load_csv(con, src, files)
+        _load_csv(con, src, files, Path(landing))
 
     # Learn identifiers and user agents before validation: validity of an identifier is part of it.
     for c in src.identifier_columns:
@@ -282,6 +315,7 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
     for c in src.columns:
         if c.rule == "generalize" and c.how == "user_agent":
             identifiers.learn_user_agents(con, f"select {_q('v_' + c.name)} as v from _cand where _err is null")
+    _extract_mentions(con, src)
     _validate(con, src, day)
     if src.visitor:
         days = [r[0] for r in con.execute(
@@ -294,13 +328,33 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
     con.execute("begin transaction")
     try:
         if suppress_sql:
-            suppressed = con.execute(
-                f"select count(*) from _checked where reason is null and (_file, _line) in ({suppress_sql})").fetchone()[0]
-            con.execute(f"delete from _checked where reason is null and (_file, _line) in ({suppress_sql})")
+            from plus_analytics.erasure import evidence
+            from plus_analytics.erasure.propagate import rewrite_lines
+            from plus_analytics.erasure.suppression import forget_suppressed_identifiers
+
+            con.execute(f"create or replace temp table _suppressed as select distinct * from ({suppress_sql})")
+            con.execute("delete from _suppressed where (_file, _line) not in (select _file, _line from _checked where reason is null)")
+            suppressed = con.execute("select count(distinct (_file, _line)) from _suppressed").fetchone()[0]
+            for rid, n in con.execute("select request_id, count(*) from _suppressed group by 1 order by 1").fetchall():
+                evidence.append(con, rid, "suppressed", layer="ingest", location=f"{src.name} {day}", rows_removed=n,
+                                detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
+            blank: dict[str, set[int]] = {}
+            for f, line in con.execute("select _file, _line from _suppressed").fetchall():
+                blank.setdefault(f, set()).add(int(line))
+            con.execute("delete from _checked where (_file, _line) in (select _file, _line from _suppressed)")
+            forget_suppressed_identifiers(con)
+            rewrite_lines(Path(landing), blank)
         con.execute(f"delete from {src.raw_table} where _dt = $day", {"day": day})
         con.execute(
             f"insert into {src.raw_table} select $day, _file, _line, {cols}, $now from _checked where reason is null",
             {"day": day, "now": now},
+        )
+        con.execute("delete from text_mentions where source = $s and _dt = $day", {"s": src.name, "day": day})
+        con.execute(
+            """insert into text_mentions select distinct $s, $day, m._file, m._line, m.kind, m.v
+               from _mentions m join _checked c on c._file = m._file and c._line = m._line and c.reason is null
+               join id_map i on i.kind = m.kind and i.raw_value = m.v and i.error is null""",
+            {"s": src.name, "day": day},
         )
         con.execute("delete from quarantine where source = $s and _dt = $day", {"s": src.name, "day": day})
         con.execute(
@@ -322,7 +376,7 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
     except Exception:
         con.execute("rollback")
         raise
-    for t in ("_lines", "_cand", "_checked"):
+    for t in ("_lines", "_cand", "_checked", "_mentions"):
         con.execute(f"drop table if exists {t}")
     log.info("ingested %s %s: %s", src.name, day, {k: v for k, v in result.as_dict().items() if k not in ("source", "day")})
     return result

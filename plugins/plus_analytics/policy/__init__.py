@@ -23,6 +23,9 @@ KINDS = (
 GENERALIZE = {"ip": ("country", "ip_prefix_pid"), "user_agent": ("device_type", "os_family", "browser_family")}
 DERIVE = {"text": ("length_bucket", "language")}
 TYPES = ("VARCHAR", "TIMESTAMP", "DATE", "BOOLEAN", "BIGINT", "DOUBLE")
+#: What erasure writes into a column that referenced an erased subject (e.g. the owning account of
+#: someone else's CRM record). It is never learned as an identifier, so it pseudonymizes to NULL.
+REDACTED = "erased"
 
 
 class PolicyError(ValueError):
@@ -83,6 +86,8 @@ class Source:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     visitor: dict | None = None
+    subject: tuple[str, ...] = ()
+    parent: dict | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -101,6 +106,11 @@ class Source:
     @property
     def staging_table(self) -> str:
         return f"stg_{self.name}"
+
+    @property
+    def free_text_columns(self) -> tuple[Column, ...]:
+        """Columns whose text may mention identifiers of anyone (messages, notes)."""
+        return tuple(c for c in self.columns if c.pii == "free_text")
 
     @property
     def identifier_columns(self) -> tuple[Column, ...]:
@@ -173,6 +183,8 @@ def load_policy(path: str | None = None) -> dict[str, Source]:
             columns=cols,
             key=tuple(spec["key"]),
             visitor=spec.get("visitor"),
+            subject=tuple(spec.get("subject") or ()),
+            parent=spec.get("parent"),
         )
         if src.format not in ("ndjson", "csv"):
             raise PolicyError(f"{name}: format must be ndjson or csv")
@@ -180,6 +192,11 @@ def load_policy(path: str | None = None) -> dict[str, Source]:
             raise PolicyError(f"{name}: event_time {src.event_time!r} is not a column")
         if not src.key or set(src.key) - set(src.column_names):
             raise PolicyError(f"{name}: key must name columns")
+        for col in src.subject:
+            if col not in src.column_names or not src.column(col).kind:
+                raise PolicyError(f"{name}: subject column {col!r} must be an identifier column (with a kind)")
+        if "subject" not in spec and "parent" not in spec:
+            raise PolicyError(f"{name}: declare subject (possibly []) or parent, so erasure knows whose rows these are")
         if src.visitor:
             for role in ("ip", "user_agent", "account"):
                 if src.visitor.get(role) not in src.column_names:

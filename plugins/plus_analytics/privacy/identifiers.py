@@ -14,7 +14,7 @@ import secrets
 import pandas as pd
 
 from plus_analytics import sqlfiles
-from plus_analytics.policy import KINDS
+from plus_analytics.policy import KINDS, REDACTED
 from plus_analytics.privacy.keys import MasterKey, hmac_pads
 from plus_analytics.privacy.lookups import ip_country, parse_user_agent
 from plus_analytics.privacy.normalize import InvalidIdentifier, ip_prefix, normalize
@@ -68,8 +68,8 @@ def learn_identifiers(con, kind: str, values_sql: str) -> int:
     new = [r[0] for r in con.execute(
         f"""select distinct s.v from ({values_sql}) s
             anti join (select raw_value from id_map where kind = $kind) m on s.v = m.raw_value
-            where s.v is not null""",
-        {"kind": kind},
+            where s.v is not null and s.v <> $redacted""",
+        {"kind": kind, "redacted": REDACTED},
     ).fetchall()]
     if not new:
         return 0

@@ -1,0 +1,180 @@
+"""Erasure end to end: a subject with chats, CRM records, ad interactions and usage events is erased
+everywhere, provably, and stays erased."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from plus_analytics import db
+from plus_analytics.config import Paths
+from plus_analytics.erasure import evidence
+from plus_analytics.erasure.intake import register
+from plus_analytics.erasure.propagate import erase_pending, scan_bytes
+from plus_analytics.erasure.report import write_report
+from plus_analytics.ingest.loader import ingest_partition
+from plus_analytics.marts.build import build_marts
+from plus_analytics.policy import load_policy
+from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.privacy.staging import stage_source
+from plus_analytics.tasks import ingest_source
+
+pytestmark = pytest.mark.integration
+TOMB = MasterKey(version=1, secret=b"tombstone-key-for-tests-only-32bytes!")
+MARTS = ["mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
+         "mart_crm_pipeline", "mart_ad_performance"]
+
+
+def _subject(raw_db) -> dict:
+    """A person who is a platform user, a CRM customer (same email, written differently), has a LINE chat
+    and a cookie seen by the ad network: everything they are known by, read from the restricted zone."""
+    con = duckdb.connect(str(raw_db), read_only=True)
+    row = con.execute("""
+        select a.email, a.account_id, a.phone, c.customer_id, c.email, c.line_id, c.phone
+        from raw_platform_accounts a join raw_crm_customers c on lower(trim(c.email)) = lower(trim(a.email))
+        where c.line_id in (select contact_platform_id from raw_connect_conversations)
+          and a.account_id in (select account_id from raw_platform_usage_events)
+        order by a.account_id limit 1""").fetchone()
+    assert row, "the generator must link people across products"
+    email, account, phone, customer, cust_email, line_id, cust_phone = row
+    cookies = [r[0] for r in con.execute(
+        "select distinct cookie_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
+    sessions = [r[0] for r in con.execute(
+        "select distinct session_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
+    ads = con.execute("select count(*) from raw_adtech_interactions where cookie_id in (select unnest(?))", [cookies]).fetchone()[0]
+    con.close()
+    assert ads > 0, "the subject must have ad interactions"
+    forms = {email, email.strip(), cust_email, cust_email.strip(), account, customer, line_id, *cookies, *sessions}
+    forms |= {p for p in (phone, cust_phone) if p}
+    return {"email": email, "account": account, "customer": customer, "line_id": line_id, "cookies": cookies,
+            "forms": sorted(f for f in forms if f and len(f.encode()) >= 6)}
+
+
+def _marts(path) -> dict:
+    con = duckdb.connect(str(path), read_only=True)
+    out = {m: con.execute(f"select * from {m} order by all").fetchall() for m in MARTS}
+    con.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def erased(pipeline, tmp_path_factory, key):
+    home = Paths(tmp_path_factory.mktemp("erasure-home"))
+    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
+    for stale in home.builds.glob("*"):
+        stale.unlink()
+    subject = _subject(home.raw_db)
+    with db.opened(home.raw_db, read_only=True) as con:
+        before_rows = {s.raw_table: con.execute(f"select count(*) from {s.raw_table}").fetchone()[0] for s in load_policy().values()}
+        others = {r[0] for r in con.execute("select distinct account_id from raw_platform_usage_events where account_id <> ?",
+                                            [subject["account"]]).fetchall()}
+    with db.opened(home.raw_db) as con:
+        rid = register(con, key, TOMB, "email", "  " + subject["email"].upper() + " ", "test DPO")
+    result = erase_pending(home, key, TOMB, 5)
+    return dict(home=home, subject=subject, rid=rid, result=result, before_rows=before_rows, others=others)
+
+
+def test_request_verified(erased):
+    assert erased["result"]["requests"] == 1 and erased["result"]["verified"] == 1
+    with db.opened(erased["home"].raw_db, read_only=True) as con:
+        assert con.execute("select status from tombstones where request_id = ?", [erased["rid"]]).fetchone()[0] == "verified"
+        assert con.execute("select count(*) from tombstone_subjects where request_id = ?", [erased["rid"]]).fetchone()[0] >= 5
+
+
+def test_no_row_anywhere(erased):
+    s, home = erased["subject"], erased["home"]
+    con = duckdb.connect()
+    con.execute(f"attach '{home.raw_db}' as raw (read_only)")
+    for src in load_policy().values():
+        for c in src.identifier_columns:
+            n = con.execute(f'select count(*) from raw.{src.raw_table} where "{c.name}" in (select unnest(?))', [s["forms"]]).fetchone()[0]
+            assert n == 0, f"{src.raw_table}.{c.name}"
+    con.close()
+
+
+def test_no_byte_anywhere_under_the_data_directory(erased):
+    needles = [f.encode() for f in erased["subject"]["forms"]]
+    assert scan_bytes(erased["home"].home, needles) == {}
+
+
+def test_other_subjects_untouched(erased):
+    with db.opened(erased["home"].raw_db, read_only=True) as con:
+        still = {r[0] for r in con.execute("select distinct account_id from raw_platform_usage_events").fetchall()}
+        after = {s.raw_table: con.execute(f"select count(*) from {s.raw_table}").fetchone()[0] for s in load_policy().values()}
+    assert erased["others"] <= still
+    removed = sum(erased["before_rows"].values()) - sum(after.values())
+    assert 0 < removed < 0.2 * sum(erased["before_rows"].values())
+    assert after["raw_adtech_performance"] == erased["before_rows"]["raw_adtech_performance"]
+
+
+def test_marts_equal_a_build_without_the_subject(erased, key, tmp_path):
+    """Ingest the rewritten landing files from scratch: the marts must equal the published ones."""
+    home = erased["home"]
+    fresh = Paths(tmp_path / "fresh").ensure()
+    shutil.copytree(home.landing, fresh.landing, dirs_exist_ok=True)
+    man = json.loads((fresh.landing / "_manifest.json").read_text())
+    days = [dt.date.fromisoformat(man["start"]) + dt.timedelta(days=i) for i in range(man["days"])]
+    with db.opened(fresh.raw_db) as con:
+        for src in load_policy().values():
+            for d in days:
+                ingest_partition(con, src, d, fresh.landing, key)
+    with db.opened(fresh.staging_db) as con:
+        db.attach(con, fresh.raw_db, "raw")
+        for src in load_policy().values():
+            stage_source(con, src, key)
+    b = build_marts(fresh, 5)
+    assert _marts(b.path) == _marts(home.analytics_db)
+
+
+def test_evidence_is_chained_and_report_has_no_identifier(erased):
+    home = erased["home"]
+    with db.opened(home.raw_db) as con:
+        assert evidence.verify_chain(con)[0]
+        events = {r[0] for r in con.execute("select event from erasure_evidence where request_id = ?", [erased["rid"]]).fetchall()}
+    assert {"registered", "removed", "verified_rows", "verified_bytes"} <= events
+    out = write_report(home)
+    assert out["verified"] >= 1 and out["overdue"] == 0 and out["chain_intact"]
+    for f in (home.reports / "dpo").iterdir():
+        text = f.read_text(encoding="utf-8")
+        assert not any(form in text for form in erased["subject"]["forms"]), f.name
+
+
+def test_tampering_breaks_the_chain(erased, tmp_path):
+    copy = tmp_path / "raw.duckdb"
+    shutil.copy(erased["home"].raw_db, copy)
+    with db.opened(copy) as con:
+        con.execute("update erasure_evidence set rows_removed = rows_removed + 1 where seq = 2")
+        assert evidence.verify_chain(con) == (False, 2)
+
+
+def test_second_run_is_idempotent(erased, key):
+    home = erased["home"]
+    before = _marts(home.analytics_db)
+    assert erase_pending(home, key, TOMB, 5) == {"requests": 0}
+    assert _marts(home.analytics_db) == before
+
+
+def test_late_arrival_suppressed(erased, key):
+    """A late event for the erased account (a re-sync) is dropped at ingest, counted, and blanked."""
+    home, s = erased["home"], erased["subject"]
+    day = dt.date(2026, 12, 1)
+    part = home.landing / "platform_usage_events" / f"dt={day}"
+    part.mkdir(parents=True)
+    late = {"event_id": "ev_late_1", "event_ts": "2026-12-01T10:00:00Z", "account_id": s["account"], "session_id": "ses_late",
+            "cookie_id": None, "product": "crm", "event_type": "page_view", "feature": "contacts", "ip": "1.46.3.4",
+            "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}
+    other = dict(late, event_id="ev_late_2", account_id="acc_9999999", session_id="ses_other")
+    (part / "part-00000.ndjson").write_text(json.dumps(late) + "\n" + json.dumps(other) + "\n")
+    out = ingest_source("platform_usage_events", day, home, key, use_hooks=False, tomb_key=TOMB)
+    assert out["rows_suppressed"] == 1 and out["rows_loaded"] == 1
+    with db.opened(home.raw_db, read_only=True) as con:
+        n = con.execute("select rows_removed from erasure_evidence where request_id = ? and event = 'suppressed'",
+                        [erased["rid"]]).fetchone()[0]
+        assert n == 1
+        assert con.execute("select count(*) from id_map where raw_value = ?", [s["account"]]).fetchone()[0] == 0
+    assert s["account"].encode() not in (part / "part-00000.ndjson").read_bytes()
+
