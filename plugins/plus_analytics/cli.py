@@ -188,6 +188,18 @@ def cmd_report(args) -> int:
     return 1 if out["overdue"] else 0
 
 
+def cmd_retention(args) -> int:
+    paths = _paths(args)
+    from plus_analytics.runner import dag_bag, prepare_airflow, run_dag
+
+    prepare_airflow(paths)
+    t = time.perf_counter()
+    run_dag(dag_bag(), "plus_retention", None, conf={"as_of": args.as_of or dt.date.today().isoformat()})
+    print(f"retention enforced as of {args.as_of or 'today'} and marts republished in {time.perf_counter() - t:.1f}s; "
+          f"evidence in the DPO report ({paths.reports / 'dpo' / 'tombstones.html'} after `plus-analytics report tombstones`)")
+    return 0
+
+
 def cmd_keys(args) -> int:
     from plus_analytics.privacy.keys import connection_uri_json, new_secret
 
@@ -234,8 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_erase)
 
     rp = sub.add_parser("report", help="DPO reports")
-    rp.add_argument("what", choices=["tombstones"])
+    rp.add_argument("what", choices=["tombstones", "dpo"], help="tombstones and dpo write the same report (erasure, retention, consent)")
     rp.set_defaults(func=cmd_report)
+
+    rt = sub.add_parser("retention", help="destroy expired data in every layer (runs plus_retention)")
+    rt.add_argument("--as-of", help="YYYY-MM-DD (default today)")
+    rt.set_defaults(func=cmd_retention)
 
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
     k.add_argument("--version", type=int, default=1)

@@ -174,3 +174,29 @@ def erasure_dag(doc_md: str):
         dpo_report(propagate_and_verify())
 
     return _erasure()
+
+
+def retention_dag(doc_md: str):
+    from airflow.sdk import Param
+
+    @dag(
+        dag_id="plus_retention",
+        schedule=daily(),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["plus-analytics", "privacy", "retention", "dpo"],
+        doc_md=doc_md,
+        params={"as_of": Param("", type="string", title="Enforce as of (YYYY-MM-DD; empty: end of the data interval)")},
+    )
+    def _retention():
+        @task(pool=DUCKDB_POOL)
+        def retention_enforce(params=None, data_interval_end=None) -> dict:
+            from plus_analytics import tasks
+
+            return tasks.enforce_retention((params or {}).get("as_of") or data_interval_end)
+
+        retention_enforce() >> build_gate_publish()
+
+    return _retention()

@@ -162,3 +162,10 @@ def tombstone_report(paths: Paths | None = None, fail_on_overdue: bool = True) -
     if fail_on_overdue and out["overdue"]:
         raise RuntimeError(f"{out['overdue']} deletion request(s) are OVERDUE: see {out['html']}")
     return out
+
+
+def enforce_retention(as_of=None, paths: Paths | None = None) -> dict:
+    from plus_analytics.retention import enforce
+
+    paths = (paths or Paths.from_env()).ensure()
+    return enforce(paths, as_day(as_of) if as_of else None)

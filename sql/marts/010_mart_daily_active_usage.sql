@@ -14,7 +14,8 @@ with events as (
         os_family,
         browser_family,
         country
-    from stg.stg_platform_usage_events
+    from usage_events
+    where consented
 ),
 
 long_form as (

@@ -7,7 +7,8 @@ with events as (
         event_type,
         coalesce(feature, 'none') as feature,
         account_pid
-    from stg.stg_platform_usage_events
+    from usage_events
+    where consented
 ),
 
 cells as (

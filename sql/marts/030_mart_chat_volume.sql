@@ -4,6 +4,7 @@ create table mart_chat_volume as
 with conversations as (
     select conversation_id, channel, contact_platform_pid as contact_pid, cast(started_at as date) as day
     from stg.stg_connect_conversations
+    where cast(started_at as date) >= current_date - cast(getvariable('mart_days') as integer)
 ),
 
 messages as (

@@ -3,6 +3,7 @@ create table mart_crm_activity as
 with activities as (
     select cast(occurred_at as date) as day, activity_type, customer_pid, account_pid
     from stg.stg_crm_activities
+    where cast(occurred_at as date) >= current_date - cast(getvariable('mart_days') as integer)
 ),
 
 cells as (

@@ -5,6 +5,7 @@ create table mart_crm_pipeline as
 with days as (
     select cast(unnest(generate_series(min(cast(updated_at as date)), max(cast(updated_at as date)), interval 1 day)) as date) as day
     from stg.stg_crm_deals
+    where cast(updated_at as date) >= current_date - cast(getvariable('mart_days') as integer)
 ),
 
 snapshots as (

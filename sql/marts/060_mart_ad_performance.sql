@@ -1,6 +1,7 @@
 -- Plus Adtech performance per day and campaign. Delivery totals come from the ad networks' daily
 -- reports (no people in them); reach is the number of distinct pseudonymous people (cookies) with an
--- interaction that day, and is null when it is below k (reach_suppressed says so).
+-- interaction that day with advertising consent at the time, and is null when it is below k
+-- (reach_suppressed says so).
 create table mart_ad_performance as
 with campaigns as (
     select campaign_id, channel, objective
@@ -11,11 +12,13 @@ with campaigns as (
 performance as (
     select date as day, campaign_id, impressions, clicks, spend_thb, conversions
     from stg.stg_adtech_performance
+    where date >= current_date - cast(getvariable('mart_days') as integer)
 ),
 
 reach as (
     select cast(event_ts as date) as day, campaign_id, count(distinct cookie_pid) as people
-    from stg.stg_adtech_interactions
+    from ad_interactions
+    where consented
     group by all
 )
 

@@ -67,15 +67,43 @@ def test_published_database_holds_only_documented_marts(pipeline):
     with db.opened(pipeline.analytics_db, read_only=True) as con:
         tables = dict(con.execute("select table_name, estimated_size from duckdb_tables()").fetchall())
         for t in tables:
-            assert t.startswith("mart_") or t == "meta_build_info"
+            assert t.startswith("mart_") or t in ("meta_build_info", "meta_consent_exclusions")
             assert con.execute(f"select count(*) from {t}").fetchone()[0] > 0, f"{t} is empty"
     assert {"mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
             "mart_crm_pipeline", "mart_ad_performance"} <= set(tables)
 
 
+def _analytics_consent(landing: Path) -> dict[str, list[tuple[dt.datetime, bool]]]:
+    """cookie -> [(recorded_at, granted)] for the analytics purpose, from the consent exports."""
+    out: dict[str, list] = defaultdict(list)
+    for f in sorted((landing / "platform_consent").glob("dt=*/*.ndjson")):
+        for raw in f.read_bytes().split(b"\n"):
+            try:
+                row = json.loads(raw.decode("utf-8"))
+                json.dumps(row, ensure_ascii=False).encode("utf-8")
+                ts = dt.datetime.fromisoformat(row["recorded_at"])
+            except (UnicodeError, ValueError, TypeError, KeyError):
+                continue
+            if (row.get("purpose") == "analytics" and isinstance(row.get("granted"), bool) and isinstance(row.get("cookie_id"), str)
+                    and isinstance(row.get("consent_id"), str) and len(row.get("source") or "") <= 40):
+                out[row["cookie_id"].strip()].append((ts, row["granted"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _consented(history, ts) -> bool:
+    state = True  # first-party analytics counts unless denied or withdrawn at the time
+    for when, granted in history or ():
+        if when <= ts:
+            state = granted
+    return state
+
+
 def test_usage_mart_matches_independent_count(pipeline):
     events, accounts = defaultdict(int), defaultdict(set)
+    consent = _analytics_consent(pipeline.landing)
     for day, row in _usage_rows(pipeline.landing):
+        if row.get("cookie_id") and not _consented(consent.get(row["cookie_id"].strip()), dt.datetime.fromisoformat(row["event_ts"])):
+            continue
         events[(day, row["product"])] += 1
         accounts[(day, row["product"])].add(row["account_id"].strip())
     with db.opened(pipeline.analytics_db, read_only=True) as con:

@@ -19,12 +19,34 @@ def _status(row: dict, now: dt.datetime) -> str:
     return row["status"]
 
 
+def _retention_and_consent(paths: Paths, has: set[str], con) -> dict:
+    out: dict = {"retention": [], "consent_changes": [], "consent_exclusions": []}
+    if "retention_evidence" in has:
+        out["retention"] = [dict(zip(("layer", "location", "rule", "days", "first_day", "last_day", "rows_destroyed", "destroyed_at"), r))
+                            for r in con.execute("""select layer, location, rule, count(distinct day), min(day), max(day),
+                                                    sum(rows_destroyed), max(destroyed_at) from retention_evidence
+                                                    group by all order by max(destroyed_at) desc, layer, location""").fetchall()]
+    if "raw_platform_consent" in has:
+        out["consent_changes"] = [dict(zip(("day", "purpose", "granted", "withdrawn_or_denied", "source"), r))
+                                  for r in con.execute("""select cast(recorded_at as date), purpose, count(*) filter (where granted),
+                                                          count(*) filter (where not granted), string_agg(distinct source, ', ')
+                                                          from raw_platform_consent group by 1, 2 order by 1 desc, 2""").fetchall()]
+    if paths.analytics_db.exists():
+        with db.opened(paths.analytics_db, read_only=True) as a:
+            if a.execute("select count(*) from duckdb_tables() where table_name = 'meta_consent_exclusions'").fetchone()[0]:
+                out["consent_exclusions"] = [dict(zip(("source", "purpose", "days", "events_excluded", "events_total"), r))
+                                             for r in a.execute("""select source, purpose, count(*), sum(events_excluded), sum(events_total)
+                                                                   from meta_consent_exclusions group by all order by 1""").fetchall()]
+    return out
+
+
 def collect(paths: Paths) -> dict:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with db.opened(paths.raw_db, read_only=True) as con:
         has = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+        extra = _retention_and_consent(paths, has, con)
         if "tombstones" not in has:
-            return {"generated_at": now, "requests": [], "evidence": [], "chain_intact": True, "chain_records": 0}
+            return {"generated_at": now, "requests": [], "evidence": [], "chain_intact": True, "chain_records": 0, **extra}
         cols = ["request_id", "received_at", "requester", "id_kind", "deadline", "status", "propagated_at", "verified_at"]
         reqs = [dict(zip(cols, r)) for r in con.execute(f"select {', '.join(cols)} from tombstones order by received_at").fetchall()]
         ev_cols = ["seq", "request_id", "event", "layer", "location", "rows_removed", "check_result", "detail", "recorded_at"]
@@ -42,7 +64,7 @@ def collect(paths: Paths) -> dict:
         r["last_byte_check"] = next((e["check_result"] for e in reversed(checks) if e["event"] == "verified_bytes"), None)
     order = {"overdue": 0, "pending": 1, "propagated": 2, "verified": 3}
     reqs.sort(key=lambda r: (order.get(r["state"], 9), r["deadline"]))
-    return {"generated_at": now, "requests": reqs, "evidence": ev, "chain_intact": intact, "chain_records": n}
+    return {"generated_at": now, "requests": reqs, "evidence": ev, "chain_intact": intact, "chain_records": n, **extra}
 
 
 def write_report(paths: Paths) -> dict:
@@ -60,6 +82,12 @@ def write_report(paths: Paths) -> dict:
         w = csv.DictWriter(fh, fieldnames=list(data["evidence"][0]) if data["evidence"] else ["seq"])
         w.writeheader()
         w.writerows(data["evidence"])
+    for name in ("retention", "consent_changes", "consent_exclusions"):
+        with open(out_dir / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+            rows = data[name]
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["none"])
+            w.writeheader()
+            w.writerows(rows)
     (out_dir / "tombstones.html").write_text(_html(data), encoding="utf-8")
     counts = {s: sum(1 for r in data["requests"] if r["state"] == s) for s in ("overdue", "pending", "propagated", "verified")}
     return {"html": str(out_dir / "tombstones.html"), "csv": str(out_dir / "tombstones.csv"),
@@ -100,4 +128,17 @@ No identifier appears in this report.</p>
 <table><tr><th>request</th><th>status</th><th>received</th><th>deadline</th><th>identified by</th><th>linked identifiers</th>
 <th>rows removed</th><th>row check</th><th>files check</th><th>late arrivals suppressed</th><th>verified</th></tr>{rows}</table>
 <h2>Evidence per request</h2>{details}
+<h2>Retention: what was destroyed, and when</h2>
+<p>Data past its retention period (policy/retention.yaml) is destroyed in every layer and the database files
+are rewritten. Rows per table and rule over the days destroyed:</p>
+<table><tr><th>layer</th><th>where</th><th>rule</th><th>days</th><th>from</th><th>to</th><th>rows (files for landing)</th><th>destroyed at (UTC)</th></tr>
+{"".join(f"<tr><td>{e(r['layer'])}</td><td>{e(r['location'])}</td><td>{e(r['rule'])}</td><td>{e(r['days'])}</td><td>{e(r['first_day'])}</td><td>{e(r['last_day'])}</td><td>{e(r['rows_destroyed'])}</td><td>{e(r['destroyed_at'])}</td></tr>" for r in data["retention"]) or "<tr><td colspan=8>nothing has expired yet</td></tr>"}</table>
+<h2>Consent</h2>
+<p>Events without the needed consent at their time are kept out of the dashboards: advertising is opt-in (no
+consent, no count); first-party analytics is excluded once the person denied or withdrew it.</p>
+<table><tr><th>source</th><th>purpose</th><th>days</th><th>events excluded</th><th>events in period</th></tr>
+{"".join(f"<tr><td>{e(r['source'])}</td><td>{e(r['purpose'])}</td><td>{e(r['days'])}</td><td>{e(r['events_excluded'])}</td><td>{e(r['events_total'])}</td></tr>" for r in data["consent_exclusions"])}</table>
+<p>Consent decisions recorded (kept as evidence of lawful processing):</p>
+<table><tr><th>day</th><th>purpose</th><th>granted</th><th>denied or withdrawn</th><th>where</th></tr>
+{"".join(f"<tr><td>{e(r['day'])}</td><td>{e(r['purpose'])}</td><td>{e(r['granted'])}</td><td>{e(r['withdrawn_or_denied'])}</td><td>{e(r['source'])}</td></tr>" for r in data["consent_changes"][:60])}</table>
 """

@@ -235,10 +235,18 @@ def generate(root: Path, days: int = 30, scale: float = 1.0, seed: int = 7, star
                 purpose = "advertising" if rng.random() < .6 else "analytics"
                 rows.append((i, purpose, bool(rng.random() < .3), "settings"))
         idx = np.array([r[0] for r in rows], dtype=np.int64)
+        cookies = list(ppl["cookie"][idx])
+        accts: list = [None] * len(rows)
+        if d == 0:  # platform users' devices: the settings page records their analytics choice
+            n_dev = len(acc["dev_cookie"])
+            choice = rng.random(n_dev) < 0.9
+            cookies += list(acc["dev_cookie"])
+            accts += list(acc["id"][acc["dev_owner"]])
+            rows += [(-1, "analytics", bool(c), "settings") for c in choice]
         w.write("platform_consent", day, pd.DataFrame(dict(
             consent_id=[f"cns_{d:03d}_{i:07d}" for i in range(len(rows))],
             recorded_at=_ts(day, np.sort(rng.integers(0, 86400, len(rows)))),
-            cookie_id=ppl["cookie"][idx], account_id=[None] * len(rows),
+            cookie_id=cookies, account_id=accts,
             purpose=[r[1] for r in rows], granted=[r[2] for r in rows], source=[r[3] for r in rows])))
 
         # connect_conversations and connect_messages

@@ -302,6 +302,10 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
     ensure_raw_table(con, src)
     files = partition_files(landing, src, day)
     if not files:
+        kept = con.execute(f"select count(*) from {src.raw_table} where _dt = ?", [day]).fetchone()[0]
+        if kept:  # landing expired (retention) or not re-delivered: never replace loaded data with nothing
+            log.warning("no landing files for %s on %s; keeping the %d rows already loaded", src.name, day, kept)
+            return IngestResult(src.name, day.isoformat(), 0, 0, kept, 0)
         log.warning("no landing files for %s on %s", src.name, day)
     if src.format == "ndjson":
         _load_ndjson_lines(con, files, Path(landing))

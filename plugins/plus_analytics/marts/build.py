@@ -56,6 +56,9 @@ def build_marts(paths: Paths, k: int, build_id: str | None = None, path: Path | 
     try:
         db.attach(con, paths.staging_db, "stg", read_only=True)
         con.execute("set variable k = ?", [k])
+        from plus_analytics.retention import load_retention
+
+        con.execute("set variable mart_days = ?", [int(load_retention()["marts"]["days"])])
         for f in mart_files():
             sqlfiles.run_file(con, f)
         con.execute("detach stg")

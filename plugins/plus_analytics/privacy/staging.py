@@ -63,9 +63,11 @@ def compile_select(src: Source) -> str:
     if src.visitor:
         ip, ua, acct = (src.visitor[k] for k in ("ip", "user_agent", "account"))
         joins.append(f"left join {RAW}.visitor_salt vs on vs.day = cast(r.{_q(src.event_time)} as date)")
+        # A day's salt lives two days (retention); restaging older rows keeps the hash computed back then.
+        joins.append("left join _prev_visitor pv on " + " and ".join(f"pv.{_q(k)} = r.{_q(k)}" for k in src.key))
         exprs.append(
-            f"plus_pid(vs.ipad, vs.opad, {_q('m_' + ip)}.normalized || chr(31) || coalesce(r.{_q(ua)}, '') "
-            f"|| chr(31) || coalesce(r.{_q(acct)}, '')) as visitor_hash"
+            f"coalesce(plus_pid(vs.ipad, vs.opad, {_q('m_' + ip)}.normalized || chr(31) || coalesce(r.{_q(ua)}, '') "
+            f"|| chr(31) || coalesce(r.{_q(acct)}, '')), pv.visitor_hash) as visitor_hash"
         )
     exprs.append("cast($key_version as integer) as key_version")
     return (f"select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
@@ -102,6 +104,14 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, t
         con.execute("begin transaction")
     try:
         have = _existing_columns(con, table)
+        if src.visitor:
+            keys = ", ".join(_q(k) for k in src.key)
+            if have and "visitor_hash" in have:
+                con.execute(f"create or replace temp table _prev_visitor as select {keys}, visitor_hash from {table} "
+                            f"where visitor_hash is not null and ($day is null or _dt = $day)", {"day": day})
+            else:
+                con.execute(f"create or replace temp table _prev_visitor as select {keys}, null::varchar as visitor_hash "
+                            f"from {RAW}.{src.raw_table} where false")
         if have and have != list(src.staging_columns()):
             con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
             have, params["day"] = [], None

@@ -1,0 +1,43 @@
+-- Consent and the marts' own retention period, applied before any mart is built.
+-- Consent state of a cookie at an event's time is its latest consent record for that purpose recorded at
+-- or before the event (ASOF join): consent given later applies from its timestamp, a withdrawal applies to
+-- everything after it.
+--   advertising: opt-in. An ad interaction counts only if its cookie had advertising consent at the time.
+--   analytics:   first-party usage of logged-in users counts unless the cookie's holder had denied or
+--                withdrawn analytics consent at the time.
+-- Excluded events are counted per day in meta_consent_exclusions (documented metadata).
+create temp table usage_events as
+with consent as (
+    select cookie_pid, recorded_at, granted
+    from stg.stg_platform_consent
+    where purpose = 'analytics'
+)
+select e.*, coalesce(c.granted, true) as consented
+from stg.stg_platform_usage_events as e
+asof left join consent as c
+    on c.cookie_pid = e.cookie_pid and c.recorded_at <= e.event_ts
+where cast(e.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer);
+
+create temp table ad_interactions as
+with consent as (
+    select cookie_pid, recorded_at, granted
+    from stg.stg_platform_consent
+    where purpose = 'advertising'
+)
+select i.*, coalesce(c.granted, false) as consented
+from stg.stg_adtech_interactions as i
+asof left join consent as c
+    on c.cookie_pid = i.cookie_pid and c.recorded_at <= i.event_ts
+where cast(i.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer);
+
+create table meta_consent_exclusions as
+select cast(event_ts as date) as day, 'platform_usage_events' as source, 'analytics' as purpose,
+       count(*) filter (where not consented) as events_excluded, count(*) as events_total
+from usage_events
+group by all
+union all
+select cast(event_ts as date), 'adtech_interactions', 'advertising',
+       count(*) filter (where not consented), count(*)
+from ad_interactions
+group by all
+order by 1, 2;

@@ -1,0 +1,127 @@
+"""Retention destroys expired data in every layer and in the bytes; consent decides what feeds the marts."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from plus_analytics import db
+from plus_analytics.config import Paths
+from plus_analytics.erasure.propagate import scan_bytes
+from plus_analytics.marts.build import build_marts
+from plus_analytics.policy import load_policy
+from plus_analytics.retention import enforce, load_retention
+from plus_analytics.tasks import ingest_source, stage_source
+
+from tests.conftest import START
+
+pytestmark = pytest.mark.integration
+
+
+def _copy_home(pipeline, tmp_path) -> Paths:
+    home = Paths(tmp_path / "home")
+    shutil.copytree(pipeline.home, home.home)
+    for stale in home.builds.glob("*"):
+        stale.unlink()
+    return home
+
+
+def _spec(rows_days: int, column_days: int) -> dict:
+    spec = copy.deepcopy(load_retention())
+    spec["landing"]["days"] = 1
+    for r in spec["raw"].values():
+        r["days"] = rows_days
+    for r in spec["raw_columns"]:
+        r["days"] = column_days
+    for k in ("quarantine", "visitor_salt", "staging"):
+        spec[k]["days"] = rows_days
+    return spec
+
+
+def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
+    home = _copy_home(pipeline, tmp_path)
+    policy = load_policy()
+    with db.opened(home.raw_db, read_only=True) as con:
+        before = {s.raw_table: dict(con.execute(f"select _dt, count(*) from {s.raw_table} group by 1").fetchall()) for s in policy.values()}
+        q_before = dict(con.execute("select _dt, count(*) from quarantine group by 1").fetchall())
+        day0_ids = [r[0] for r in con.execute("select event_id from raw_platform_usage_events where _dt = ? limit 50", [START]).fetchall()]
+        day0_ids += [r[0] for r in con.execute("select message_id from raw_connect_messages where _dt = ? limit 50", [START]).fetchall()]
+        later = con.execute("select count(*) from raw_platform_usage_events where _dt > ?", [START]).fetchone()[0]
+    assert day0_ids and scan_bytes(home.home, [i.encode() for i in day0_ids])  # present before
+
+    out = enforce(home, as_of=START + dt.timedelta(days=2), spec=_spec(1, 1))
+
+    assert not any(home.landing.glob(f"*/dt={START}"))
+    assert any(home.landing.glob(f"*/dt={START + dt.timedelta(days=1)}"))
+    with db.opened(home.raw_db, read_only=True) as con:
+        for s in policy.values():
+            assert con.execute(f"select count(*) from {s.raw_table} where _dt <= ?", [START]).fetchone()[0] == 0, s.name
+        assert con.execute("select count(*) from raw_platform_usage_events").fetchone()[0] == later
+        assert con.execute("select count(*) from quarantine where _dt = ?", [START]).fetchone()[0] == 0
+        evidence = {(loc, day): n for loc, day, n in con.execute(
+            "select location, day, rows_destroyed from retention_evidence where layer = 'restricted'").fetchall()}
+    for s in policy.values():  # evidence rows match what was removed, table by table
+        if before[s.raw_table].get(START):
+            assert evidence[(s.raw_table, START)] == before[s.raw_table][START], s.name
+    assert evidence[("quarantine", START)] == q_before[START]
+    with db.opened(home.staging_db, read_only=True) as con:
+        assert con.execute("select count(*) from stg_platform_usage_events where cast(event_ts as date) <= ?", [START]).fetchone()[0] == 0
+    assert scan_bytes(home.home, [i.encode() for i in day0_ids]) == {}
+    assert out["rows_destroyed"] > 0 and out["landing_partitions_removed"] >= len(policy)
+
+
+def test_column_retention_destroys_message_text_but_keeps_the_rows(pipeline, tmp_path):
+    home = _copy_home(pipeline, tmp_path)
+    with db.opened(home.raw_db, read_only=True) as con:
+        n_msgs = con.execute("select count(*) from raw_connect_messages").fetchone()[0]
+        only_day0 = [r[0] for r in con.execute("""select text from raw_connect_messages where _dt = ? and length(text) > 12
+            except select text from raw_connect_messages where _dt > ?""", [START, START]).fetchall()]
+    assert only_day0, "the generator writes some texts that appear on one day only"
+    enforce(home, as_of=START + dt.timedelta(days=2), spec=_spec(1000, 1))
+    with db.opened(home.raw_db, read_only=True) as con:
+        assert con.execute("select count(*) from raw_connect_messages").fetchone()[0] == n_msgs
+        assert con.execute("select count(*) from raw_connect_messages where _dt = ? and text is not null", [START]).fetchone()[0] == 0
+        assert con.execute("select count(*) from raw_platform_usage_events where _dt = ? and ip is not null", [START]).fetchone()[0] == 0
+    assert scan_bytes(home.home, [t.encode() for t in only_day0]) == {}
+
+
+def test_withdrawal_removes_later_events_from_marts(pipeline, tmp_path, key):
+    home = _copy_home(pipeline, tmp_path)
+    day = START + dt.timedelta(days=1)
+    withdrawn_at = dt.datetime.combine(day, dt.time(12, 0))
+    # The cookie with the most events that counted (consented) after the moment it will withdraw.
+    con = duckdb.connect()
+    con.execute(f"attach '{home.staging_db}' as stg (read_only)")
+    con.execute(f"attach '{home.raw_db}' as raw (read_only)")
+    pid, affected = con.execute("""
+        with c as (select cookie_pid, recorded_at, granted from stg.stg_platform_consent where purpose = 'analytics')
+        select e.cookie_pid, count(*) from stg.stg_platform_usage_events e
+        asof left join c on c.cookie_pid = e.cookie_pid and c.recorded_at <= e.event_ts
+        where e.cookie_pid is not null and e.event_ts >= ? and coalesce(c.granted, true)
+        group by 1 order by 2 desc, 1 limit 1""", [withdrawn_at]).fetchone()
+    cookie = con.execute("select raw_value from raw.id_map where kind = 'cookie' and pseudonym = ? limit 1", [pid]).fetchone()[0]
+    con.close()
+    assert affected > 0
+
+    def totals(path):
+        c = duckdb.connect(str(path), read_only=True)
+        out = (c.execute("select sum(events) from mart_daily_active_usage where dimension = 'all'").fetchone()[0],
+               c.execute("select sum(events_excluded) from meta_consent_exclusions where purpose = 'analytics'").fetchone()[0])
+        c.close()
+        return out
+
+    before_events, before_excl = totals(build_marts(home, 5).path)
+    part = home.landing / "platform_consent" / f"dt={day}"
+    (part / "part-99999.ndjson").write_text(json.dumps({
+        "consent_id": "cns_withdrawal_test", "recorded_at": withdrawn_at.isoformat() + "Z", "cookie_id": cookie,
+        "account_id": None, "purpose": "analytics", "granted": False, "source": "settings"}) + "\n")
+    ingest_source("platform_consent", day, home, key, use_hooks=False)
+    stage_source("platform_consent", day, home, key, use_hooks=False)
+    after_events, after_excl = totals(build_marts(home, 5).path)
+    assert after_excl - before_excl == affected
+    assert before_events - after_events == affected
