@@ -200,6 +200,19 @@ def cmd_retention(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    """Scan the analytics zone and Airflow's logs, XComs, asset extras and DAG-run conf for PII."""
+    paths = _paths(args)
+    from plus_analytics.runner import airflow_env
+
+    os.environ.update(airflow_env(paths))
+    from plus_analytics.gate.audit import run_audit
+
+    out = run_audit(paths)
+    print(json.dumps(out, indent=2))
+    return 0 if out["clean"] else 1
+
+
 def cmd_keys(args) -> int:
     from plus_analytics.privacy.keys import connection_uri_json, new_secret
 
@@ -252,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     rt = sub.add_parser("retention", help="destroy expired data in every layer (runs plus_retention)")
     rt.add_argument("--as-of", help="YYYY-MM-DD (default today)")
     rt.set_defaults(func=cmd_retention)
+
+    au = sub.add_parser("audit", help="scan analytics zone, task logs, XComs, asset extras and DAG-run conf for PII")
+    au.set_defaults(func=cmd_audit)
 
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
     k.add_argument("--version", type=int, default=1)

@@ -200,3 +200,26 @@ def retention_dag(doc_md: str):
         retention_enforce() >> build_gate_publish()
 
     return _retention()
+
+
+def audit_dag(doc_md: str):
+    @dag(
+        dag_id="plus_pii_audit",
+        schedule=daily(),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["plus-analytics", "privacy", "audit", "dpo"],
+        doc_md=doc_md,
+    )
+    def _audit():
+        @task(pool=DUCKDB_POOL, retries=1)
+        def audit() -> dict:
+            from plus_analytics import tasks
+
+            return tasks.pii_audit()
+
+        audit()
+
+    return _audit()

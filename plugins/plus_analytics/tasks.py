@@ -169,3 +169,13 @@ def enforce_retention(as_of=None, paths: Paths | None = None) -> dict:
 
     paths = (paths or Paths.from_env()).ensure()
     return enforce(paths, as_day(as_of) if as_of else None)
+
+
+def pii_audit(paths: Paths | None = None) -> dict:
+    from plus_analytics.gate.audit import run_audit
+
+    paths = (paths or Paths.from_env()).ensure()
+    out = run_audit(paths)
+    if not out["clean"]:
+        raise RuntimeError(f"PII audit found {out['findings']} finding(s); locations only in {out['report']}")
+    return out

@@ -37,7 +37,7 @@ def test_dag_policies(bag, dag_id):
     for t in dag.tasks:
         assert t.retries >= 0
     writers = [t for t in dag.tasks if t.task_id.startswith(("ingest_", "stage_", "build", "publish", "rekey_", "restage_",
-                                                             "propagate_", "retention_"))]
+                                                             "propagate_", "retention_", "audit"))]
     assert writers and all(t.pool == DUCKDB_POOL for t in writers), "DuckDB writers must share the one-slot pool"
     assert any(t.retries >= 1 for t in dag.tasks) or dag_id == "plus_erasure"  # erasure never retries blindly: a failure is for a person to read
 
