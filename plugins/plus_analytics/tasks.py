@@ -55,7 +55,7 @@ def as_day(value) -> dt.date:
 
 def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True, tomb_key=None) -> dict:
     from plus_analytics.erasure.intake import register_tombstone_key
-    from plus_analytics.erasure.suppression import has_tombstones, suppression_sql
+    from plus_analytics.erasure.suppression import has_tombstones
     from plus_analytics.ingest.loader import ingest_partition
     from plus_analytics.policy import source as get_source
     from plus_analytics.privacy import identifiers
@@ -66,11 +66,10 @@ def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_ho
     src = get_source(source)
     with open_zone(RAW_CONN_ID, paths.raw_db, use_hooks) as con:
         identifiers.ensure_schema(con)
-        suppress = None
-        if has_tombstones(con):  # erased subjects exist: the tombstone key is required (no key, no run)
+        suppress = has_tombstones(con)
+        if suppress:  # erased subjects exist: the tombstone key is required (no key, no run)
             register_tombstone_key(con, tomb_key or load_master_key(TOMBSTONE_CONN_ID))
-            suppress = suppression_sql(con, src)
-        result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress_sql=suppress)
+        result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress=suppress)
     return result.as_dict()
 
 

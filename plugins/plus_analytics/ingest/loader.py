@@ -293,9 +293,10 @@ def ensure_raw_table(con, src: Source) -> None:
 
 
 def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterKey,
-                     suppress_sql: str | None = None) -> IngestResult:
-    """Validate and load one (source, day). ``suppress_sql`` selects (_file, _line) of rows to drop because
-    their subject has an erasure request (late arrivals); they are counted, not loaded."""
+                     suppress: bool = False) -> IngestResult:
+    """Validate and load one (source, day). With ``suppress`` (erased subjects exist, tombstone key
+    registered), rows about a tombstoned subject (late arrivals) are counted per request, not loaded, and
+    blanked in landing."""
     identifiers.ensure_schema(con)
     identifiers.register_key(con, key)
     identifiers.check_key_version(con, key)
@@ -331,23 +332,22 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
     cols = ", ".join(_q(c) for c in src.column_names)
     con.execute("begin transaction")
     try:
-        if suppress_sql:
+        if suppress:
             from plus_analytics.erasure import evidence
             from plus_analytics.erasure.propagate import rewrite_lines
-            from plus_analytics.erasure.suppression import forget_suppressed_identifiers
+            from plus_analytics.erasure.suppression import find_suppressed, forget_suppressed_identifiers
 
-            con.execute(f"create or replace temp table _suppressed as select distinct * from ({suppress_sql})")
-            con.execute("delete from _suppressed where (_file, _line) not in (select _file, _line from _checked where reason is null)")
-            suppressed = con.execute("select count(distinct (_file, _line)) from _suppressed").fetchone()[0]
-            for rid, n in con.execute("select request_id, count(*) from _suppressed group by 1 order by 1").fetchall():
-                evidence.append(con, rid, "suppressed", layer="ingest", location=f"{src.name} {day}", rows_removed=n,
-                                detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
-            blank: dict[str, set[int]] = {}
-            for f, line in con.execute("select _file, _line from _suppressed").fetchall():
-                blank.setdefault(f, set()).add(int(line))
-            con.execute("delete from _checked where (_file, _line) in (select _file, _line from _suppressed)")
-            forget_suppressed_identifiers(con)
-            rewrite_lines(Path(landing), blank)
+            suppressed = find_suppressed(con, src)
+            if suppressed:
+                for rid, n in con.execute("select request_id, count(distinct (_file, _line)) from _suppressed group by 1 order by 1").fetchall():
+                    evidence.append(con, rid, "suppressed", layer="ingest", location=f"{src.name} {day}", rows_removed=n,
+                                    detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
+                blank: dict[str, set[int]] = {}
+                for f, line in con.execute("select distinct _file, _line from _suppressed").fetchall():
+                    blank.setdefault(f, set()).add(int(line))
+                forget_suppressed_identifiers(con, src)
+                con.execute("delete from _checked where (_file, _line) in (select _file, _line from _suppressed)")
+                rewrite_lines(Path(landing), blank)
         con.execute(f"delete from {src.raw_table} where _dt = $day", {"day": day})
         con.execute(
             f"insert into {src.raw_table} select $day, _file, _line, {cols}, $now from _checked where reason is null",

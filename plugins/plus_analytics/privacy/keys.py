@@ -114,7 +114,7 @@ def load_master_key(conn_id: str | None = None) -> MasterKey:
         conn = BaseHook.get_connection(conn_id)
     except Exception as exc:  # AirflowNotFoundException, or no Airflow context: both mean "no key"
         raise MissingKeyError(
-            f"no pseudonymization key: Airflow connection {conn_id!r} could not be read ({type(exc).__name__}). "
+            f"no key: Airflow connection {conn_id!r} could not be read ({type(exc).__name__}). "
             "Create it (password = base64url secret of at least 32 bytes, extra = {\"key_version\": N}); "
             "the pipeline never falls back to an unkeyed hash."
         ) from None
