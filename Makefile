@@ -7,7 +7,7 @@ export PLUS_ANALYTICS_HOME ?= $(CURDIR)/data
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test setup clean bench
+.PHONY: demo test setup clean bench bench-scale
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/pseudonymize.py
+
+bench-scale: setup
+	$(BIN)/python bench/pipeline.py --events 1000000 10000000
 
 clean:
 	rm -rf data

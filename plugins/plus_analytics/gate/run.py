@@ -90,6 +90,7 @@ def _write_html(path: Path, report: dict) -> None:
 Values are never shown here: only where (table.column, row numbers) and how many.</p>
 <h2>PII detector and canary findings ({len(report['pii_findings'])})</h2>
 <table><tr><th>location</th><th>detector</th><th>rows</th><th>first rows</th></tr>{rows}</table>
+<p>Great Expectations Data Docs: <a href="gx/uncommitted/data_docs/local_site/index.html">gx/uncommitted/data_docs/local_site/index.html</a> (counts only).</p>
 <h2>Failed expectations ({report['expectations']['failed']} of {report['expectations']['evaluated']})</h2>
 <table><tr><th>suite</th><th>expectation</th><th>column</th><th>unexpected rows</th></tr>{exp}</table>
 """, encoding="utf-8")

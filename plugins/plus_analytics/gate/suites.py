@@ -36,11 +36,12 @@ def _expand(template: dict, column: str) -> dict:
     return json.loads(json.dumps(template).replace("{column}", column))
 
 
-def _context():
+def _context(out_dir: Path | None = None):
+    """A file-backed context inside the build's report folder (so Data Docs can be built), or ephemeral."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
-    ctx = gx.get_context(mode="ephemeral")
+    ctx = gx.get_context(mode="file", project_root_dir=str(out_dir)) if out_dir else gx.get_context(mode="ephemeral")
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -62,11 +63,16 @@ def _suite(ctx, name: str, expectations: list[dict]):
 
 def validate_frame(ctx, table: str, frame, expectations: list[dict], suite_name: str, params: dict | None = None) -> list[dict]:
     """Validate one DataFrame; returns one summary per expectation (no values)."""
+    import great_expectations as gx
+
     ds_name = f"ds_{suite_name}_{table}"
     asset = ctx.data_sources.add_pandas(ds_name).add_dataframe_asset(table)
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-    suite = _suite(ctx, f"{suite_name}:{table}", expectations)
-    result = batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=params or {})
+    definition = asset.add_batch_definition_whole_dataframe("whole")
+    suite = _suite(ctx, f"{suite_name}.{table}", expectations)
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{suite_name}.{table}", data=definition, suite=suite))
+    # Stored in the context's validation store, so Data Docs can render it; SUMMARY with no partial
+    # unexpected values: counts only.
+    result = vd.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT, expectation_parameters=params or {})
     out = []
     for r in result.results:
         cfg = r.expectation_config
@@ -81,8 +87,9 @@ def validate_frame(ctx, table: str, frame, expectations: list[dict], suite_name:
 
 
 def validate_build(con, catalog: str, out_dir: Path, params: dict) -> dict:
-    """Run every mart suite and the PII suite on the tables of ``catalog`` (an attached DuckDB build)."""
-    ctx = _context()
+    """Run every mart suite and the PII suite on the tables of ``catalog`` (an attached DuckDB build), and
+    build GX Data Docs into ``out_dir/gx/uncommitted/data_docs/local_site/index.html``."""
+    ctx = _context(out_dir)
     tables = [r[0] for r in con.execute(
         "select table_name from duckdb_tables() where database_name = ? order by 1", [catalog]).fetchall()]
     pii_templates = load_suite_file(PII_SUITE)["expectations"]
@@ -108,5 +115,12 @@ def validate_build(con, catalog: str, out_dir: Path, params: dict) -> dict:
                         "unexpected_count": None, "element_count": None, "exception": f"documented mart {m} is missing"})
     failures = [r for r in results if not r["success"]]
     (out_dir / "gx_results.json").write_text(json.dumps(results, indent=2, default=str))
+    docs = None
+    try:
+        ctx.build_data_docs()
+        index = out_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        docs = str(index) if index.exists() else None
+    except Exception as exc:  # Data Docs are a rendering of gx_results.json; never let them hide a verdict
+        log.warning("GX Data Docs could not be built: %s", type(exc).__name__)
     return {"success": not failures, "evaluated": len(results), "failed": len(failures), "failures": failures,
-            "results_file": str(out_dir / "gx_results.json")}
+            "results_file": str(out_dir / "gx_results.json"), "data_docs": docs}
