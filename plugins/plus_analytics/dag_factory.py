@@ -22,6 +22,13 @@ def daily() -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
 
 
+def house_dag(dag_id: str, schedule, tags: list[str], doc_md: str, **kwargs):
+    """The @dag decorator with the house rules every DAG shares: start date, no catchup, one active run,
+    retries by default, the plus-analytics tag."""
+    return dag(dag_id=dag_id, schedule=schedule, start_date=START, catchup=False, max_active_runs=1,
+               default_args=DEFAULT_ARGS, tags=["plus-analytics", *tags], doc_md=doc_md, **kwargs)
+
+
 def staging_asset(source: str) -> Asset:
     return Asset(name=f"plus_stg_{source}", uri=f"x-duckdb://warehouse/staging/stg_{source}")
 
@@ -33,16 +40,7 @@ ALL_STAGING_ASSETS = [staging_asset(s) for p in PRODUCTS for s in PRODUCT_SOURCE
 def ingest_dag(product: str, doc_md: str):
     """One DAG per product: for each of its sources, ingest the day into the restricted zone, then stage it."""
 
-    @dag(
-        dag_id=f"plus_ingest_{product}",
-        schedule=daily(),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["plus-analytics", "ingest", product],
-        doc_md=doc_md,
-    )
+    @house_dag(f"plus_ingest_{product}", daily(), ["ingest", product], doc_md)
     def _ingest():
         for source in PRODUCT_SOURCES[product]:
             asset = staging_asset(source)
@@ -97,16 +95,7 @@ def build_gate_publish():
 
 
 def marts_dag(doc_md: str):
-    @dag(
-        dag_id="plus_marts",
-        schedule=ALL_STAGING_ASSETS,
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["plus-analytics", "marts", "gate"],
-        doc_md=doc_md,
-    )
+    @house_dag("plus_marts", ALL_STAGING_ASSETS, ["marts", "gate"], doc_md)
     def _marts():
         build_gate_publish()
 
@@ -114,16 +103,7 @@ def marts_dag(doc_md: str):
 
 
 def rotate_keys_dag(doc_md: str):
-    @dag(
-        dag_id="plus_rotate_keys",
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["plus-analytics", "privacy", "keys"],
-        doc_md=doc_md,
-    )
+    @house_dag("plus_rotate_keys", None, ["privacy", "keys"], doc_md)
     def _rotate():
         @task(pool=DUCKDB_POOL, retries=0)
         def rekey_restricted() -> dict:
@@ -145,19 +125,11 @@ def rotate_keys_dag(doc_md: str):
 def erasure_dag(doc_md: str):
     from airflow.sdk import Param
 
-    @dag(
-        dag_id="plus_erasure",
-        schedule="@daily",
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["plus-analytics", "privacy", "erasure", "dpo"],
-        doc_md=doc_md,
-        params={"note": Param("", type="string", title="Note for the run log (no identifiers)",
-                              description="Requests are registered pseudonymized with `plus-analytics erase`; this run "
-                                          "propagates every pending one. Never type an identifier here.")},
-    )
+    note = Param("", type="string", title="Note for the run log (no identifiers)",
+                 description="Requests are registered pseudonymized with `plus-analytics erase`; this run propagates "
+                             "every pending one. Never type an identifier here.")
+
+    @house_dag("plus_erasure", "@daily", ["privacy", "erasure", "dpo"], doc_md, params={"note": note})
     def _erasure():
         @task(pool=DUCKDB_POOL, retries=0)
         def propagate_and_verify() -> dict:
@@ -179,17 +151,9 @@ def erasure_dag(doc_md: str):
 def retention_dag(doc_md: str):
     from airflow.sdk import Param
 
-    @dag(
-        dag_id="plus_retention",
-        schedule=daily(),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["plus-analytics", "privacy", "retention", "dpo"],
-        doc_md=doc_md,
-        params={"as_of": Param("", type="string", title="Enforce as of (YYYY-MM-DD; empty: end of the data interval)")},
-    )
+    as_of = Param("", type="string", title="Enforce as of (YYYY-MM-DD; empty: end of the data interval)")
+
+    @house_dag("plus_retention", daily(), ["privacy", "retention", "dpo"], doc_md, params={"as_of": as_of})
     def _retention():
         @task(pool=DUCKDB_POOL)
         def retention_enforce(params=None, data_interval_end=None) -> dict:
@@ -203,16 +167,7 @@ def retention_dag(doc_md: str):
 
 
 def audit_dag(doc_md: str):
-    @dag(
-        dag_id="plus_pii_audit",
-        schedule=daily(),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["plus-analytics", "privacy", "audit", "dpo"],
-        doc_md=doc_md,
-    )
+    @house_dag("plus_pii_audit", daily(), ["privacy", "audit", "dpo"], doc_md)
     def _audit():
         @task(pool=DUCKDB_POOL, retries=1)
         def audit() -> dict:
