@@ -252,7 +252,8 @@ _D = "[0-9\u0e50-\u0e59\uff10-\uff19]"
 #: ones that normalize can ever match a subject.
 MENTION_PATTERNS = {
     "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
-    "phone": r"\+?" + _D + r"(?:[ \-]?" + _D + r"){7,13}",
+    # digits with single spaces/dashes between them, an optional +, an optional (area code)
+    "phone": r"\+?\(?" + _D + r"(?:\)? ?|[ \-]?)?(?:" + _D + r"(?:\)? ?|[ \-]?)){6,13}" + _D,
     "national_id": _D + r"(?:[ \-]?" + _D + r"){12}",
     "platform_user": r"U[0-9a-f]{32}",
 }
@@ -267,6 +268,8 @@ def _extract_mentions(con, src: Source) -> None:
     con.execute("create or replace temp table _mentions as " + (" union all ".join(parts) if parts else
                 "select null::varchar as _file, null::bigint as _line, null::varchar as kind, null::varchar as v where false"))
     con.execute("update _mentions set v = trim(v, ' -')")
+    # A candidate that opens a parenthesis it never closes (or the reverse) is cut from its context;
+    # normalization decides the rest.
     for kind in MENTION_PATTERNS:
         identifiers.learn_identifiers(con, kind, f"select v from _mentions where kind = '{kind}'")
 
