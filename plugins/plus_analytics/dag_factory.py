@@ -178,3 +178,29 @@ def audit_dag(doc_md: str):
         audit()
 
     return _audit()
+
+
+def erasure_intake_dag(doc_md: str):
+    from airflow.sdk import Param
+
+    from plus_analytics.erasure.intake import DEFAULT_DEADLINE_DAYS, ID_KINDS
+
+    form = {
+        "id_kind": Param("email", type="string", enum=sorted(ID_KINDS), title="Identified by"),
+        "identifier": Param("", type="string", minLength=1, title="Identifier",
+                            description="Pseudonymized by the first task; removed from this run's record when it ends."),
+        "requester": Param("DPO", type="string", title="Requester (DPO name or ticket)"),
+        "deadline_days": Param(DEFAULT_DEADLINE_DAYS, type="integer", minimum=1, maximum=90, title="Deadline (days)"),
+    }
+
+    @house_dag("plus_erasure_intake", None, ["privacy", "erasure", "dpo"], doc_md, params=form)
+    def _intake():
+        @task(pool=DUCKDB_POOL, retries=0)
+        def register_request(params=None) -> dict:
+            from plus_analytics import tasks
+
+            return tasks.register_request(params or {})
+
+        register_request()
+
+    return _intake()

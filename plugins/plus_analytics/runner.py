@@ -115,6 +115,12 @@ def run_dag(bag, dag_id: str, logical_date=None, conf: dict | None = None, skip_
         if skip_done and _succeeded(dag_id, logical_date):
             return "skipped"
     run = dag.test(logical_date=logical_date, run_conf=conf) if conf else dag.test(logical_date=logical_date)
+    if dag_id == "plus_erasure_intake":
+        # The listener scrubbed the form's conf; with the run over, fold SQLite's WAL (which still holds
+        # the original insert) into the file and truncate it. Erasure runs do the same before verifying.
+        from plus_analytics.listeners import truncate_sqlite_wal
+
+        truncate_sqlite_wal(os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").removeprefix("sqlite:///"))
     state = str(getattr(run, "state", "unknown"))
     if "success" not in state:
         failed = [ti.task_id for ti in run.get_task_instances() if ti.state and "failed" in str(ti.state)]

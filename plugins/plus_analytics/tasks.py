@@ -178,3 +178,23 @@ def pii_audit(paths: Paths | None = None) -> dict:
     if not out["clean"]:
         raise RuntimeError(f"PII audit found {out['findings']} finding(s); locations only in {out['report']}")
     return out
+
+
+def register_request(params: dict, paths: Paths | None = None) -> dict:
+    """Intake from the Airflow params form: pseudonymize and register; only the request id leaves."""
+    from plus_analytics.erasure.intake import register
+    from plus_analytics.privacy.keys import load_master_key
+    from plus_analytics.privacy.normalize import InvalidIdentifier
+
+    paths = (paths or Paths.from_env()).ensure()
+    key, tomb = load_master_key(), load_master_key(TOMBSTONE_CONN_ID)
+    option = params.get("id_kind")
+    try:
+        with open_zone(RAW_CONN_ID, paths.raw_db, True) as con:
+            rid = register(con, key, tomb, option, str(params.get("identifier") or ""), str(params.get("requester") or "DPO"),
+                           deadline_days=int(params.get("deadline_days") or 30))
+    except InvalidIdentifier as exc:
+        raise ValueError(f"the {option} given is invalid: {exc}") from None  # the message never holds the value
+    except KeyError:
+        raise ValueError(f"unknown identifier kind {option!r}") from None
+    return {"request_id": rid}

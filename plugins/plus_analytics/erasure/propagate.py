@@ -259,6 +259,26 @@ def rewrite_database(path: Path) -> int:
     return path.stat().st_size
 
 
+def _compact_airflow_sqlite(paths: Paths) -> None:
+    """The demo's Airflow metadata DB lives under the data directory: fold its WAL in and truncate it,
+    and vacuum it with secure_delete, so no freed page keeps an old value (a production Postgres has
+    its own VACUUM policy)."""
+    import sqlite3
+
+    from plus_analytics.listeners import truncate_sqlite_wal
+
+    meta = paths.airflow_home / "airflow.db"
+    if meta.exists():
+        truncate_sqlite_wal(str(meta))
+        try:
+            con = sqlite3.connect(str(meta), timeout=30)
+            con.execute("PRAGMA secure_delete = ON")
+            con.execute("VACUUM")
+            con.close()
+        except sqlite3.Error as exc:
+            log.warning("could not vacuum the Airflow metadata DB: %s", type(exc).__name__)
+
+
 def scan_bytes(root: Path, needles: list[bytes], skip: tuple[Path, ...] = ()) -> dict[str, list[int]]:
     """{file: [needle indexes found]} for every file under ``root`` (Aho-Corasick over raw bytes)."""
     from ahocorasick_rs import BytesAhoCorasick
@@ -363,6 +383,7 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int, pub
     t_marts = time.perf_counter()
 
     sizes = {str(p): rewrite_database(p) for p in (paths.raw_db, paths.staging_db)}
+    _compact_airflow_sqlite(paths)
     t_rewrite = time.perf_counter()
 
     # Verification: rows, then bytes.
