@@ -25,7 +25,7 @@ def _marts(paths: Paths) -> list:
         return con.execute(MART_COUNTS).fetchall()
 
 
-def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path):
+def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path, key):
     home = Paths(tmp_path).ensure()
     shutil.copy(pipeline.raw_db, home.raw_db)
     shutil.copy(pipeline.staging_db, home.staging_db)
@@ -33,8 +33,16 @@ def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path):
     with db.opened(home.staging_db, read_only=True) as con:
         old_pids = {r[0] for r in con.execute("select account_pid from stg_platform_usage_events").fetchall()}
 
+    from plus_analytics.erasure.intake import register
+
+    with db.opened(home.raw_db) as con:  # a request registered before the rotation, not yet propagated
+        email = con.execute("select normalized from pseudonyms where kind = 'email' order by 1 limit 1").fetchone()[0]
+        rid = register(con, key, MasterKey(1, b"t" * 32), "email", email, "rotation test")
     new = MasterKey(version=2, secret=b"a-completely-new-secret-of-32-bytes!")
     out = rekey_restricted(home, new)
+    with db.opened(home.raw_db, read_only=True) as con:
+        pid, version = con.execute("select pseudonym, key_version from tombstone_subjects where request_id = ?", [rid]).fetchone()
+    assert (pid, version) == (new.pseudonym("email", email), 2), "pending tombstones follow the rotation"
     assert set(out["after"]) == {"2"} and sum(out["after"].values()) == sum(out["before"].values())
     restage(home, new)
 

@@ -145,6 +145,12 @@ def rekey(con, key: MasterKey) -> dict:
                select p.kind, p.normalized, plus_pid(k.ipad, k.opad, p.normalized) as pseudonym, k.key_version
                from pseudonyms p join _pseudonym_key k using (kind)"""
         )
+        # Pending deletion requests hold pseudonyms of the old version: carry them over while the
+        # dictionary still knows their values (erased subjects have none left; their blind index, under
+        # the separate tombstone key, keeps working).
+        con.execute("""update tombstone_subjects set pseudonym = r.pseudonym, key_version = r.key_version
+                       from pseudonyms p join _rekeyed r using (kind, normalized)
+                       where p.kind = tombstone_subjects.kind and p.pseudonym = tombstone_subjects.pseudonym""")
         con.execute("delete from pseudonyms")
         con.execute("insert into pseudonyms select * from _rekeyed")
         con.execute(
