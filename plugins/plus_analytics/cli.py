@@ -196,7 +196,7 @@ def cmd_retention(args) -> int:
     t = time.perf_counter()
     run_dag(dag_bag(), "plus_retention", None, conf={"as_of": args.as_of or dt.date.today().isoformat()})
     print(f"retention enforced as of {args.as_of or 'today'} and marts republished in {time.perf_counter() - t:.1f}s; "
-          f"evidence in the DPO report ({paths.reports / 'dpo' / 'tombstones.html'} after `plus-analytics report tombstones`)")
+          f"evidence in the DPO report (`plus-analytics report dpo`, then {paths.reports / 'dpo' / 'tombstones.html'})")
     return 0
 
 

@@ -138,10 +138,11 @@ def enforce(paths: Paths, as_of: dt.date | None = None, spec: dict | None = None
             for src in policy.values():
                 if src.staging_table not in tables:
                     continue
-                ev = f"cast({_q(src.event_time)} as date)"
-                for day, n in con.execute(f"select {ev}, count(*) from {src.staging_table} where {ev} < ? group by 1 order by 1", [cut]).fetchall():
+                # Age = the day the row was delivered (_dt): an account created years ago but delivered
+                # (updated) recently is live data; for events _dt is the event day.
+                for day, n in con.execute(f"select _dt, count(*) from {src.staging_table} where _dt < ? group by 1 order by 1", [cut]).fetchall():
                     staged.append(("staging", src.staging_table, day, f"staging {spec['staging']['days']}d", n))
-                con.execute(f"delete from {src.staging_table} where {ev} < ?", [cut])
+                con.execute(f"delete from {src.staging_table} where _dt < ?", [cut])
             con.execute("commit")
         rewrite_database(paths.staging_db)
         if staged and paths.raw_db.exists():
