@@ -57,3 +57,16 @@ def opened(path: Path | str, read_only: bool = False, conn_id: str | None = None
 def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:
     mode = " (READ_ONLY)" if read_only else ""
     con.execute(f"ATTACH '{Path(path)}' AS {alias}{mode}")
+
+
+def tables(con) -> set[str]:
+    """Names of the tables in the connection's current database."""
+    return {r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
+
+
+def table_columns(con, table: str) -> list[str]:
+    """Column names of ``table`` in the current database, in order (empty if it does not exist)."""
+    return [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
+        "order by ordinal_position", [table]).fetchall()]

@@ -24,6 +24,7 @@ import yaml
 from plus_analytics import db
 from plus_analytics.config import POLICY_DIR, Paths
 from plus_analytics.policy import load_policy
+from plus_analytics.sqlfiles import q as _q
 
 log = logging.getLogger(__name__)
 RETENTION_FILE = POLICY_DIR / "retention.yaml"
@@ -47,8 +48,6 @@ def load_retention(path: str | None = None) -> dict:
     return spec
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def retention_table_markdown() -> str:
@@ -93,7 +92,7 @@ def enforce(paths: Paths, as_of: dt.date | None = None, spec: dict | None = None
 
             identifiers.ensure_schema(con)
             con.execute(EVIDENCE_DDL)
-            present = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
+            present = db.tables(con)
             con.execute("begin transaction")
             for name, rule in spec["raw"].items():
                 src = policy[name]

@@ -16,6 +16,11 @@ def _env() -> jinja2.Environment:
     )
 
 
+def q(name: str) -> str:
+    """Quote an identifier (column or table name) for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def render(path: str, **context) -> str:
     return _env().get_template(path).render(**context)
 

@@ -44,18 +44,13 @@ from plus_analytics.erasure.intake import register_tombstone_key
 from plus_analytics.policy import REDACTED, Source, load_policy
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.sqlfiles import q as _q
 
 log = logging.getLogger(__name__)
 MIN_FORM_BYTES = 6
 MAX_RESOLVE_ROUNDS = 8
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _present(con) -> set[str]:
-    return {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
 
 
 def _hits_sql(src: Source, cols) -> str:
@@ -325,7 +320,7 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int, pub
             "select request_id from tombstones where status in ('pending', 'propagated') order by received_at").fetchall()]
         if not pending:
             return {"requests": 0}
-        present = _present(con)
+        present = db.tables(con)
         sources = [s for s in sources if s.raw_table in present]
         con.execute("""create or replace temp table _subjects as
                        select distinct request_id, kind, pseudonym from tombstone_subjects

@@ -8,10 +8,9 @@ being ingested are hashed, once per distinct value: the cost follows the batch, 
 from __future__ import annotations
 
 from plus_analytics.policy import Source
+from plus_analytics.sqlfiles import q as _q
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def has_tombstones(con) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from plus_analytics import sqlfiles
+from plus_analytics.sqlfiles import q as _q
 
 #: Longest text value a published mart may hold; mart text columns are short dimension labels.
 MAX_TEXT_LENGTH = 64
@@ -39,8 +40,6 @@ def text_columns(con, catalog: str) -> list[tuple[str, str]]:
     ).fetchall()
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def scan_table_column(con, catalog: str, table: str, column: str, max_len: int = MAX_TEXT_LENGTH) -> list[Finding]:

@@ -21,6 +21,7 @@ import pandas as pd
 from plus_analytics.policy import Column, Source, UndeclaredColumnError
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.sqlfiles import q as _q
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ def partition_files(landing: Path, src: Source, day: dt.date) -> list[Path]:
     return sorted((Path(landing) / src.name / f"dt={day.isoformat()}").glob(f"*.{ext}"))
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -284,9 +283,9 @@ def raw_table_ddl(src: Source) -> str:
 
 def ensure_raw_table(con, src: Source) -> None:
     con.execute(raw_table_ddl(src))
-    have = [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
-        "order by ordinal_position", [src.raw_table]).fetchall()]
+    from plus_analytics.db import table_columns
+
+    have = table_columns(con, src.raw_table)
     want = ["_dt", "_file", "_line", *src.column_names, "_ingested_at"]
     if have != want:
         raise RuntimeError(

@@ -10,17 +10,17 @@ from __future__ import annotations
 import datetime as dt
 
 from plus_analytics import sqlfiles
+from plus_analytics.db import table_columns
 from plus_analytics.policy import Source
 from plus_analytics.privacy.identifiers import KeyVersionMismatch
 from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.sqlfiles import q as _q
 
 RAW = "raw"  # alias the restricted database is attached under, read-only
 
 LENGTH_BUCKETS = ((0, "empty"), (20, "1-20"), (100, "21-100"), (500, "101-500"))
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _length_bucket(expr: str) -> str:
@@ -74,12 +74,6 @@ def compile_select(src: Source) -> str:
             + "\nwhere ($day is null or r._dt = $day)")
 
 
-def _existing_columns(con, table: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
-        "order by ordinal_position", [table]).fetchall()]
-
-
 def check_raw_key_version(con, key: MasterKey) -> None:
     other = con.execute(f"select distinct key_version from {RAW}.pseudonyms where key_version <> ?", [key.version]).fetchall()
     if other:
@@ -103,7 +97,7 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, t
     if transaction:
         con.execute("begin transaction")
     try:
-        have = _existing_columns(con, table)
+        have = table_columns(con, table)
         if src.visitor:
             keys = ", ".join(_q(k) for k in src.key)
             if have and "visitor_hash" in have:
