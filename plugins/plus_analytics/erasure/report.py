@@ -57,7 +57,9 @@ def collect(paths: Paths) -> dict:
         r["state"] = _status(r, now)
         r["linked_identifiers"] = linked.get(r["request_id"], 0)
         mine = [e for e in ev if e["request_id"] == r["request_id"]]
-        r["rows_removed"] = sum(e["rows_removed"] or 0 for e in mine if e["event"] == "removed")
+        # Restricted-zone rows only: landing lines are the same rows in their exported form (per-layer
+        # figures are in the evidence).
+        r["rows_removed"] = sum(e["rows_removed"] or 0 for e in mine if e["event"] == "removed" and e["layer"] == "restricted")
         r["late_arrivals_suppressed"] = sum(e["rows_removed"] or 0 for e in mine if e["event"] == "suppressed")
         checks = [e for e in mine if e["event"] in ("verified_rows", "verified_bytes")]
         r["last_row_check"] = next((e["check_result"] for e in reversed(checks) if e["event"] == "verified_rows"), None)
