@@ -51,8 +51,9 @@ def on_dag_run_failed(dag_run, msg: str):
     scrub(dag_run)
 
 
-def truncate_sqlite_wal(path: str | None) -> bool:
-    """Checkpoint a SQLite database's write-ahead log into the file and truncate the log to zero bytes."""
+def truncate_sqlite_wal(path: str | None, vacuum: bool = False) -> bool:
+    """Checkpoint a SQLite database's write-ahead log into the file and truncate the log to zero bytes;
+    with ``vacuum``, first rebuild the file (secure_delete on) so no freed page keeps an old value."""
     import sqlite3
 
     if not path:
@@ -61,6 +62,8 @@ def truncate_sqlite_wal(path: str | None) -> bool:
         con = sqlite3.connect(path, timeout=30)
         try:
             con.execute("PRAGMA secure_delete = ON")
+            if vacuum:
+                con.execute("VACUUM")
             busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
             con.close()

@@ -65,7 +65,7 @@ def retention_table_markdown() -> str:
 
 def enforce(paths: Paths, as_of: dt.date | None = None, spec: dict | None = None) -> dict:
     """Destroy everything older than its period as of ``as_of`` (default: today, UTC)."""
-    from plus_analytics.erasure.propagate import _collect_orphans, rewrite_database
+    from plus_analytics.erasure.propagate import collect_orphans, rewrite_database
 
     spec = spec or load_retention()
     as_of = as_of or dt.datetime.now(dt.UTC).date()
@@ -122,7 +122,7 @@ def enforce(paths: Paths, as_of: dt.date | None = None, spec: dict | None = None
             for day, in con.execute("select day from visitor_salt where day < ? order by 1", [cut]).fetchall():
                 evidence.append(("restricted", "visitor_salt", day, f"visitor salt {spec['visitor_salt']['days']}d", 1))
             con.execute("delete from visitor_salt where day < ?", [cut])
-            _collect_orphans(con, [s for s in policy.values() if s.raw_table in present])
+            collect_orphans(con, [s for s in policy.values() if s.raw_table in present])
             for layer, location, day, rule, n in evidence:
                 con.execute("insert into retention_evidence values (?, ?, ?, ?, ?, ?, ?, ?)", [run_id, as_of, layer, location, day, rule, n, now])
             con.execute("commit")

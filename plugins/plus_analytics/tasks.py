@@ -58,15 +58,13 @@ def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_ho
     from plus_analytics.erasure.suppression import has_tombstones
     from plus_analytics.ingest.loader import ingest_partition
     from plus_analytics.policy import source as get_source
-    from plus_analytics.privacy import identifiers
     from plus_analytics.privacy.keys import load_master_key
 
     paths = (paths or Paths.from_env()).ensure()
     key = key or load_master_key()
     src = get_source(source)
     with open_zone(RAW_CONN_ID, paths.raw_db, use_hooks) as con:
-        identifiers.ensure_schema(con)
-        suppress = has_tombstones(con)
+        suppress = has_tombstones(con)  # False on a new zone; ingest_partition creates the schema
         if suppress:  # erased subjects exist: the tombstone key is required (no key, no run)
             register_tombstone_key(con, tomb_key or load_master_key(TOMBSTONE_CONN_ID))
         result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress=suppress)

@@ -212,11 +212,11 @@ def _remove_restricted(con, sources: list[Source]) -> dict[tuple[str, str], int]
     # only the subject used, say) is garbage-collected.
     con.execute("delete from id_map where (kind, pseudonym) in (select kind, pseudonym from _subjects)")
     con.execute("delete from pseudonyms where (kind, pseudonym) in (select kind, pseudonym from _subjects)")
-    _collect_orphans(con, sources)
+    collect_orphans(con, sources)
     return removed
 
 
-def _collect_orphans(con, sources: list[Source]) -> None:
+def collect_orphans(con, sources: list[Source]) -> None:
     refs = " union ".join(
         f"select '{c.kind}' as kind, {_q(c.name)} as v from {s.raw_table}" for s in sources for c in s.identifier_columns
     ) + " union select kind, raw_value from text_mentions"
@@ -255,23 +255,13 @@ def rewrite_database(path: Path) -> int:
 
 
 def _compact_airflow_sqlite(paths: Paths) -> None:
-    """The demo's Airflow metadata DB lives under the data directory: fold its WAL in and truncate it,
-    and vacuum it with secure_delete, so no freed page keeps an old value (a production Postgres has
-    its own VACUUM policy)."""
-    import sqlite3
-
+    """The demo's Airflow metadata DB lives under the data directory: vacuum it with secure_delete and
+    truncate its WAL, so no freed page keeps an old value (a production Postgres has its own VACUUM)."""
     from plus_analytics.listeners import truncate_sqlite_wal
 
     meta = paths.airflow_home / "airflow.db"
     if meta.exists():
-        truncate_sqlite_wal(str(meta))
-        try:
-            con = sqlite3.connect(str(meta), timeout=30)
-            con.execute("PRAGMA secure_delete = ON")
-            con.execute("VACUUM")
-            con.close()
-        except sqlite3.Error as exc:
-            log.warning("could not vacuum the Airflow metadata DB: %s", type(exc).__name__)
+        truncate_sqlite_wal(str(meta), vacuum=True)
 
 
 def scan_bytes(root: Path, needles: list[bytes], skip: tuple[Path, ...] = ()) -> dict[str, list[int]]:
@@ -304,9 +294,10 @@ def _needle_variants(form: str) -> set[bytes]:
 
 # ----------------------------------------------------------------------------------------------- driver
 
-def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int, publish_marts=None) -> dict:
-    """Propagate, erase and verify every pending request. ``publish_marts(paths)`` rebuilds, gates and
-    publishes the marts (defaults to the library's build+gate+publish)."""
+def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int) -> dict:
+    """Propagate, erase and verify every pending request."""
+    from plus_analytics.gate.run import run_gate
+    from plus_analytics.marts.build import build_marts, publish
     from plus_analytics.privacy.rotation import restage
 
     t0 = time.perf_counter()
@@ -343,10 +334,6 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int, pub
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         for (rid, table), n in sorted(removed.items()):
             evidence.append(con, rid, "removed", layer="restricted", location=table, rows_removed=n)
-        per_file = defaultdict(int)
-        for f, n in con.execute("""select _file, count(*) from (select _file, _line from _erase_rows union
-                                   select _file, _line from _erase_quarantine) group by 1""").fetchall():
-            per_file[f] = n
         for rid in pending:
             files = con.execute("""select count(distinct _file), count(*) from (
                 select _file, _line from _erase_rows where request_id = $r union
@@ -364,17 +351,11 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int, pub
     # Staging and marts are rebuilt from what is left: the aggregates the subject contributed to change.
     restage(paths, key)
     t_stage = time.perf_counter()
-    if publish_marts is None:
-        from plus_analytics.gate.run import run_gate
-        from plus_analytics.marts.build import build_marts, publish
-
-        def publish_marts(p):
-            b = build_marts(p, k)
-            run_gate(b.path, p, b.build_id)
-            publish(b.path, p.analytics_db)
     for stale in paths.builds.glob("build-*.duckdb*"):  # earlier builds are copies too
         stale.unlink()
-    publish_marts(paths)
+    b = build_marts(paths, k)
+    run_gate(b.path, paths, b.build_id)
+    publish(b.path, paths.analytics_db)
     t_marts = time.perf_counter()
 
     sizes = {str(p): rewrite_database(p) for p in (paths.raw_db, paths.staging_db)}

@@ -100,14 +100,10 @@ def run_audit(paths: Paths, include_metadata: bool = True) -> dict:
         for where, kind in con.execute(
                 "select location, unnest(pii_kinds(v, 1000000)) from texts order by 1").fetchall():
             findings.append(scan.Finding(where, kind, 1, ()))
-        if have_raw:
-            con.execute("create temp table audited as select * from texts")
-            # Token canary: every raw identifier (length >= 6) against the tokens of every text.
-            for where, kind in con.execute(f"""
-                    with tokens as (select location, lower(unnest(regexp_split_to_array(v, '[\\s,;/()\\[\\]{{}}<>"''|=:]+'))) as tok from texts),
-                         ids as (select kind, lower(raw_value) as val from raw.id_map where length(raw_value) >= {scan.CANARY_MIN_LENGTH}
-                                 union select kind, lower(normalized) from raw.id_map where length(normalized) >= {scan.CANARY_MIN_LENGTH})
-                    select distinct t.location, 'canary:' || i.kind from tokens t join ids i on t.tok = i.val order by 1""").fetchall():
+        if have_raw:  # token canary: every raw identifier (length >= 6) against every log line and value
+            hits = scan.token_hits_sql("select location as key, v from texts", "raw")
+            for where, kind in con.execute(f"select key, 'canary:' || kind from ({hits}) order by 1",
+                                           {"split": scan.LOG_SPLIT}).fetchall():
                 findings.append(scan.Finding(where, kind, 1, ()))
         scanned = con.execute("select count(*) from texts").fetchone()[0]
     finally:

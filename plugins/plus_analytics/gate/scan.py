@@ -60,6 +60,27 @@ def scan_catalog(con, catalog: str, max_len: int = MAX_TEXT_LENGTH) -> list[Find
     return findings
 
 
+#: Token separators for the canary: whitespace and punctuation identifiers are not made of. Log lines
+#: also split on ':' ("user:someone@x.com"); mart values keep it, so a whole IPv6 address stays one token.
+VALUE_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=]+"
+LOG_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=:]+"
+
+
+def token_hits_sql(source_sql: str, raw: str) -> str:
+    """SQL giving (key, kind) for every text of ``source_sql`` (columns key, v) that equals, or contains
+    as a token, a raw or normalized identifier of ``raw``.id_map. Bind ``$split`` (VALUE_SPLIT or LOG_SPLIT)."""
+    return f"""with t as ({source_sql}),
+                tokens as (
+                    select key, lower(v) as tok from t
+                    union all
+                    select key, lower(unnest(regexp_split_to_array(v, $split))) from t),
+                ids as (
+                    select kind, lower(raw_value) as val from {raw}.id_map where length(raw_value) >= {CANARY_MIN_LENGTH}
+                    union
+                    select kind, lower(normalized) from {raw}.id_map where length(normalized) >= {CANARY_MIN_LENGTH})
+           select distinct t.key, i.kind from tokens t join ids i on t.tok = i.val"""
+
+
 def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
     """Does any text value of ``catalog`` equal or contain a raw identifier known to the restricted zone?
 
@@ -70,19 +91,12 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
     findings: list[Finding] = []
     findings += _canary_dropped_values(con, catalog, raw)
     for table, column in text_columns(con, catalog):
+        rows_sql = (f"select row_number() over () as key, {_q(column)} as v from {catalog}.{_q(table)} "
+                    f"where {_q(column)} is not null")
         rows = con.execute(
-            f"""with t as (select row_number() over () as rn, {_q(column)} as v from {catalog}.{_q(table)} where {_q(column)} is not null),
-                     tokens as (
-                         select rn, lower(v) as tok from t
-                         union all
-                         select rn, lower(unnest(regexp_split_to_array(v, '[\\s,;/()\\[\\]{{}}<>"''|=]+'))) from t),
-                     ids as (
-                         select kind, lower(raw_value) as val from {raw}.id_map where length(raw_value) >= {CANARY_MIN_LENGTH}
-                         union
-                         select kind, lower(normalized) from {raw}.id_map where length(normalized) >= {CANARY_MIN_LENGTH})
-                select i.kind, count(distinct t.rn), list(distinct t.rn order by t.rn)[1:5]
-                from tokens t join ids i on t.tok = i.val
-                group by i.kind"""
+            f"""select kind, count(*), list(key order by key)[1:5]
+                from ({token_hits_sql(rows_sql, raw)}) group by kind""",
+            {"split": VALUE_SPLIT},
         ).fetchall()
         findings.extend(Finding(f"{catalog}:{table}.{column}", f"canary:{kind}", int(n), tuple(int(x) for x in first))
                         for kind, n, first in rows)
