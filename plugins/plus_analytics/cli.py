@@ -29,6 +29,16 @@ def _paths(args) -> Paths:
     return Paths.from_env().ensure()
 
 
+def _run_dag(paths: Paths, dag_id: str, conf: dict | None = None) -> float:
+    """Run one DAG to completion through Airflow (dag.test on the local metadata DB); returns seconds."""
+    from plus_analytics.runner import dag_bag, prepare_airflow, run_dag
+
+    prepare_airflow(paths)
+    t = time.perf_counter()
+    run_dag(dag_bag(), dag_id, None, conf=conf)
+    return time.perf_counter() - t
+
+
 def cmd_generate(args) -> int:
     from plus_analytics.generate import generate
 
@@ -114,16 +124,14 @@ def cmd_query(args) -> int:
 
 def cmd_rotate_keys(args) -> int:
     paths = _paths(args)
-    from plus_analytics.runner import dag_bag, new_local_key_version, prepare_airflow, run_dag
+    from plus_analytics.runner import new_local_key_version
 
     if args.new_local_key:
         version = new_local_key_version(paths)
         os.environ.pop("AIRFLOW_CONN_PLUS_PSEUDONYM_KEY", None)
         print(f"demo key rotated locally to version {version} (the old secret is overwritten)")
-    prepare_airflow(paths)
-    t = time.perf_counter()
-    run_dag(dag_bag(), "plus_rotate_keys", None)
-    print(f"re-keyed restricted zone, staging and marts in {time.perf_counter() - t:.1f}s; published {paths.analytics_db}")
+    seconds = _run_dag(paths, "plus_rotate_keys")
+    print(f"re-keyed restricted zone, staging and marts in {seconds:.1f}s; published {paths.analytics_db}")
     return 0
 
 
@@ -170,12 +178,8 @@ def cmd_erase(args) -> int:
         return 2
     print(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
     if args.run:
-        from plus_analytics.runner import dag_bag, prepare_airflow, run_dag
-
-        prepare_airflow(paths)
-        t = time.perf_counter()
-        run_dag(dag_bag(), "plus_erasure", None)
-        print(f"erasure propagated and verified in {time.perf_counter() - t:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
+        seconds = _run_dag(paths, "plus_erasure")
+        print(f"erasure propagated and verified in {seconds:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
     return 0
 
 
@@ -190,12 +194,9 @@ def cmd_report(args) -> int:
 
 def cmd_retention(args) -> int:
     paths = _paths(args)
-    from plus_analytics.runner import dag_bag, prepare_airflow, run_dag
-
-    prepare_airflow(paths)
-    t = time.perf_counter()
-    run_dag(dag_bag(), "plus_retention", None, conf={"as_of": args.as_of or dt.date.today().isoformat()})
-    print(f"retention enforced as of {args.as_of or 'today'} and marts republished in {time.perf_counter() - t:.1f}s; "
+    as_of = args.as_of or dt.date.today().isoformat()
+    seconds = _run_dag(paths, "plus_retention", conf={"as_of": as_of})
+    print(f"retention enforced as of {as_of} and marts republished in {seconds:.1f}s; "
           f"evidence in the DPO report (`plus-analytics report dpo`, then {paths.reports / 'dpo' / 'tombstones.html'})")
     return 0
 
