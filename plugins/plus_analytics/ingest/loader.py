@@ -1,9 +1,15 @@
-"""Ingest: landing files of one (source, day) into the restricted zone, bad rows into quarantine.
+"""Ingest: landing files of one source and one or more days into the restricted zone, bad rows into
+quarantine.
 
-The whole partition is validated set-wise inside DuckDB against the policy (types, required fields,
+The whole batch is validated set-wise inside DuckDB against the policy (types, required fields,
 lengths, enums, minimums, identifier normalization, duplicate keys). Every line read ends up in exactly
 one place: ``raw_<source>`` or ``quarantine`` (with file, line and reason), or is counted as suppressed
 for an erasure request. Re-running a day replaces that day exactly, in one transaction.
+
+A daily DAG run ingests one day; a backfill ingests many days of a source in one batch
+(:func:`ingest_days`), with exactly the per-day results, rows and quarantine reasons that ingesting them
+one by one, in order, would give: the statements and identifier lookups are paid once per batch rather
+than once per day.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
+import numpy as np
 import pandas as pd
 
 from plus_analytics.policy import Column, Source, UndeclaredColumnError
@@ -48,22 +54,38 @@ def partition_files(landing: Path, src: Source, day: dt.date) -> list[Path]:
     return sorted((Path(landing) / src.name / f"dt={day.isoformat()}").glob(f"*.{ext}"))
 
 
+def landed_days(landing: Path, src: Source) -> list[dt.date]:
+    """Every day with a landing partition directory for ``src``, in order."""
+    out = []
+    for d in (Path(landing) / src.name).glob("dt=*"):
+        try:
+            out.append(dt.date.fromisoformat(d.name[3:]))
+        except ValueError:
+            continue
+    return sorted(out)
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def _lines_python(path: Path, name: str) -> pd.DataFrame:
-    """Slow path for a file that is not valid UTF-8: find the bad lines, keep the good ones."""
-    rows = []
-    for i, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
+def _decode_lines(data: bytes) -> tuple[str, list[int]]:
+    """Slow path for a file that is not valid UTF-8: the text with each undecodable line decoded with
+    replacement characters, and the numbers of those lines. Decoding stops only at the bad bytes, so a
+    file with a few bad lines costs little more than a clean one."""
+    parts, bad, pos, line = [], [], 0, 1
+    while True:
         try:
-            rows.append((name, i, raw.decode("utf-8"), None))
-        except UnicodeDecodeError:
-            rows.append((name, i, raw.decode("utf-8", "replace")[:PAYLOAD_KEEP], "invalid UTF-8"))
-    return pd.DataFrame(rows, columns=["_file", "_line", "payload", "_err"])
+            parts.append(data[pos:].decode("utf-8"))
+            return "".join(parts), bad
+        except UnicodeDecodeError as exc:
+            start = data.rfind(b"\n", pos, pos + exc.start) + 1 if exc.start else pos
+            start = max(start, pos)
+            end = data.find(b"\n", pos + exc.start)
+            end = len(data) if end < 0 else end
+            parts.append(data[pos:start].decode("utf-8"))
+            line += data.count(b"\n", pos, start)
+            bad.append(line)
+            parts.append(data[start:end].decode("utf-8", "replace"))
+            pos = end
 
 
 def file_name(landing: Path, f: Path) -> str:
@@ -72,30 +94,45 @@ def file_name(landing: Path, f: Path) -> str:
     return Path(f).relative_to(landing).as_posix()
 
 
-def _load_ndjson_lines(con, files: list[Path], landing: Path) -> None:
-    con.execute("create or replace temp table _lines (_file varchar, _line bigint, payload varchar, _err varchar)")
-    for f in files:
+def _load_ndjson_lines(con, files: list[tuple[dt.date, Path]], landing: Path) -> None:
+    con.execute("create or replace temp table _lines (_dt date, _file varchar, _line bigint, payload varchar, _err varchar)")
+    # Lines are split in Python and handed over as one frame per file: string functions over every line
+    # (trim, rtrim) cost DuckDB more than the whole split does.
+    for day, f in files:
+        data = Path(f).read_bytes()
+        try:
+            text, bad = data.decode("utf-8"), []
+        except UnicodeDecodeError:  # find the bad lines, keep the good ones
+            text, bad = _decode_lines(data)
+        lines = text.replace("\r\n", "\n").split("\n")
+        if lines and lines[-1].endswith("\r"):
+            lines[-1] = lines[-1][:-1]
+        for n in bad:
+            lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
+        keep = [i for i, line in enumerate(lines) if line and not line.isspace()]
+        frame = pd.DataFrame({"n": np.asarray(keep, dtype="int64") + 1, "p": [lines[i] for i in keep]})
+        con.register("_file_lines", frame)
         try:
             con.execute(
-                """insert into _lines
-                   select $name, unnest(generate_series(1, len(parts))), rtrim(unnest(parts), chr(13)), null
-                   from (select string_split(content, chr(10)) as parts from read_text($f))""",
-                {"f": str(f), "name": file_name(landing, f)},
+                """insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null)
+                   from _file_lines""",
+                {"name": file_name(landing, f), "day": day, "bad": bad},
             )
-        except duckdb.InvalidInputException:
-            frame = _lines_python(f, file_name(landing, f))
-            con.register("_pylines", frame)
-            con.execute("insert into _lines select * from _pylines")
-            con.unregister("_pylines")
-    con.execute("delete from _lines where trim(payload) = ''")
+        finally:
+            con.unregister("_file_lines")
 
 
 def _extract_ndjson(con, src: Source) -> None:
     declared = list(src.column_names)
+    # Each line is parsed as few times as possible: JSON functions re-parse their text argument, and a
+    # CASE around them costs several times the call itself, so validity is settled by filters first.
+    con.execute("""create or replace temp table _objects as
+                   select _dt, _file, _line, json_type(payload) = 'OBJECT' as is_object
+                   from _lines where _err is null and json_valid(payload)""")
     undeclared = [r[0] for r in con.execute(
         """select distinct k from (
-               select unnest(json_keys(payload)) as k from _lines
-               where _err is null and json_valid(payload) and json_type(payload) = 'OBJECT')
+               select unnest(json_keys(l.payload)) as k from _lines l semi join _objects o
+               on o._file = l._file and o._line = l._line and o.is_object)
            where k not in (select unnest($declared))""",
         {"declared": declared},
     ).fetchall()]
@@ -107,22 +144,21 @@ def _extract_ndjson(con, src: Source) -> None:
     )
     con.execute(
         f"""create or replace temp table _cand as
-            select _file, _line, payload, _err, {cols}
+            select _dt, _file, _line, payload, _err, {cols}
             from (
-                select _file, _line, payload,
-                       coalesce(_err, case when not json_valid(payload) then 'invalid JSON'
-                                           when json_type(payload) <> 'OBJECT' then 'not a JSON object' end) as _err,
-                       case when _err is null and json_valid(payload) and json_type(payload) = 'OBJECT'
-                            then json_extract(payload, $paths) end as j
-                from _lines)""",
+                select l._dt, l._file, l._line, l.payload,
+                       coalesce(l._err, if(o._line is null, 'invalid JSON', if(o.is_object, null, 'not a JSON object'))) as _err,
+                       json_extract(if(o.is_object, l.payload, '{{}}'), $paths) as j
+                from _lines l left join _objects o on o._file = l._file and o._line = l._line)""",
         {"paths": paths},
     )
+    con.execute("drop table _objects")
 
 
-def _load_csv(con, src: Source, files: list[Path], landing: Path) -> None:
+def _load_csv(con, src: Source, files: list[tuple[dt.date, Path]], landing: Path) -> None:
     declared = list(src.column_names)
     records = []
-    for f in files:
+    for day, f in files:
         with open(f, encoding="utf-8", errors="surrogateescape", newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
@@ -149,13 +185,14 @@ def _load_csv(con, src: Source, files: list[Path], landing: Path) -> None:
                     i = pos.get(c)
                     v = fields[i] if (err is None and i is not None and i < len(fields)) else None
                     values.append(v if v != "" else None)
-                records.append([file_name(landing, f), line, payload[:PAYLOAD_KEEP], err] + values)
-    frame = pd.DataFrame(records, columns=["_file", "_line", "payload", "_err"] + [f"v_{c}" for c in declared], dtype=object)
+                records.append([day, file_name(landing, f), line, payload[:PAYLOAD_KEEP], err] + values)
+    frame = pd.DataFrame(records, columns=["_dt", "_file", "_line", "payload", "_err"] + [f"v_{c}" for c in declared], dtype=object)
     frame["_line"] = frame["_line"].astype("int64")
     con.register("_csvrows", frame)
     types = ", ".join(f"case when {_q('v_' + c)} is null then 'NULL' else 'VARCHAR' end as {_q('t_' + c)}" for c in declared)
     vals = ", ".join(f"cast({_q('v_' + c)} as varchar) as {_q('v_' + c)}" for c in declared)
-    con.execute(f"create or replace temp table _cand as select _file, _line, payload, cast(_err as varchar) as _err, {types}, {vals} from _csvrows")
+    con.execute(f"create or replace temp table _cand as select cast(_dt as date) as _dt, _file, _line, payload, "
+                f"cast(_err as varchar) as _err, {types}, {vals} from _csvrows")
     con.unregister("_csvrows")
 
 
@@ -209,7 +246,7 @@ def _check_expr(c: Column, fmt: str) -> str:
     return f"case {whens} end"
 
 
-def _validate(con, src: Source, day: dt.date) -> None:
+def _validate(con, src: Source) -> None:
     cols = src.columns
     joins = "\n".join(
         f"left join id_map {_q('m_' + c.name)} on {_q('m_' + c.name)}.kind = '{c.kind}' "
@@ -221,25 +258,31 @@ def _validate(con, src: Source, day: dt.date) -> None:
     key = ", ".join(_q(k) for k in src.key)
     con.execute(
         f"""create or replace temp table _checked as
-            select c._file, c._line, c.payload,
+            select c._dt, c._file, c._line, c.payload,
                    coalesce(c._err, nullif(array_to_string(list_filter([{checks}], lambda x: x is not null), '; '), '')) as reason,
                    {typed}
             from _cand c
             {joins}"""
     )
-    # Duplicate keys: a second copy in the same delivery, or a row already delivered on an earlier day.
+    # Duplicate keys, as if the batch's days were ingested one by one in order: the first valid copy of
+    # a key is kept; any other copy is a duplicate within its delivery if its own day has an earlier copy,
+    # else it was delivered on an earlier day. Rows already loaded for days outside the batch count as earlier
+    # deliveries for the days after them.
     con.execute(
-        f"""update _checked set reason = 'duplicate key ({', '.join(src.key)}) within the delivery'
-            from (select _file, _line from (
-                    select _file, _line, row_number() over (partition by {key} order by _file, _line) as n
+        f"""update _checked set reason = if(d.n_day > 1, 'duplicate key ({', '.join(src.key)}) within the delivery',
+                                            'duplicate key ({', '.join(src.key)}): delivered on an earlier day')
+            from (select _file, _line, n_day from (
+                    select _file, _line, row_number() over (partition by {key} order by _dt, _file, _line) as n,
+                           row_number() over (partition by {key}, _dt order by _file, _line) as n_day
                     from _checked where reason is null) where n > 1) d
             where _checked._file = d._file and _checked._line = d._line"""
     )
     con.execute(
         f"""update _checked set reason = 'duplicate key ({', '.join(src.key)}): delivered on an earlier day'
-            from (select distinct {key} from {src.raw_table} where _dt < $day) e
-            where _checked.reason is null and {' and '.join(f'_checked.{_q(k)} = e.{_q(k)}' for k in src.key)}""",
-        {"day": day},
+            from (select distinct c._file, c._line from _checked c
+                  join {src.raw_table} e on {' and '.join(f'c.{_q(k)} = e.{_q(k)}' for k in src.key)} and e._dt < c._dt
+                  where c.reason is null and e._dt not in (select distinct _dt from _cand)) d
+            where _checked._file = d._file and _checked._line = d._line"""
     )
 
 
@@ -296,20 +339,35 @@ def ensure_raw_table(con, src: Source) -> None:
 
 def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterKey,
                      suppress: bool = False) -> IngestResult:
-    """Validate and load one (source, day). With ``suppress`` (erased subjects exist, tombstone key
-    registered), rows about a tombstoned subject (late arrivals) are counted per request, not loaded, and
-    blanked in landing."""
+    """Validate and load one (source, day): see :func:`ingest_days`."""
+    return ingest_days(con, src, [day], landing, key, suppress)[0]
+
+
+def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: MasterKey,
+                suppress: bool = False) -> list[IngestResult]:
+    """Validate and load the landing files of ``src`` for ``days`` in one batch and one transaction;
+    one result per day, in order. With ``suppress`` (erased subjects exist, tombstone key registered),
+    rows about a tombstoned subject (late arrivals) are counted per request, not loaded, and blanked in
+    landing. A day without landing files keeps the rows already loaded for it (landing expired under
+    retention, or not re-delivered): loaded data is never replaced with nothing."""
+    days = sorted(set(days))
     identifiers.ensure_schema(con)
     identifiers.register_key(con, key)
     identifiers.check_key_version(con, key)
     ensure_raw_table(con, src)
-    files = partition_files(landing, src, day)
-    if not files:
-        kept = con.execute(f"select count(*) from {src.raw_table} where _dt = ?", [day]).fetchone()[0]
-        if kept:  # landing expired (retention) or not re-delivered: never replace loaded data with nothing
-            log.warning("no landing files for %s on %s; keeping the %d rows already loaded", src.name, day, kept)
-            return IngestResult(src.name, day.isoformat(), 0, 0, kept, 0)
-        log.warning("no landing files for %s on %s", src.name, day)
+    files: list[tuple[dt.date, Path]] = []
+    kept: dict[dt.date, int] = {}
+    for day in days:
+        found = partition_files(landing, src, day)
+        files += [(day, f) for f in found]
+        if not found:
+            n = con.execute(f"select count(*) from {src.raw_table} where _dt = ?", [day]).fetchone()[0]
+            if n:
+                log.warning("no landing files for %s on %s; keeping the %d rows already loaded", src.name, day, n)
+                kept[day] = n
+            else:
+                log.warning("no landing files for %s on %s", src.name, day)
+    replaced = [d for d in days if d not in kept]
     if src.format == "ndjson":
         _load_ndjson_lines(con, files, Path(landing))
         _extract_ndjson(con, src)
@@ -323,15 +381,16 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
         if c.rule == "generalize" and c.how == "user_agent":
             identifiers.learn_user_agents(con, f"select {_q('v_' + c.name)} as v from _cand where _err is null")
     _extract_mentions(con, src)
-    _validate(con, src, day)
+    _validate(con, src)
     if src.visitor:
-        days = [r[0] for r in con.execute(
+        event_days = [r[0] for r in con.execute(
             f"select distinct cast({_q(src.event_time)} as date) from _checked where reason is null").fetchall()]
-        identifiers.ensure_visitor_salts(con, days)
+        identifiers.ensure_visitor_salts(con, event_days)
 
-    suppressed = 0
+    suppressed: dict[dt.date, int] = {}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     cols = ", ".join(_q(c) for c in src.column_names)
+    batch = {"days": replaced}
     con.execute("begin transaction")
     try:
         if suppress:
@@ -339,50 +398,66 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
             from plus_analytics.erasure.propagate import rewrite_lines
             from plus_analytics.erasure.suppression import find_suppressed, forget_suppressed_identifiers
 
-            suppressed = find_suppressed(con, src)
-            if suppressed:
-                for rid, n in con.execute("select request_id, count(distinct (_file, _line)) from _suppressed group by 1 order by 1").fetchall():
+            if find_suppressed(con, src):
+                for rid, day, n in con.execute(
+                        """select s.request_id, c._dt, count(distinct (s._file, s._line)) from _suppressed s
+                           join _checked c using (_file, _line) group by all order by 1, 2""").fetchall():
                     evidence.append(con, rid, "suppressed", layer="ingest", location=f"{src.name} {day}", rows_removed=n,
                                     detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
+                suppressed = dict(con.execute(
+                    """select c._dt, count(distinct (s._file, s._line)) from _suppressed s
+                       join _checked c using (_file, _line) group by all""").fetchall())
                 blank: dict[str, set[int]] = {}
                 for f, line in con.execute("select distinct _file, _line from _suppressed").fetchall():
                     blank.setdefault(f, set()).add(int(line))
                 forget_suppressed_identifiers(con, src)
                 con.execute("delete from _checked where (_file, _line) in (select _file, _line from _suppressed)")
                 rewrite_lines(Path(landing), blank)
-        con.execute(f"delete from {src.raw_table} where _dt = $day", {"day": day})
+        con.execute(f"delete from {src.raw_table} where list_contains(cast($days as date[]), _dt)", batch)
         con.execute(
-            f"insert into {src.raw_table} select $day, _file, _line, {cols}, $now from _checked where reason is null",
-            {"day": day, "now": now},
+            f"insert into {src.raw_table} select _dt, _file, _line, {cols}, $now from _checked where reason is null",
+            {"now": now},
         )
-        con.execute("delete from text_mentions where source = $s and _dt = $day", {"s": src.name, "day": day})
+        con.execute("delete from text_mentions where source = $s and list_contains(cast($days as date[]), _dt)", {"s": src.name, **batch})
         con.execute(
-            """insert into text_mentions select distinct $s, $day, m._file, m._line, m.kind, m.v
+            """insert into text_mentions select distinct $s, c._dt, m._file, m._line, m.kind, m.v
                from _mentions m join _checked c on c._file = m._file and c._line = m._line and c.reason is null
                join id_map i on i.kind = m.kind and i.raw_value = m.v and i.error is null""",
-            {"s": src.name, "day": day},
+            {"s": src.name},
         )
-        con.execute("delete from quarantine where source = $s and _dt = $day", {"s": src.name, "day": day})
+        con.execute("delete from quarantine where source = $s and list_contains(cast($days as date[]), _dt)", {"s": src.name, **batch})
         con.execute(
-            """insert into quarantine select $s, $day, _file, _line, reason, left(payload, $keep), $now
+            """insert into quarantine select $s, _dt, _file, _line, reason, left(payload, $keep), $now
                from _checked where reason is not null""",
-            {"s": src.name, "day": day, "keep": PAYLOAD_KEEP, "now": now},
+            {"s": src.name, "keep": PAYLOAD_KEEP, "now": now},
         )
-        read, loaded, bad = con.execute(
-            "select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null) from _checked"
-        ).fetchone()
-        result = IngestResult(src.name, day.isoformat(), len(files), read + suppressed, loaded, bad, suppressed)
-        con.execute("delete from ingest_log where source = $s and _dt = $day", {"s": src.name, "day": day})
-        con.execute(
-            "insert into ingest_log values ($s, $day, $files, $read, $loaded, $bad, $sup, $now)",
-            {"s": src.name, "day": day, "files": len(files), "read": result.rows_read, "loaded": loaded,
-             "bad": bad, "sup": suppressed, "now": now},
-        )
+        counts = {d: (n, ok, bad) for d, n, ok, bad in con.execute(
+            """select _dt, count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)
+               from _checked group by 1""").fetchall()}
+        n_files = {d: sum(1 for fd, _ in files if fd == d) for d in replaced}
+        results = []
+        for day in days:
+            if day in kept:
+                results.append(IngestResult(src.name, day.isoformat(), 0, 0, kept[day], 0))
+                continue
+            read, loaded, bad = counts.get(day, (0, 0, 0))
+            sup = suppressed.get(day, 0)
+            results.append(IngestResult(src.name, day.isoformat(), n_files[day], read + sup, loaded, bad, sup))
+        con.execute("delete from ingest_log where source = $s and list_contains(cast($days as date[]), _dt)", {"s": src.name, **batch})
+        for r in results:
+            if r.day in {d.isoformat() for d in replaced}:
+                con.execute(
+                    "insert into ingest_log values ($s, $day, $files, $read, $loaded, $bad, $sup, $now)",
+                    {"s": src.name, "day": dt.date.fromisoformat(r.day), "files": r.files, "read": r.rows_read,
+                     "loaded": r.rows_loaded, "bad": r.rows_quarantined, "sup": r.rows_suppressed, "now": now},
+                )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     for t in ("_lines", "_cand", "_checked", "_mentions"):
         con.execute(f"drop table if exists {t}")
-    log.info("ingested %s %s: %s", src.name, day, {k: v for k, v in result.as_dict().items() if k not in ("source", "day")})
-    return result
+    for r in results:
+        log.info("ingested %s %s: %s", src.name, r.day,
+                 {k: v for k, v in r.as_dict().items() if k not in ("source", "day")})
+    return results

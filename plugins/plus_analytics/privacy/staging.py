@@ -36,7 +36,8 @@ def _language(expr: str) -> str:
 
 
 def compile_select(src: Source) -> str:
-    """The staging SELECT for ``src`` over ``raw.<raw_table>`` (alias r), with a ``$day`` filter slot."""
+    """The staging SELECT for ``src`` over ``raw.<raw_table>`` (alias r), with a landing-day range filter
+    slot (``$day`` to ``$until``, both included; ``$day`` null for every day)."""
     exprs: list[str] = ["r._dt"]
     joins: list[str] = []
     for c in src.columns:
@@ -71,7 +72,7 @@ def compile_select(src: Source) -> str:
         )
     exprs.append("cast($key_version as integer) as key_version")
     return (f"select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
-            + "\nwhere ($day is null or r._dt = $day)")
+            + "\nwhere ($day is null or r._dt between $day and $until)")
 
 
 def check_raw_key_version(con, key: MasterKey) -> None:
@@ -83,8 +84,10 @@ def check_raw_key_version(con, key: MasterKey) -> None:
         )
 
 
-def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, transaction: bool = True) -> int:
-    """(Re)build the staging rows of ``src`` for one landing day, or all of them when ``day`` is None.
+def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, transaction: bool = True,
+                 until: dt.date | None = None) -> int:
+    """(Re)build the staging rows of ``src`` for one landing day (or the days from ``day`` to ``until``,
+    a backfill), or all of them when ``day`` is None.
 
     ``con`` is the staging database with the restricted one attached read-only as ``raw``. Returns the
     number of rows staged. Idempotent: the day's rows are replaced in one transaction.
@@ -92,7 +95,8 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, t
     sqlfiles.run_file(con, "macros.sql")
     check_raw_key_version(con, key)
     select = compile_select(src)
-    params = {"day": day, "key_version": key.version}
+    params = {"day": day, "until": until or day, "key_version": key.version}
+    span = {"day": day, "until": until or day}
     table = src.staging_table
     if transaction:
         con.execute("begin transaction")
@@ -102,21 +106,22 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, t
             keys = ", ".join(_q(k) for k in src.key)
             if have and "visitor_hash" in have:
                 con.execute(f"create or replace temp table _prev_visitor as select {keys}, visitor_hash from {table} "
-                            f"where visitor_hash is not null and ($day is null or _dt = $day)", {"day": day})
+                            f"where visitor_hash is not null and ($day is null or _dt between $day and $until)", span)
             else:
                 con.execute(f"create or replace temp table _prev_visitor as select {keys}, null::varchar as visitor_hash "
                             f"from {RAW}.{src.raw_table} where false")
         if have and have != list(src.staging_columns()):
             con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
-            have, params["day"] = [], None
+            have, params["day"], params["until"] = [], None, None
         if not have:
             con.execute(f"create table {table} as select * from ({select}) where false", params)
         if params["day"] is None:
             con.execute(f"delete from {table}")
         else:
-            con.execute(f"delete from {table} where _dt = $day", {"day": day})
+            con.execute(f"delete from {table} where _dt between $day and $until", span)
         con.execute(f"insert into {table} {select}", params)
-        n = con.execute(f"select count(*) from {table} where ($day is null or _dt = $day)", {"day": params["day"]}).fetchone()[0]
+        n = con.execute(f"select count(*) from {table} where ($day is null or _dt between $day and $until)",
+                        {"day": params["day"], "until": params["until"]}).fetchone()[0]
         if transaction:
             con.execute("commit")
     except Exception:
