@@ -142,6 +142,12 @@ def cmd_pipeline(args) -> int:
     if m is None:
         print("no landing data: run `plus-analytics generate` first", file=sys.stderr)
         return 2
+    if args.backfill:
+        conf = {"first_day": args.first_day, "last_day": args.last_day}
+        seconds = _run_dag(paths, "plus_backfill", conf=conf)
+        print(f"plus_backfill ({args.first_day or 'first landed day'} to {args.last_day or 'last landed day'}) "
+              f"in {seconds:.1f}s; published {paths.analytics_db}")
+        return 0
     from plus_analytics.runner import run_pipeline
 
     start = dt.date.fromisoformat(m["start"])
@@ -249,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("pipeline", help="run the DAGs through Airflow for the landed days")
     pl.add_argument("--force", action="store_true", help="re-run intervals Airflow already ran")
+    pl.add_argument("--backfill", action="store_true",
+                    help="one batch per source for the whole range (runs plus_backfill) instead of one run per day")
+    pl.add_argument("--first-day", help="with --backfill: YYYY-MM-DD (default: the first landed day)")
+    pl.add_argument("--last-day", help="with --backfill: YYYY-MM-DD (default: the last landed day)")
     pl.set_defaults(func=cmd_pipeline)
 
     e = sub.add_parser("erase", help="register a deletion request (DPO)")

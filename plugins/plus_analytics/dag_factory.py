@@ -65,6 +65,45 @@ def ingest_dag(product: str, doc_md: str):
     return _ingest()
 
 
+def backfill_dag(doc_md: str):
+    """Manual: ingest and stage a range of landing days per source in one batch each, then build, gate
+    and publish once. For a first load or a replay; the result equals the daily runs of those days."""
+    from airflow.sdk import Param
+
+    day = {"type": ["null", "string"], "format": "date"}
+    params = {
+        "first_day": Param(None, **day, title="First landing day (empty: the first day that landed)"),
+        "last_day": Param(None, **day, title="Last landing day (empty: the last day that landed)"),
+    }
+
+    @house_dag("plus_backfill", None, ["ingest", "backfill"], doc_md, params=params)
+    def _backfill():
+        staged = []
+        for product in PRODUCTS:
+            for source in PRODUCT_SOURCES[product]:
+                @task(task_id=f"ingest_{source}", pool=DUCKDB_POOL)
+                def ingest(source: str = source, params=None) -> dict:
+                    from plus_analytics import tasks
+
+                    bounds = tasks.backfill_bounds(source, params.get("first_day"), params.get("last_day"))
+                    if bounds is None:
+                        return {"source": source, "days": 0}
+                    return tasks.ingest_source(source, bounds[0], until=bounds[1])
+
+                @task(task_id=f"stage_{source}", pool=DUCKDB_POOL)
+                def stage(loaded: dict, source: str = source) -> dict:
+                    from plus_analytics import tasks
+
+                    if not loaded.get("days"):
+                        return {"source": source, "rows_staged": 0}
+                    return tasks.stage_source(source, loaded["day"], until=loaded["until"])
+
+                staged.append(stage(ingest()))
+        staged >> build_gate_publish()
+
+    return _backfill()
+
+
 def build_gate_publish():
     """build -> gate -> publish (write-audit-publish); used by every DAG that changes the marts."""
 

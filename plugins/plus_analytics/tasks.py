@@ -53,25 +53,53 @@ def as_day(value) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True, tomb_key=None) -> dict:
+def day_range(first, last) -> list[dt.date]:
+    first, last = as_day(first), as_day(last)
+    if last < first:
+        raise ValueError(f"the last day {last} is before the first day {first}")
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def backfill_bounds(source: str, first=None, last=None, paths: Paths | None = None) -> tuple[dt.date, dt.date] | None:
+    """The days a backfill covers for ``source``: from ``first`` to ``last`` (either empty: the first or
+    last day with landing files); None when nothing has landed."""
+    from plus_analytics.ingest.loader import landed_days
+    from plus_analytics.policy import source as get_source
+
+    paths = paths or Paths.from_env()
+    landed = landed_days(paths.landing, get_source(source))
+    if not landed and not (first and last):
+        return None
+    return (as_day(first) if first else landed[0]), (as_day(last) if last else landed[-1])
+
+
+def ingest_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True, tomb_key=None,
+                  until=None) -> dict:
+    """Ingest one landing day of ``source`` (a daily run), or every day from ``day`` to ``until`` in one
+    batch (a backfill). Returns the day's counts, or for a range their sums."""
     from plus_analytics.erasure.intake import register_tombstone_key
     from plus_analytics.erasure.suppression import has_tombstones
-    from plus_analytics.ingest.loader import ingest_partition
+    from plus_analytics.ingest.loader import ingest_days
     from plus_analytics.policy import source as get_source
     from plus_analytics.privacy.keys import load_master_key
 
     paths = (paths or Paths.from_env()).ensure()
     key = key or load_master_key()
     src = get_source(source)
+    days = day_range(day, until) if until is not None else [as_day(day)]
     with open_zone(RAW_CONN_ID, paths.raw_db, use_hooks) as con:
-        suppress = has_tombstones(con)  # False on a new zone; ingest_partition creates the schema
+        suppress = has_tombstones(con)  # False on a new zone; ingest_days creates the schema
         if suppress:  # erased subjects exist: the tombstone key is required (no key, no run)
             register_tombstone_key(con, tomb_key or load_master_key(TOMBSTONE_CONN_ID))
-        result = ingest_partition(con, src, as_day(day), paths.landing, key, suppress=suppress)
-    return result.as_dict()
+        results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, key, suppress=suppress)]
+    if until is None:
+        return results[0]
+    counts = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_suppressed")
+    return {"source": source, "day": days[0].isoformat(), "until": days[-1].isoformat(), "days": len(days),
+            **{c: sum(r[c] for r in results) for c in counts}}
 
 
-def stage_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True) -> dict:
+def stage_source(source: str, day, paths: Paths | None = None, key=None, use_hooks: bool = True, until=None) -> dict:
     from plus_analytics import db
     from plus_analytics.policy import source as get_source
     from plus_analytics.privacy.keys import load_master_key
@@ -83,8 +111,12 @@ def stage_source(source: str, day, paths: Paths | None = None, key=None, use_hoo
     raw_path = zone_path(RAW_CONN_ID, paths.raw_db) if use_hooks else paths.raw_db
     with open_zone(STAGING_CONN_ID, paths.staging_db, use_hooks) as con:
         db.attach(con, raw_path, "raw", read_only=True)
-        n = stage(con, src, key, as_day(day) if day is not None else None)
-    return {"source": source, "day": str(day), "rows_staged": n}
+        n = stage(con, src, key, as_day(day) if day is not None else None,
+                  until=as_day(until) if until is not None else None)
+    out = {"source": source, "day": str(day), "rows_staged": n}
+    if until is not None:
+        out["until"] = str(until)
+    return out
 
 
 def build_marts(paths: Paths | None = None, use_hooks: bool = True) -> dict:

@@ -6,13 +6,15 @@
 --   analytics:   first-party usage of logged-in users counts unless the cookie's holder had denied or
 --                withdrawn analytics consent at the time.
 -- Excluded events are counted per day in meta_consent_exclusions (documented metadata).
+-- The two temp tables hold only the columns the marts read (at 10M events, all columns cost 3x the time).
 create temp table usage_events as
 with consent as (
     select cookie_pid, recorded_at, granted
     from stg.stg_platform_consent
     where purpose = 'analytics'
 )
-select e.*, coalesce(c.granted, true) as consented
+select e.event_ts, e.product, e.event_type, e.feature, e.account_pid, e.session_pid, e.visitor_hash,
+       e.device_type, e.os_family, e.browser_family, e.country, coalesce(c.granted, true) as consented
 from stg.stg_platform_usage_events as e
 asof left join consent as c
     on c.cookie_pid = e.cookie_pid and c.recorded_at <= e.event_ts
@@ -24,7 +26,7 @@ with consent as (
     from stg.stg_platform_consent
     where purpose = 'advertising'
 )
-select i.*, coalesce(c.granted, false) as consented
+select i.event_ts, i.campaign_id, i.cookie_pid, coalesce(c.granted, false) as consented
 from stg.stg_adtech_interactions as i
 asof left join consent as c
     on c.cookie_pid = i.cookie_pid and c.recorded_at <= i.event_ts

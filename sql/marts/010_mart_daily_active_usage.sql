@@ -2,6 +2,9 @@
 -- dimension is one of: all, device_type, os_family, browser_family, country.
 -- Small cells: a value describing fewer than k accounts is merged into '(other)'; an '(other)' that is
 -- still below k is dropped (see README, "Small cells").
+-- One grouping-sets pass counts every cell; only the events of the (few) small cells are read again to
+-- count their '(other)' merge. Staging never leaves a dimension null ('unknown'), so a null below means
+-- "not grouped by this column".
 create table mart_daily_active_usage as
 with events as (
     select
@@ -18,47 +21,69 @@ with events as (
     where consented
 ),
 
-long_form as (
-    select day, product, 'all' as dimension, 'all' as dimension_value, account_pid, session_pid, visitor_hash from events
-    union all
-    select day, product, 'device_type', device_type, account_pid, session_pid, visitor_hash from events
-    union all
-    select day, product, 'os_family', os_family, account_pid, session_pid, visitor_hash from events
-    union all
-    select day, product, 'browser_family', browser_family, account_pid, session_pid, visitor_hash from events
-    union all
-    select day, product, 'country', country, account_pid, session_pid, visitor_hash from events
-),
-
 cells as (
-    select day, product, dimension, dimension_value, count(distinct account_pid) as people
-    from long_form
-    group by all
+    select
+        day,
+        product,
+        case
+            when device_type is not null then 'device_type'
+            when os_family is not null then 'os_family'
+            when browser_family is not null then 'browser_family'
+            when country is not null then 'country'
+            else 'all'
+        end as dimension,
+        coalesce(device_type, os_family, browser_family, country, 'all') as dimension_value,
+        count(distinct account_pid) as active_accounts,
+        count(distinct visitor_hash) as unique_visitors,
+        count(distinct session_pid) as sessions,
+        count(*) as events
+    from events
+    group by grouping sets (
+        (day, product), (day, product, device_type), (day, product, os_family),
+        (day, product, browser_family), (day, product, country)
+    )
 ),
 
-merged as (
+small as (
+    select day, product, dimension, dimension_value
+    from cells
+    where active_accounts < getvariable('k')
+),
+
+small_cell_events as (
+    select s.day, s.product, s.dimension, e.account_pid, e.session_pid, e.visitor_hash
+    from small as s
+    inner join events as e
+        on
+            e.day = s.day
+            and e.product = s.product
+            and s.dimension_value = case s.dimension
+                when 'device_type' then e.device_type
+                when 'os_family' then e.os_family
+                when 'browser_family' then e.browser_family
+                when 'country' then e.country
+                else 'all'
+            end
+),
+
+merged_other as (
     select
-        l.day,
-        l.product,
-        l.dimension,
-        case when c.people < getvariable('k') then '(other)' else l.dimension_value end as dimension_value,
-        l.account_pid,
-        l.session_pid,
-        l.visitor_hash
-    from long_form as l
-    inner join cells as c using (day, product, dimension, dimension_value)
+        day,
+        product,
+        dimension,
+        '(other)' as dimension_value,
+        count(distinct account_pid) as active_accounts,
+        count(distinct visitor_hash) as unique_visitors,
+        count(distinct session_pid) as sessions,
+        count(*) as events
+    from small_cell_events
+    group by all
 )
 
-select
-    day,
-    product,
-    dimension,
-    dimension_value,
-    count(distinct account_pid) as active_accounts,
-    count(distinct visitor_hash) as unique_visitors,
-    count(distinct session_pid) as sessions,
-    count(*) as events
-from merged
-group by all
-having count(distinct account_pid) >= getvariable('k')
+select *
+from (
+    select * from cells where active_accounts >= getvariable('k')
+    union all
+    select * from merged_other where active_accounts >= getvariable('k')
+)
 order by day, product, dimension, dimension_value;

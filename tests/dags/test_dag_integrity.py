@@ -1,8 +1,6 @@
 """Every DAG imports, follows the house policies, and does no I/O at parse time."""
 
 import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -82,10 +82,13 @@ def _snapshot(raw) -> dict:
     return out
 
 
-def test_batch_of_days_equals_day_by_day(loaded, landing, key, tmp_path):
-    """A backfill (many days, one batch) writes exactly what ingesting the days one by one wrote,
-    including when the batch starts after days already loaded."""
+@pytest.mark.parametrize("batch_mb", ["192", "0.05"], ids=["one-batch", "batches-of-a-day-or-two"])
+def test_batch_of_days_equals_day_by_day(loaded, landing, key, tmp_path, monkeypatch, batch_mb):
+    """A backfill (many days, cut into batches that fit memory) writes exactly what ingesting the days
+    one by one wrote, including when it starts after days already loaded."""
     from plus_analytics.ingest.loader import ingest_days
+
+    monkeypatch.setenv("PLUS_INGEST_BATCH_MB", batch_mb)
 
     raw, man = loaded
     days = [dt.date.fromisoformat(man["start"]) + dt.timedelta(days=i) for i in range(man["days"])]

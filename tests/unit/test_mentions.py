@@ -38,3 +38,4 @@ def test_email_and_line_id_mentions():
     assert extract("อีเมล Somchai.J@Gmail.com ค่ะ", "email") == ["Somchai.J@Gmail.com"]
     assert extract("LINE ผม U" + "a1" * 16 + " ครับ", "platform_user") == ["U" + "a1" * 16]
     assert extract("เลขบัตร 1-1017-00230-70-8 ครับ", "national_id") == ["1-1017-00230-70-8"]
+

@@ -94,3 +94,29 @@ def test_ip_normalization_idempotent(ip):
     assert normalize_ip(n) == n
     if ip.version == 4:
         assert normalize_ip(f"::ffff:{ip}") == n
+
+
+@given(st.ip_addresses(v=4))
+def test_ipv4_fast_paths_agree_with_the_ipaddress_module(ip):
+    import ipaddress
+
+    assert normalize_ip(str(ip)) == str(ipaddress.IPv4Address(str(ip)))
+    assert ip_prefix(str(ip)) == str(ipaddress.ip_network(f"{ip}/24", strict=False))
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_platform_id_fast_path_agrees_with_full_normalization(value):
+    import re
+    import unicodedata
+
+    try:
+        slow = re.sub("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]", "", unicodedata.normalize("NFKC", value)).strip()
+        if not slow or any(unicodedata.category(ch).startswith("C") for ch in slow):
+            slow = None
+    except Exception:
+        slow = None
+    try:
+        fast = normalize("session", value)
+    except InvalidIdentifier:
+        fast = None
+    assert fast == slow

@@ -22,13 +22,35 @@ def _digest(prev_hash: str, record: dict) -> str:
 
 def append(con, request_id: str, event: str, layer: str | None = None, location: str | None = None,
            rows_removed: int | None = None, check_result: int | None = None, detail: str | None = None) -> None:
-    last = con.execute("select seq, hash from erasure_evidence order by seq desc limit 1").fetchone()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    append_many(con, [dict(request_id=request_id, event=event, layer=layer, location=location,
+                           rows_removed=rows_removed, check_result=check_result, detail=detail)])
+
+
+def append_many(con, records: list[dict]) -> None:
+    """Append records (request_id, event and optionally layer, location, rows_removed, check_result,
+    detail) in order, chained, in one insert."""
+    if not records:
+        return
+    import pandas as pd
+
+    last = con.execute("select seq, hash from erasure_evidence order by seq desc limit 1").fetchall()
+    seq, prev = last[0] if last else (0, GENESIS)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    record = dict(seq=seq, request_id=request_id, event=event, layer=layer, location=location,
-                  rows_removed=rows_removed, check_result=check_result, detail=detail, recorded_at=now)
-    con.execute("insert into erasure_evidence values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [seq, request_id, event, layer, location, rows_removed, check_result, detail, now, prev, _digest(prev, record)])
+    rows = []
+    for r in records:
+        seq += 1
+        record = {k: r.get(k) for k in FIELDS} | {"seq": seq, "recorded_at": now}
+        digest = _digest(prev, record)
+        rows.append([record[k] for k in FIELDS] + [prev, digest])
+        prev = digest
+    frame = pd.DataFrame(rows, columns=[*FIELDS, "prev_hash", "hash"], dtype=object)
+    con.register("_evidence_batch", frame)
+    try:
+        con.execute(f"""insert into erasure_evidence select cast(seq as bigint), request_id, event, layer, location,
+                        cast(rows_removed as bigint), cast(check_result as bigint), detail, cast(recorded_at as timestamp),
+                        prev_hash, hash from _evidence_batch""")
+    finally:
+        con.unregister("_evidence_batch")
 
 
 def verify_chain(con) -> tuple[bool, int]:

@@ -122,13 +122,34 @@ def _collect_forms(con) -> list[tuple[str, str]]:
     return [(r, f) for r, f in rows]
 
 
+def text_hits(texts, forms: list[str]) -> list[tuple[int, int]]:
+    """(text index, form index) for every text that contains a form, case-insensitively: Aho-Corasick,
+    one pass over the texts whatever the number of forms (a SQL ``contains`` join compares every text
+    with every form). A first pass over all the texts at once answers the usual case, no hit at all."""
+    from ahocorasick_rs import AhoCorasick
+
+    if not forms or not len(texts):
+        return []
+    ac = AhoCorasick([f.lower() for f in forms])
+    lowered = [t.lower() if isinstance(t, str) else "" for t in texts]
+    if not ac.find_matches_as_indexes("\x00".join(lowered)):
+        return []
+    return sorted({(i, m[0]) for i, t in enumerate(lowered) if t for m in ac.find_matches_as_indexes(t, overlapping=True)})
+
+
 def _quarantine_hits(con, forms: list[tuple[str, str]]) -> None:
-    con.execute("create or replace temp table _forms (request_id varchar, form varchar)")
-    if forms:
-        con.executemany("insert into _forms values (?, ?)", forms)
-    con.execute("""create or replace temp table _erase_quarantine as
-        select distinct q.source, q._dt, q._file, q._line, f.request_id from quarantine q
-        join _forms f on contains(lower(q.payload), lower(f.form))""")
+    import pandas as pd
+
+    rows = con.execute("select source, _dt, _file, _line, payload from quarantine").fetchall()
+    hits = {(*rows[i][:4], forms[j][0]) for i, j in text_hits([r[4] for r in rows], [f for _, f in forms])}
+    frame = pd.DataFrame(sorted(hits), columns=["source", "_dt", "_file", "_line", "request_id"], dtype=object)
+    con.register("_quarantine_hit_rows", frame)
+    try:
+        con.execute("""create or replace temp table _erase_quarantine as
+            select cast(source as varchar) as source, cast(_dt as date) as _dt, cast(_file as varchar) as _file,
+                   cast(_line as bigint) as _line, cast(request_id as varchar) as request_id from _quarantine_hit_rows""")
+    finally:
+        con.unregister("_quarantine_hit_rows")
 
 
 # --------------------------------------------------------------------------------------------- landing
@@ -332,15 +353,18 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int) -> 
         con.execute("begin transaction")
         removed = _remove_restricted(con, sources)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        for (rid, table), n in sorted(removed.items()):
-            evidence.append(con, rid, "removed", layer="restricted", location=table, rows_removed=n)
+        records = [dict(request_id=rid, event="removed", layer="restricted", location=table, rows_removed=n)
+                   for (rid, table), n in sorted(removed.items())]
+        landing_counts = {rid: (files, lines) for rid, files, lines in con.execute(
+            """select request_id, count(distinct _file), count(*) from (
+                   select request_id, _file, _line from _erase_rows union
+                   select request_id, _file, _line from _erase_quarantine union
+                   select request_id, _file, _line from _redact) group by 1""").fetchall()}
         for rid in pending:
-            files = con.execute("""select count(distinct _file), count(*) from (
-                select _file, _line from _erase_rows where request_id = $r union
-                select _file, _line from _erase_quarantine where request_id = $r union
-                select _file, _line from _redact where request_id = $r)""", {"r": rid}).fetchone()
-            evidence.append(con, rid, "removed", layer="landing", location=f"{files[0]} files",
-                            rows_removed=files[1], detail="lines blanked or references redacted")
+            files, lines = landing_counts.get(rid, (0, 0))
+            records.append(dict(request_id=rid, event="removed", layer="landing", location=f"{files} files",
+                                rows_removed=lines, detail="lines blanked or references redacted"))
+        evidence.append_many(con, records)
         con.execute("update tombstones set status = 'propagated', propagated_at = $now where request_id in (select unnest($r))",
                     {"now": now, "r": pending})
         con.execute("commit")
@@ -368,16 +392,18 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int) -> 
     con = db.connect(paths.raw_db)
     try:
         con.execute("begin transaction")
+        records = []
         for rid in pending:
             r = result[rid]
-            evidence.append(con, rid, "verified_rows", layer="all", location="restricted, staging",
-                            check_result=r["rows"], detail="rows still holding the subject's identifiers")
-            evidence.append(con, rid, "verified_bytes", layer="all", location=str(paths.home),
-                            check_result=r["files"], detail=f"files containing any form of the subject's identifiers "
-                                                            f"({r['needles']} byte patterns, {r['files_scanned']} files scanned)")
-            if r["rows"] == 0 and r["files"] == 0:
-                con.execute("update tombstones set status = 'verified', verified_at = ? where request_id = ?",
-                            [dt.datetime.now(dt.UTC).replace(tzinfo=None), rid])
+            records.append(dict(request_id=rid, event="verified_rows", layer="all", location="restricted, staging",
+                                check_result=r["rows"], detail="rows still holding the subject's identifiers"))
+            records.append(dict(request_id=rid, event="verified_bytes", layer="all", location=str(paths.home),
+                                check_result=r["files"], detail=f"files containing any form of the subject's identifiers "
+                                                                f"({r['needles']} byte patterns, {r['files_scanned']} files scanned)"))
+        evidence.append_many(con, records)
+        verified = [rid for rid in pending if result[rid]["rows"] == 0 and result[rid]["files"] == 0]
+        con.execute("update tombstones set status = 'verified', verified_at = $now where request_id in (select unnest($r))",
+                    {"now": dt.datetime.now(dt.UTC).replace(tzinfo=None), "r": verified})
         con.execute("commit")
     finally:
         con.close()
@@ -426,20 +452,30 @@ def _verify_rows(paths: Paths, by_request: dict[str, set[str]]) -> dict[str, int
     try:
         db.attach(con, paths.raw_db, "raw")
         db.attach(con, paths.staging_db, "stg")
-        con.execute("create temp table _f (request_id varchar, form varchar)")
+        import pandas as pd
+
         rows = [(rid, f) for rid, fs in by_request.items() for f in fs]
-        if rows:
-            con.executemany("insert into _f values (?, ?)", rows)
+        forms = [f for _, f in rows]
+        con.register("_forms_frame", pd.DataFrame(rows, columns=["request_id", "form"], dtype=object))
+        con.execute("create temp table _f as select cast(request_id as varchar) as request_id, cast(form as varchar) as form from _forms_frame")
+        con.unregister("_forms_frame")
+
+        def free_text(sql: str) -> None:  # rows whose text contains a form, counted once per request
+            texts = con.execute(sql).fetchnumpy()["t"]
+            for rid, _ in {(rows[j][0], i) for i, j in text_hits(texts, forms)}:
+                out[rid] += 1
+
         present = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = 'raw'").fetchall()}
         for src in load_policy().values():
             if src.raw_table not in present:
                 continue
-            for c in list(src.identifier_columns) + list(src.free_text_columns):
-                op = f"contains(lower(r.{_q(c.name)}), lower(f.form))" if c.pii == "free_text" else f"r.{_q(c.name)} = f.form"
-                for rid, n in con.execute(f"select f.request_id, count(*) from raw.{src.raw_table} r join _f f on {op} group by 1").fetchall():
+            for c in src.identifier_columns:
+                for rid, n in con.execute(f"select f.request_id, count(*) from raw.{src.raw_table} r join _f f "
+                                          f"on r.{_q(c.name)} = f.form group by 1").fetchall():
                     out[rid] += n
-        for rid, n in con.execute("select f.request_id, count(*) from raw.quarantine q join _f f on contains(q.payload, f.form) group by 1").fetchall():
-            out[rid] += n
+            for c in src.free_text_columns:
+                free_text(f"select {_q(c.name)} as t from raw.{src.raw_table} where {_q(c.name)} is not null")
+        free_text("select payload as t from raw.quarantine where payload is not null")
         stg = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = 'stg'").fetchall()}
         for src in load_policy().values():
             if src.staging_table not in stg:

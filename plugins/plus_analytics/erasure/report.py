@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import html
 import json
-from pathlib import Path
 
 from plus_analytics import db
 from plus_analytics.config import Paths

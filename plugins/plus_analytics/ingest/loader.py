@@ -14,10 +14,12 @@ than once per day.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
-import io
 import logging
+import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,25 +69,36 @@ def landed_days(landing: Path, src: Source) -> list[dt.date]:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def _decode_lines(data: bytes) -> tuple[str, list[int]]:
-    """Slow path for a file that is not valid UTF-8: the text with each undecodable line decoded with
-    replacement characters, and the numbers of those lines. Decoding stops only at the bad bytes, so a
-    file with a few bad lines costs little more than a clean one."""
-    parts, bad, pos, line = [], [], 0, 1
-    while True:
-        try:
-            parts.append(data[pos:].decode("utf-8"))
-            return "".join(parts), bad
-        except UnicodeDecodeError as exc:
-            start = data.rfind(b"\n", pos, pos + exc.start) + 1 if exc.start else pos
-            start = max(start, pos)
-            end = data.find(b"\n", pos + exc.start)
-            end = len(data) if end < 0 else end
-            parts.append(data[pos:start].decode("utf-8"))
-            line += data.count(b"\n", pos, start)
+_bad_bytes = threading.local()
+
+
+def _collect_bad_bytes(exc: UnicodeDecodeError) -> tuple[str, int]:
+    _bad_bytes.offsets.append(exc.start)
+    return "\ufffd", exc.end
+
+
+codecs.register_error("plus_analytics_collect", _collect_bad_bytes)
+
+
+def split_lines(data: bytes) -> tuple[list[str], list[int]]:
+    """The lines of a landing file (``\\r\\n`` or ``\\n``), and the numbers of the lines that are not valid
+    UTF-8 (decoded with replacement characters, to be quarantined). One decoding pass whatever the
+    number of bad lines: the error handler records where the bad bytes are."""
+    _bad_bytes.offsets = []
+    text = data.decode("utf-8", "plus_analytics_collect")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines[-1].endswith("\r"):
+        lines[-1] = lines[-1][:-1]
+    bad: list[int] = []
+    line, pos = 1, 0
+    for at in _bad_bytes.offsets:
+        line += data.count(b"\n", pos, at)
+        pos = at
+        if not bad or bad[-1] != line:
             bad.append(line)
-            parts.append(data[start:end].decode("utf-8", "replace"))
-            pos = end
+    return lines, bad
 
 
 def file_name(landing: Path, f: Path) -> str:
@@ -99,14 +112,7 @@ def _load_ndjson_lines(con, files: list[tuple[dt.date, Path]], landing: Path) ->
     # Lines are split in Python and handed over as one frame per file: string functions over every line
     # (trim, rtrim) cost DuckDB more than the whole split does.
     for day, f in files:
-        data = Path(f).read_bytes()
-        try:
-            text, bad = data.decode("utf-8"), []
-        except UnicodeDecodeError:  # find the bad lines, keep the good ones
-            text, bad = _decode_lines(data)
-        lines = text.replace("\r\n", "\n").split("\n")
-        if lines and lines[-1].endswith("\r"):
-            lines[-1] = lines[-1][:-1]
+        lines, bad = split_lines(Path(f).read_bytes())
         for n in bad:
             lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
         keep = [i for i, line in enumerate(lines) if line and not line.isspace()]
@@ -345,8 +351,8 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
 
 def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: MasterKey,
                 suppress: bool = False) -> list[IngestResult]:
-    """Validate and load the landing files of ``src`` for ``days`` in one batch and one transaction;
-    one result per day, in order. With ``suppress`` (erased subjects exist, tombstone key registered),
+    """Validate and load the landing files of ``src`` for ``days`` in batches of whole days (as many as
+    fit :func:`batch_bytes`), each in one transaction; one result per day, in order. With ``suppress`` (erased subjects exist, tombstone key registered),
     rows about a tombstoned subject (late arrivals) are counted per request, not loaded, and blanked in
     landing. A day without landing files keeps the rows already loaded for it (landing expired under
     retention, or not re-delivered): loaded data is never replaced with nothing."""
@@ -355,11 +361,35 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
     identifiers.register_key(con, key)
     identifiers.check_key_version(con, key)
     ensure_raw_table(con, src)
-    files: list[tuple[dt.date, Path]] = []
-    kept: dict[dt.date, int] = {}
+    results: list[IngestResult] = []
+    chunk: list[tuple[dt.date, list[Path]]] = []
+    size = 0
     for day in days:
         found = partition_files(landing, src, day)
-        files += [(day, f) for f in found]
+        day_size = sum(f.stat().st_size for f in found)
+        if chunk and size + day_size > batch_bytes():
+            results += _ingest_chunk(con, src, chunk, landing, suppress)
+            chunk, size = [], 0
+        chunk.append((day, found))
+        size += day_size
+    if chunk:
+        results += _ingest_chunk(con, src, chunk, landing, suppress)
+    return results
+
+
+def batch_bytes() -> int:
+    """Landing bytes ingested per batch (``PLUS_INGEST_BATCH_MB``, default 192): a batch's lines and
+    candidates live in memory, so a long backfill is cut into batches of whole days that fit."""
+    return int(float(os.environ.get("PLUS_INGEST_BATCH_MB", "192")) * 2**20)
+
+
+def _ingest_chunk(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], landing: Path,
+                  suppress: bool) -> list[IngestResult]:
+    """One batch of whole days, in one transaction."""
+    days = [d for d, _ in chunk]
+    files: list[tuple[dt.date, Path]] = [(d, f) for d, found in chunk for f in found]
+    kept: dict[dt.date, int] = {}
+    for day, found in chunk:
         if not found:
             n = con.execute(f"select count(*) from {src.raw_table} where _dt = ?", [day]).fetchone()[0]
             if n:

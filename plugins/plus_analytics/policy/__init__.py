@@ -6,7 +6,7 @@ refuses an inconsistent policy, and says what staging columns each rule produces
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 

@@ -91,11 +91,13 @@ def normalize_ip(value: str) -> str:
         return str(mapped) if mapped is not None else addr.compressed
     if not _IPV4_STRICT.match(v):
         raise InvalidIdentifier("ip is not a canonical IPv4 dotted quad (leading zeros, octal, hex or short forms are rejected)")
-    return str(ipaddress.IPv4Address(v))
+    return v  # the strict pattern admits only the canonical form (str(IPv4Address(v)) == v, tested)
 
 
 def ip_prefix(normalized_ip: str) -> str:
     """Network prefix kept for coarse analysis: IPv4 /24, IPv6 /48."""
+    if ":" not in normalized_ip:  # a normalized IPv4 is a canonical dotted quad
+        return normalized_ip.rsplit(".", 1)[0] + ".0/24"
     addr = ipaddress.ip_address(normalized_ip)
     bits = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
@@ -116,10 +118,12 @@ def normalize_national_id(value: str) -> str:
 
 
 def normalize_platform_id(value: str) -> str:
+    if isinstance(value, str) and value.isascii() and value.isprintable() and value == value.strip(" ") and value:
+        return value  # already canonical: NFKC, invisible-character removal and strip leave it unchanged
     v = _clean(value)
     if not v:
         raise InvalidIdentifier("identifier is empty")
-    if any(unicodedata.category(ch).startswith("C") for ch in v):
+    if not (v.isascii() and v.isprintable()) and any(unicodedata.category(ch).startswith("C") for ch in v):
         raise InvalidIdentifier("identifier contains control characters")
     return v
 

@@ -71,7 +71,7 @@ def compile_select(src: Source) -> str:
             f"|| chr(31) || coalesce(r.{_q(acct)}, '')), pv.visitor_hash) as visitor_hash"
         )
     exprs.append("cast($key_version as integer) as key_version")
-    return (f"select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
+    return ("select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
             + "\nwhere ($day is null or r._dt between $day and $until)")
 
 
