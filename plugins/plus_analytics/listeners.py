@@ -13,6 +13,8 @@ import logging
 
 from airflow.listeners import hookimpl
 
+from plus_analytics.metadata_db import truncate_sqlite_wal
+
 log = logging.getLogger(__name__)
 INTAKE_DAG_ID = "plus_erasure_intake"
 SCRUBBED = {"scrubbed": True, "note": "the identifier was pseudonymized at intake and removed from this run's conf"}
@@ -49,25 +51,3 @@ def on_dag_run_success(dag_run, msg: str):
 @hookimpl
 def on_dag_run_failed(dag_run, msg: str):
     scrub(dag_run)
-
-
-def truncate_sqlite_wal(path: str | None, vacuum: bool = False) -> bool:
-    """Checkpoint a SQLite database's write-ahead log into the file and truncate the log to zero bytes;
-    with ``vacuum``, first rebuild the file (secure_delete on) so no freed page keeps an old value."""
-    import sqlite3
-
-    if not path:
-        return False
-    try:
-        con = sqlite3.connect(path, timeout=30)
-        try:
-            con.execute("PRAGMA secure_delete = ON")
-            if vacuum:
-                con.execute("VACUUM")
-            busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        log.warning("could not checkpoint the metadata DB's WAL: %s", type(exc).__name__)
-        return False
-    return not busy

@@ -118,7 +118,7 @@ def run_dag(bag, dag_id: str, logical_date=None, conf: dict | None = None, skip_
     if dag_id == "plus_erasure_intake":
         # The listener scrubbed the form's conf; with the run over, fold SQLite's WAL (which still holds
         # the original insert) into the file and truncate it. Erasure runs do the same before verifying.
-        from plus_analytics.listeners import truncate_sqlite_wal
+        from plus_analytics.metadata_db import truncate_sqlite_wal
 
         truncate_sqlite_wal(os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").removeprefix("sqlite:///"))
     state = str(getattr(run, "state", "unknown"))

@@ -130,6 +130,28 @@ def test_marts_equal_a_build_without_the_subject(erased, key, tmp_path):
     assert _marts(b.path) == _marts(home.analytics_db)
 
 
+def test_staging_equals_a_full_restage(erased, key, tmp_path):
+    """Erasure touches only the staging rows it must: the result equals restaging everything from the
+    erased restricted zone."""
+    from plus_analytics.privacy.staging import restage_all
+
+    home = erased["home"]
+    full = tmp_path / "restaged.duckdb"
+    shutil.copy(home.staging_db, full)
+    with db.opened(full) as con:
+        db.attach(con, home.raw_db, "raw")
+        restage_all(con, list(load_policy().values()), key)
+        con.execute("detach raw")
+        db.attach(con, home.staging_db, "cur")
+        tables = [r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = 'cur' order by 1").fetchall()]
+        assert "stg_platform_usage_events" in tables
+        for t in tables:
+            for a, b in (("cur", "restaged"), ("restaged", "cur")):
+                extra = con.execute(f"select count(*) from (select * from {a}.{t} except all select * from {b}.{t})").fetchone()[0]
+                assert extra == 0, f"{t}: {extra} rows in {a} only"
+
+
 def test_evidence_is_chained_and_report_has_no_identifier(erased):
     home = erased["home"]
     with db.opened(home.raw_db) as con:

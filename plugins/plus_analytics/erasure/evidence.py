@@ -46,7 +46,7 @@ def append_many(con, records: list[dict]) -> None:
     frame = pd.DataFrame(rows, columns=[*FIELDS, "prev_hash", "hash"], dtype=object)
     con.register("_evidence_batch", frame)
     try:
-        con.execute(f"""insert into erasure_evidence select cast(seq as bigint), request_id, event, layer, location,
+        con.execute("""insert into erasure_evidence select cast(seq as bigint), request_id, event, layer, location,
                         cast(rows_removed as bigint), cast(check_result as bigint), detail, cast(recorded_at as timestamp),
                         prev_hash, hash from _evidence_batch""")
     finally:

@@ -11,8 +11,9 @@ whatever the number of requests. Steps:
    them. Rows that merely *reference* them in a non-subject column (a CRM customer owned by their
    account) are not deleted: that column is redacted to ``erased``.
 3. **Remove**: landing files (the line blanked, so every other row's line number stays valid, or the
-   field redacted), raw tables, quarantine, mentions, identifier maps; staging is rebuilt from raw in
-   one transaction, and the marts rebuilt, gated and published.
+   field redacted), raw tables, quarantine, mentions, identifier maps; staging follows in one
+   transaction (rows whose source row is gone are deleted, redacted rows restaged), and the marts are
+   rebuilt, gated and published.
 4. **Erase physically**: DuckDB leaves deleted strings in freed blocks, so the restricted and staging
    files are rewritten (``COPY FROM DATABASE`` into a fresh file, then an atomic replace); build files
    left over from earlier runs are deleted.
@@ -278,34 +279,56 @@ def rewrite_database(path: Path) -> int:
 def _compact_airflow_sqlite(paths: Paths) -> None:
     """The demo's Airflow metadata DB lives under the data directory: vacuum it with secure_delete and
     truncate its WAL, so no freed page keeps an old value (a production Postgres has its own VACUUM)."""
-    from plus_analytics.listeners import truncate_sqlite_wal
+    from plus_analytics.metadata_db import truncate_sqlite_wal
 
     meta = paths.airflow_home / "airflow.db"
     if meta.exists():
         truncate_sqlite_wal(str(meta), vacuum=True)
 
 
+SCAN_CHUNK = 64 * 2**20
+
+
+def _scan_file(ac, path: Path, overlap: int) -> set[int]:
+    """Needle indexes found in one file, read in chunks (a database file can be larger than memory
+    should hold); consecutive chunks overlap by the longest needle less one byte, so nothing straddling
+    a boundary is missed."""
+    hits: set[int] = set()
+    tail = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(SCAN_CHUNK):
+            data = tail + chunk
+            hits.update(m[0] for m in ac.find_matches_as_indexes(data, overlapping=True))
+            tail = data[-overlap:] if overlap else b""
+    return hits
+
+
 def scan_bytes(root: Path, needles: list[bytes], skip: tuple[Path, ...] = ()) -> dict[str, list[int]]:
-    """{file: [needle indexes found]} for every file under ``root`` (Aho-Corasick over raw bytes)."""
+    """{file: [needle indexes found]} for every file under ``root`` (Aho-Corasick over raw bytes, on
+    every core: the matcher releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ahocorasick_rs import BytesAhoCorasick
 
     if not needles:
         return {}
     ac = BytesAhoCorasick(needles)
-    found: dict[str, list[int]] = {}
+    overlap = max(map(len, needles)) - 1
+    paths = []
     for dirpath, _, files in os.walk(root):
         for name in files:
             p = Path(dirpath) / name
-            if any(p.is_relative_to(s) for s in skip) or p.is_symlink():
-                continue
-            try:
-                data = p.read_bytes()
-            except OSError:
-                continue
-            hits = sorted({m[0] for m in ac.find_matches_as_indexes(data, overlapping=True)})
-            if hits:
-                found[str(p)] = hits
-    return found
+            if not (any(p.is_relative_to(s) for s in skip) or p.is_symlink()):
+                paths.append(p)
+
+    def scan(p: Path) -> tuple[str, set[int]]:
+        try:
+            return str(p), _scan_file(ac, p, overlap)
+        except OSError:
+            return str(p), set()
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return {f: sorted(h) for f, h in pool.map(scan, paths) if h}
 
 
 def _needle_variants(form: str) -> set[bytes]:
@@ -319,7 +342,7 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int) -> 
     """Propagate, erase and verify every pending request."""
     from plus_analytics.gate.run import run_gate
     from plus_analytics.marts.build import build_marts, publish
-    from plus_analytics.privacy.rotation import restage
+    from plus_analytics.privacy.staging import restage_after_erasure
 
     t0 = time.perf_counter()
     sources = list(load_policy().values())
@@ -348,6 +371,10 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int) -> 
         forms = _collect_forms(con)
         _select_rows(con, sources)
         _quarantine_hits(con, forms)
+        changed: dict[str, list[tuple[str, int]]] = {r[0]: [] for r in con.execute(
+            "select distinct source from _erase_rows union select distinct source from _redact").fetchall()}
+        for name, f, line in con.execute("select distinct source, _file, _line from _redact order by all").fetchall():
+            changed[name].append((f, line))
         t_resolve = time.perf_counter()
         landing_changed = _rewrite_landing(con, paths.landing)
         con.execute("begin transaction")
@@ -372,8 +399,11 @@ def erase_pending(paths: Paths, key: MasterKey, tomb_key: MasterKey, k: int) -> 
     finally:
         con.close()
 
-    # Staging and marts are rebuilt from what is left: the aggregates the subject contributed to change.
-    restage(paths, key)
+    # Staging follows what is left (the rows erased or redacted, nothing else), and the marts are rebuilt:
+    # the aggregates the subject contributed to change.
+    with db.opened(paths.staging_db) as scon:
+        db.attach(scon, paths.raw_db, "raw", read_only=True)
+        restage_after_erasure(scon, sources, key, changed)
     t_stage = time.perf_counter()
     for stale in paths.builds.glob("build-*.duckdb*"):  # earlier builds are copies too
         stale.unlink()

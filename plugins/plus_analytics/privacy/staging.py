@@ -35,9 +35,10 @@ def _language(expr: str) -> str:
             f"when regexp_matches({expr}, '[A-Za-z]') then 'en' else 'other' end")
 
 
-def compile_select(src: Source) -> str:
+def compile_select(src: Source, changed_rows: bool = False) -> str:
     """The staging SELECT for ``src`` over ``raw.<raw_table>`` (alias r), with a landing-day range filter
-    slot (``$day`` to ``$until``, both included; ``$day`` null for every day)."""
+    slot (``$day`` to ``$until``, both included; ``$day`` null for every day); with ``changed_rows``,
+    only the raw rows listed in the temp table ``_changed_rows (_file, _line)``."""
     exprs: list[str] = ["r._dt"]
     joins: list[str] = []
     for c in src.columns:
@@ -72,7 +73,8 @@ def compile_select(src: Source) -> str:
         )
     exprs.append("cast($key_version as integer) as key_version")
     return ("select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
-            + "\nwhere ($day is null or r._dt between $day and $until)")
+            + "\nwhere ($day is null or r._dt between $day and $until)"
+            + ("\n  and (r._file, r._line) in (select _file, _line from _changed_rows)" if changed_rows else ""))
 
 
 def check_raw_key_version(con, key: MasterKey) -> None:
@@ -138,6 +140,78 @@ def restage_all(con, sources, key: MasterKey) -> dict[str, int]:
     con.execute("begin transaction")
     try:
         counts = {src.name: stage_source(con, src, key, None, transaction=False) for src in sources}
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return counts
+
+
+def _staging_key(src: Source) -> tuple[list[tuple[str, str]], list[str]] | None:
+    """[(staging column, expression over raw row r)] identifying a staging row by its source key, and
+    the joins the expressions need; None when a key column does not reach staging as itself or a
+    pseudonym."""
+    pairs, joins = [], []
+    for k in src.key:
+        c = src.column(k)
+        if c.rule == "keep":
+            pairs.append((k, f"r.{_q(k)}"))
+        elif c.rule == "pseudonymize":
+            m = _q("k_" + k)
+            joins.append(f"left join {RAW}.id_map {m} on {m}.kind = '{c.kind}' and {m}.raw_value = r.{_q(k)}")
+            pairs.append((c.pid_name, f"{m}.pseudonym"))
+        else:
+            return None
+    return pairs, joins
+
+
+def restage_changed(con, src: Source, key: MasterKey, changed: list[tuple[str, int]]) -> int:
+    """Bring ``src``'s staging back in line with the restricted zone after erasure deleted rows from it
+    and changed (redacted) the rows ``changed`` [(_file, _line)]: staging rows whose key is gone from raw
+    are deleted, the changed rows restaged. Equals a full restage (tested) for one pass over the keys
+    instead of recomputing every row. Falls back to restaging the whole source when its key does not
+    reach staging. Returns the rows deleted plus restaged. Runs inside the caller's transaction."""
+    import pandas as pd
+
+    sk = _staging_key(src)
+    have = table_columns(con, src.staging_table)
+    if sk is None or have != list(src.staging_columns()):
+        return stage_source(con, src, key, None, transaction=False)
+    pairs, joins = sk
+    table = src.staging_table
+    raw_keys = f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {RAW}.{src.raw_table} r " + " ".join(joins)
+    match = " and ".join(f"k.{_q(c)} is not distinct from s.{_q(c)}" for c, _ in pairs)
+    con.register("_changed_frame", pd.DataFrame(changed, columns=["_file", "_line"], dtype=object))
+    try:
+        con.execute("create or replace temp table _changed_rows as "
+                    "select cast(_file as varchar) as _file, cast(_line as bigint) as _line from _changed_frame")
+    finally:
+        con.unregister("_changed_frame")
+    gone = con.execute(f"delete from {table} s where not exists (select 1 from ({raw_keys}) k where {match})").fetchall()[0][0]
+    if not changed:
+        return gone
+    changed_keys = raw_keys + " where (r._file, r._line) in (select _file, _line from _changed_rows)"
+    if src.visitor:
+        keys = ", ".join(_q(k) for k in src.key)
+        con.execute(f"""create or replace temp table _prev_visitor as select {keys}, visitor_hash from {table} s
+                        where visitor_hash is not null and exists (select 1 from ({changed_keys}) k where {match})""")
+    con.execute(f"delete from {table} s where exists (select 1 from ({changed_keys}) k where {match})")
+    con.execute(f"insert into {table} {compile_select(src, changed_rows=True)}",
+                {"day": None, "until": None, "key_version": key.version})
+    return gone + len(changed)
+
+
+def restage_after_erasure(con, sources, key: MasterKey, changed: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
+    """:func:`restage_changed` for every source erasure touched (``changed``: source -> redacted rows,
+    empty when rows were only deleted), in ONE transaction. ``con`` is staging with raw attached."""
+    sqlfiles.run_file(con, "macros.sql")
+    check_raw_key_version(con, key)
+    present = {r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
+    con.execute("begin transaction")
+    try:
+        counts = {src.name: restage_changed(con, src, key, changed[src.name])
+                  for src in sources if src.name in changed and src.staging_table in present}
         con.execute("commit")
     except Exception:
         con.execute("rollback")
