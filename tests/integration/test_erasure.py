@@ -136,6 +136,8 @@ def test_staging_equals_a_full_restage(erased, key, tmp_path):
     from plus_analytics.privacy.staging import restage_all
 
     home = erased["home"]
+    with db.opened(home.raw_db, read_only=True) as con:  # the case that needs restaging, not just deleting
+        assert con.execute("select count(*) from erasure_evidence where location like '%(redacted references)'").fetchone()[0]
     full = tmp_path / "restaged.duckdb"
     shutil.copy(home.staging_db, full)
     with db.opened(full) as con:

@@ -101,7 +101,7 @@ def run_audit(paths: Paths, include_metadata: bool = True) -> dict:
                 "select location, unnest(pii_kinds(v, 1000000)) from texts order by 1").fetchall():
             findings.append(scan.Finding(where, kind, 1, ()))
         if have_raw:  # token canary: every raw identifier (length >= 6) against every log line and value
-            hits = scan.token_hits_sql("select location as key, v from texts", "raw")
+            hits = scan.token_hits_sql("select location as key, v from texts", f"({scan.canary_ids_sql('raw')})")
             for where, kind in con.execute(f"select key, 'canary:' || kind from ({hits}) order by 1",
                                            {"split": scan.LOG_SPLIT}).fetchall():
                 findings.append(scan.Finding(where, kind, 1, ()))

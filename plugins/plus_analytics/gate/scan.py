@@ -66,19 +66,23 @@ VALUE_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=]+"
 LOG_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=:]+"
 
 
-def token_hits_sql(source_sql: str, raw: str) -> str:
+def canary_ids_sql(raw: str) -> str:
+    """(kind, val): the lowercased raw and normalized forms of every identifier of ``raw``.id_map."""
+    return f"""select kind, lower(raw_value) as val from {raw}.id_map where length(raw_value) >= {CANARY_MIN_LENGTH}
+               union
+               select kind, lower(normalized) from {raw}.id_map where length(normalized) >= {CANARY_MIN_LENGTH}"""
+
+
+def token_hits_sql(source_sql: str, ids: str) -> str:
     """SQL giving (key, kind) for every text of ``source_sql`` (columns key, v) that equals, or contains
-    as a token, a raw or normalized identifier of ``raw``.id_map. Bind ``$split`` (VALUE_SPLIT or LOG_SPLIT)."""
+    as a token, an identifier of ``ids`` (a relation of :func:`canary_ids_sql` rows). Bind ``$split``
+    (VALUE_SPLIT or LOG_SPLIT)."""
     return f"""with t as ({source_sql}),
                 tokens as (
                     select key, lower(v) as tok from t
                     union all
-                    select key, lower(unnest(regexp_split_to_array(v, $split))) from t),
-                ids as (
-                    select kind, lower(raw_value) as val from {raw}.id_map where length(raw_value) >= {CANARY_MIN_LENGTH}
-                    union
-                    select kind, lower(normalized) from {raw}.id_map where length(normalized) >= {CANARY_MIN_LENGTH})
-           select distinct t.key, i.kind from tokens t join ids i on t.tok = i.val"""
+                    select key, lower(unnest(regexp_split_to_array(v, $split))) from t)
+           select distinct t.key, i.kind from tokens t join {ids} i on t.tok = i.val"""
 
 
 def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
@@ -90,16 +94,19 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
     """
     findings: list[Finding] = []
     findings += _canary_dropped_values(con, catalog, raw)
+    # The dictionary is lowercased once per gate run, not once per column (millions of rows at scale).
+    con.execute(f"create or replace temp table _canary_ids as {canary_ids_sql(raw)}")
     for table, column in text_columns(con, catalog):
         rows_sql = (f"select row_number() over () as key, {_q(column)} as v from {catalog}.{_q(table)} "
                     f"where {_q(column)} is not null")
         rows = con.execute(
             f"""select kind, count(*), list(key order by key)[1:5]
-                from ({token_hits_sql(rows_sql, raw)}) group by kind""",
+                from ({token_hits_sql(rows_sql, "_canary_ids")}) group by kind""",
             {"split": VALUE_SPLIT},
         ).fetchall()
         findings.extend(Finding(f"{catalog}:{table}.{column}", f"canary:{kind}", int(n), tuple(int(x) for x in first))
                         for kind, n, first in rows)
+    con.execute("drop table _canary_ids")
     return findings
 
 

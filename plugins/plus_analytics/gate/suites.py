@@ -97,6 +97,9 @@ def validate_build(con, catalog: str, out_dir: Path, params: dict) -> dict:
     Each table is validated once, against its mart suite plus the PII templates for its text columns:
     one GX validation per table, one pandas data source for the build (GX's fixed cost is per
     validation and per data source, not per expectation)."""
+    import shutil
+
+    shutil.rmtree(out_dir / "gx", ignore_errors=True)  # a re-run of the gate on the same build starts afresh
     ctx = _context(out_dir)
     datasource = ctx.data_sources.add_pandas("build")
     tables = [r[0] for r in con.execute(
