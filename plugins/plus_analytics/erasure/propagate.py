@@ -49,6 +49,7 @@ from plus_analytics.sqlfiles import q as _q
 
 log = logging.getLogger(__name__)
 MIN_FORM_BYTES = 6
+VERIFY_BATCH_ROWS = 100_000
 MAX_RESOLVE_ROUNDS = 8
 
 
@@ -491,9 +492,11 @@ def _verify_rows(paths: Paths, by_request: dict[str, set[str]]) -> dict[str, int
         con.unregister("_forms_frame")
 
         def free_text(sql: str) -> None:  # rows whose text contains a form, counted once per request
-            texts = con.execute(sql).fetchnumpy()["t"]
-            for rid, _ in {(rows[j][0], i) for i, j in text_hits(texts, forms)}:
-                out[rid] += 1
+            cur, offset = con.execute(sql), 0
+            while batch := cur.fetchmany(VERIFY_BATCH_ROWS):  # bounded memory: millions of messages at scale
+                for rid, _ in {(rows[j][0], offset + i) for i, j in text_hits([r[0] for r in batch], forms)}:
+                    out[rid] += 1
+                offset += len(batch)
 
         present = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = 'raw'").fetchall()}
         for src in load_policy().values():
