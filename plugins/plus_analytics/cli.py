@@ -287,10 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import warnings
-
-    # Airflow's own .airflowignore handling trips a pathspec deprecation on every parse: noise, not ours.
-    warnings.filterwarnings("ignore", message=".*GitWildMatchPattern.*")
     logging.basicConfig(level=os.environ.get("PLUS_ANALYTICS_LOG_LEVEL", "WARNING"))
     args = build_parser().parse_args(argv)
     return args.func(args)

@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from plus_analytics.config import (BUILD_CONN_ID, DUCKDB_POOL, KEY_CONN_ID, RAW_CONN_ID, REPO_ROOT,
@@ -83,6 +84,10 @@ def prepare_airflow(paths: Paths) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         marker.write_text(dt.datetime.now(dt.UTC).isoformat())
     from airflow.models.pool import Pool
+
+    # Airflow's .airflowignore handling trips a pathspec deprecation on every parse: noise, not ours. Set
+    # after Airflow is imported (its import resets the filters).
+    warnings.filterwarnings("ignore", message=".*GitWildMatchPattern.*", category=DeprecationWarning)
 
     Pool.create_or_update_pool(DUCKDB_POOL, slots=1, description="serializes writers of the DuckDB files",
                                include_deferred=False)

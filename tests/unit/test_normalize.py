@@ -120,3 +120,25 @@ def test_platform_id_fast_path_agrees_with_full_normalization(value):
     except InvalidIdentifier:
         fast = None
     assert fast == slow
+
+
+@given(st.lists(st.text(max_size=12), max_size=30))
+def test_sql_canonical_platform_ids_are_exactly_the_ones_normalization_leaves_unchanged(values):
+    """Ingest settles canonical platform ids inside DuckDB by a pattern: it must accept exactly the values
+    whose normalization is the value itself."""
+    import duckdb
+
+    from plus_analytics.privacy.normalize import CANONICAL_PLATFORM_ID
+
+    con = duckdb.connect()
+    got = [r[0] for r in con.execute("select regexp_full_match(v, $p) from unnest($vals) as t(v)",
+                                     {"vals": values, "p": CANONICAL_PLATFORM_ID}).fetchall()]
+    for value, in_sql in zip(values, got):
+        try:
+            unchanged = normalize("session", value) == value
+        except InvalidIdentifier:
+            unchanged = False
+        if in_sql:
+            assert unchanged, repr(value)
+        else:
+            assert not (value.isascii() and value.isprintable() and value == value.strip(" ") and value), repr(value)

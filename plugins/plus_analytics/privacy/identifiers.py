@@ -1,8 +1,9 @@
 """The restricted zone's identifier maps, kept up to date set-wise.
 
 ``learn_identifiers`` takes a SELECT of candidate raw values, finds the ones never seen before (an anti
-join inside DuckDB), normalizes only those in Python (once per distinct value), and computes pseudonyms
-inside DuckDB with the in-SQL HMAC, once per distinct *normalized* value. Rows of data are never touched
+join inside DuckDB), normalizes only those (once per distinct value: canonical platform ids by a pattern
+in SQL, everything else in Python), and computes pseudonyms inside DuckDB with the in-SQL HMAC, once per
+distinct *normalized* value. Rows of data are never touched
 by Python: staging joins these maps.
 """
 
@@ -17,7 +18,8 @@ from plus_analytics import sqlfiles
 from plus_analytics.policy import KINDS, REDACTED
 from plus_analytics.privacy.keys import MasterKey, hmac_pads
 from plus_analytics.privacy.lookups import ip_country, parse_user_agent
-from plus_analytics.privacy.normalize import InvalidIdentifier, ip_prefix, normalize
+from plus_analytics.privacy.normalize import (CANONICAL_PLATFORM_ID, InvalidIdentifier, ip_prefix, normalize,
+                                              normalized_elsewhere)
 
 
 class KeyVersionMismatch(RuntimeError):
@@ -64,18 +66,32 @@ def _normalize_frame(kind: str, values: list[str]) -> pd.DataFrame:
 
 
 def learn_identifiers(con, kind: str, values_sql: str) -> int:
-    """Add every new raw value of ``values_sql`` (one column ``v``) to id_map. Returns how many were new."""
-    new = [r[0] for r in con.execute(
-        f"""select distinct s.v from ({values_sql}) s
+    """Add every new raw value of ``values_sql`` (one column ``v``) to id_map. Returns how many were new.
+
+    Platform ids already in canonical form (nearly all of them) are settled in SQL; the rest go through
+    :func:`~plus_analytics.privacy.normalize.normalize` in Python, once per distinct value."""
+    con.execute(
+        f"""create or replace temp table _new_values as
+            select distinct s.v from ({values_sql}) s
             anti join (select raw_value from id_map where kind = $kind) m on s.v = m.raw_value
             where s.v is not null and s.v <> $redacted""",
         {"kind": kind, "redacted": REDACTED},
-    ).fetchall()]
-    if not new:
-        return 0
-    frame = _normalize_frame(kind, new)
-    con.register("_new_ids", frame)
-    try:
+    )
+    con.execute("""create or replace temp table _new_ids (kind varchar, raw_value varchar, normalized varchar,
+                   error varchar, country varchar, prefix varchar)""")
+    in_sql = "false" if normalized_elsewhere(kind) else "regexp_full_match(v, $canonical)"
+    con.execute(f"insert into _new_ids select $kind, v, v, null, null, null from _new_values where {in_sql}",
+                {"kind": kind, "canonical": CANONICAL_PLATFORM_ID} if in_sql != "false" else {"kind": kind})
+    rest = [r[0] for r in con.execute(f"select v from _new_values where not ({in_sql})",
+                                      {"canonical": CANONICAL_PLATFORM_ID} if in_sql != "false" else {}).fetchall()]
+    if rest:
+        con.register("_new_ids_frame", _normalize_frame(kind, rest))
+        try:
+            con.execute("insert into _new_ids select * from _new_ids_frame")
+        finally:
+            con.unregister("_new_ids_frame")
+    new = con.execute("select count(*) from _new_ids").fetchall()[0][0]
+    if new:
         if kind == "ip":
             _pseudonymize(con, "ip_prefix", "select distinct prefix as normalized from _new_ids where prefix is not null")
         _pseudonymize(con, kind, "select distinct normalized from _new_ids where normalized is not null")
@@ -86,9 +102,9 @@ def learn_identifiers(con, kind: str, values_sql: str) -> int:
                left join pseudonyms p on p.kind = n.kind and p.normalized = n.normalized
                left join pseudonyms pp on pp.kind = 'ip_prefix' and pp.normalized = n.prefix"""
         )
-    finally:
-        con.unregister("_new_ids")
-    return len(new)
+    con.execute("drop table _new_values")
+    con.execute("drop table _new_ids")
+    return new
 
 
 def _pseudonymize(con, kind: str, normalized_sql: str) -> None:

@@ -117,6 +117,16 @@ def normalize_national_id(value: str) -> str:
     return v
 
 
+#: The canonical platform ids, as a pattern (printable ASCII, no space at either end): normalization
+#: leaves them unchanged, so ingest settles them inside DuckDB without a round trip through Python.
+CANONICAL_PLATFORM_ID = "[!-~]([ -~]*[!-~])?"
+
+
+def normalized_elsewhere(kind: str) -> bool:
+    """True for the kinds whose normalization is more than :func:`normalize_platform_id`."""
+    return kind in _NORMALIZERS
+
+
 def normalize_platform_id(value: str) -> str:
     if isinstance(value, str) and value.isascii() and value.isprintable() and value == value.strip(" ") and value:
         return value  # already canonical: NFKC, invisible-character removal and strip leave it unchanged
