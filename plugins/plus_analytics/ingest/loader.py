@@ -6,10 +6,10 @@ lengths, enums, minimums, identifier normalization, duplicate keys). Every line 
 one place: ``raw_<source>`` or ``quarantine`` (with file, line and reason), or is counted as suppressed
 for an erasure request. Re-running a day replaces that day exactly, in one transaction.
 
-A daily DAG run ingests one day; a backfill ingests many days of a source in one batch
-(:func:`ingest_days`), with exactly the per-day results, rows and quarantine reasons that ingesting them
-one by one, in order, would give: the statements and identifier lookups are paid once per batch rather
-than once per day.
+A daily DAG run ingests one day; a backfill ingests many days of a source in batches of whole days
+that fit memory (:func:`ingest_days`), with exactly the per-day results, rows and quarantine reasons
+that ingesting them one by one, in order, would give: the statements and identifier lookups are paid
+once per batch rather than once per day.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _load_ndjson_lines(con, files: list[tuple[dt.date, Path]], landing: Path) ->
         lines, bad = split_lines(Path(f).read_bytes())
         for n in bad:
             lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
-        keep = [i for i, line in enumerate(lines) if line and not line.isspace()]
+        keep = [i for i, line in enumerate(lines) if line.strip(" \t\f\v\r")]  # blank lines hold no record
         frame = pd.DataFrame({"n": np.asarray(keep, dtype="int64") + 1, "p": [lines[i] for i in keep]})
         con.register("_file_lines", frame)
         try:
@@ -352,9 +352,9 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
 def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: MasterKey,
                 suppress: bool = False) -> list[IngestResult]:
     """Validate and load the landing files of ``src`` for ``days`` in batches of whole days (as many as
-    fit :func:`batch_bytes`), each in one transaction; one result per day, in order. With ``suppress`` (erased subjects exist, tombstone key registered),
-    rows about a tombstoned subject (late arrivals) are counted per request, not loaded, and blanked in
-    landing. A day without landing files keeps the rows already loaded for it (landing expired under
+    fit :func:`batch_bytes`), each in one transaction; one result per day, in order. With ``suppress``
+    (erased subjects exist, tombstone key registered), rows about a tombstoned subject (late arrivals)
+    are counted per request, not loaded, and blanked in landing. A day without landing files keeps the rows already loaded for it (landing expired under
     retention, or not re-delivered): loaded data is never replaced with nothing."""
     days = sorted(set(days))
     identifiers.ensure_schema(con)
@@ -429,11 +429,12 @@ def _ingest_chunk(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], lan
             from plus_analytics.erasure.suppression import find_suppressed, forget_suppressed_identifiers
 
             if find_suppressed(con, src):
-                for rid, day, n in con.execute(
+                evidence.append_many(con, [
+                    dict(request_id=rid, event="suppressed", layer="ingest", location=f"{src.name} {day}", rows_removed=n,
+                         detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
+                    for rid, day, n in con.execute(
                         """select s.request_id, c._dt, count(distinct (s._file, s._line)) from _suppressed s
-                           join _checked c using (_file, _line) group by all order by 1, 2""").fetchall():
-                    evidence.append(con, rid, "suppressed", layer="ingest", location=f"{src.name} {day}", rows_removed=n,
-                                    detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
+                           join _checked c using (_file, _line) group by all order by 1, 2""").fetchall()])
                 suppressed = dict(con.execute(
                     """select c._dt, count(distinct (s._file, s._line)) from _suppressed s
                        join _checked c using (_file, _line) group by all""").fetchall())
