@@ -211,7 +211,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--naive-days", type=int, default=2)
     ap.add_argument("--reuse", action="store_true", help="reuse an earlier run's generated data (erasure will have changed it)")
-    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--workdir", default=None, help="keep the generated data there (default: a temporary directory, removed)")
     ap.add_argument("--json", default=str(BENCH / "out" / "pipeline.json"))
     ap.add_argument("--refloor", action="store_true", help="re-measure the floors of an earlier run's data and reprint")
     args = ap.parse_args()
@@ -230,6 +230,8 @@ def main() -> None:
         print(f"... {n:,} events in {workdir}", flush=True)
         results.append(run_size(n, workdir, args.naive_days))
         print(json.dumps(results[-1]), flush=True)
+    if not args.workdir:  # a temporary directory of ours: 6 GB at 10M, not left behind
+        subprocess.run(["rm", "-rf", str(workdir)], check=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     report(results)
