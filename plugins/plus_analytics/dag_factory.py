@@ -66,8 +66,9 @@ def ingest_dag(product: str, doc_md: str):
 
 
 def backfill_dag(doc_md: str):
-    """Manual: ingest and stage a range of landing days per source in one batch each, then build, gate
-    and publish once. For a first load or a replay; the result equals the daily runs of those days."""
+    """Manual: ingest and stage a range of landing days per source in batches of whole days that fit
+    memory, then build, gate and publish once. For a first load or a replay; the result equals the daily
+    runs of those days."""
     from airflow.sdk import Param
 
     day = {"type": ["null", "string"], "format": "date"}

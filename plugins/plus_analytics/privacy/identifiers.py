@@ -79,11 +79,11 @@ def learn_identifiers(con, kind: str, values_sql: str) -> int:
     )
     con.execute("""create or replace temp table _new_ids (kind varchar, raw_value varchar, normalized varchar,
                    error varchar, country varchar, prefix varchar)""")
-    in_sql = "false" if normalized_elsewhere(kind) else "regexp_full_match(v, $canonical)"
-    con.execute(f"insert into _new_ids select $kind, v, v, null, null, null from _new_values where {in_sql}",
-                {"kind": kind, "canonical": CANONICAL_PLATFORM_ID} if in_sql != "false" else {"kind": kind})
-    rest = [r[0] for r in con.execute(f"select v from _new_values where not ({in_sql})",
-                                      {"canonical": CANONICAL_PLATFORM_ID} if in_sql != "false" else {}).fetchall()]
+    canonical = "$in_sql and regexp_full_match(v, $canonical)"
+    params = {"in_sql": not normalized_elsewhere(kind), "canonical": CANONICAL_PLATFORM_ID}
+    con.execute(f"insert into _new_ids select $kind, v, v, null, null, null from _new_values where {canonical}",
+                {"kind": kind, **params})
+    rest = [r[0] for r in con.execute(f"select v from _new_values where not ({canonical})", params).fetchall()]
     if rest:
         con.register("_new_ids_frame", _normalize_frame(kind, rest))
         try:

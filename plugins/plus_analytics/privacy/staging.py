@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from plus_analytics import sqlfiles
-from plus_analytics.db import table_columns
+from plus_analytics.db import table_columns, tables
 from plus_analytics.policy import Source
 from plus_analytics.privacy.identifiers import KeyVersionMismatch
 from plus_analytics.privacy.keys import MasterKey
@@ -206,8 +206,7 @@ def restage_after_erasure(con, sources, key: MasterKey, changed: dict[str, list[
     empty when rows were only deleted), in ONE transaction. ``con`` is staging with raw attached."""
     sqlfiles.run_file(con, "macros.sql")
     check_raw_key_version(con, key)
-    present = {r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
+    present = tables(con)
     con.execute("begin transaction")
     try:
         counts = {src.name: restage_changed(con, src, key, changed[src.name])
