@@ -59,6 +59,16 @@ def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:
     con.execute(f"ATTACH '{Path(path)}' AS {alias}{mode}")
 
 
+def with_frame(con, name: str, frame, sql: str, params: dict | None = None) -> None:
+    """Run one statement that reads the DataFrame ``frame`` as the relation ``name`` (registered for that
+    statement only, unregistered even when it fails)."""
+    con.register(name, frame)
+    try:
+        con.execute(sql, params or {})
+    finally:
+        con.unregister(name)
+
+
 def tables(con) -> set[str]:
     """Names of the tables in the connection's current database."""
     return {r[0] for r in con.execute(

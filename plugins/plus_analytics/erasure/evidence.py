@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import json
 
+from plus_analytics import db
+
 GENESIS = "0" * 64
 FIELDS = ("seq", "request_id", "event", "layer", "location", "rows_removed", "check_result", "detail", "recorded_at")
 
@@ -44,13 +46,10 @@ def append_many(con, records: list[dict]) -> None:
         rows.append([record[k] for k in FIELDS] + [prev, digest])
         prev = digest
     frame = pd.DataFrame(rows, columns=[*FIELDS, "prev_hash", "hash"], dtype=object)
-    con.register("_evidence_batch", frame)
-    try:
-        con.execute("""insert into erasure_evidence select cast(seq as bigint), request_id, event, layer, location,
-                        cast(rows_removed as bigint), cast(check_result as bigint), detail, cast(recorded_at as timestamp),
-                        prev_hash, hash from _evidence_batch""")
-    finally:
-        con.unregister("_evidence_batch")
+    db.with_frame(con, "_evidence_batch", frame,
+                  """insert into erasure_evidence select cast(seq as bigint), request_id, event, layer, location,
+                     cast(rows_removed as bigint), cast(check_result as bigint), detail, cast(recorded_at as timestamp),
+                     prev_hash, hash from _evidence_batch""")
 
 
 def verify_chain(con) -> tuple[bool, int]:

@@ -145,13 +145,9 @@ def _quarantine_hits(con, forms: list[tuple[str, str]]) -> None:
     rows = con.execute("select source, _dt, _file, _line, payload from quarantine").fetchall()
     hits = {(*rows[i][:4], forms[j][0]) for i, j in text_hits([r[4] for r in rows], [f for _, f in forms])}
     frame = pd.DataFrame(sorted(hits), columns=["source", "_dt", "_file", "_line", "request_id"], dtype=object)
-    con.register("_quarantine_hit_rows", frame)
-    try:
-        con.execute("""create or replace temp table _erase_quarantine as
-            select cast(source as varchar) as source, cast(_dt as date) as _dt, cast(_file as varchar) as _file,
-                   cast(_line as bigint) as _line, cast(request_id as varchar) as request_id from _quarantine_hit_rows""")
-    finally:
-        con.unregister("_quarantine_hit_rows")
+    db.with_frame(con, "_quarantine_hit_rows", frame, """create or replace temp table _erase_quarantine as
+        select cast(source as varchar) as source, cast(_dt as date) as _dt, cast(_file as varchar) as _file,
+               cast(_line as bigint) as _line, cast(request_id as varchar) as request_id from _quarantine_hit_rows""")
 
 
 # --------------------------------------------------------------------------------------------- landing
@@ -487,9 +483,9 @@ def _verify_rows(paths: Paths, by_request: dict[str, set[str]]) -> dict[str, int
 
         rows = [(rid, f) for rid, fs in by_request.items() for f in fs]
         forms = [f for _, f in rows]
-        con.register("_forms_frame", pd.DataFrame(rows, columns=["request_id", "form"], dtype=object))
-        con.execute("create temp table _f as select cast(request_id as varchar) as request_id, cast(form as varchar) as form from _forms_frame")
-        con.unregister("_forms_frame")
+        db.with_frame(con, "_forms_frame", pd.DataFrame(rows, columns=["request_id", "form"], dtype=object),
+                      "create temp table _f as select cast(request_id as varchar) as request_id, "
+                      "cast(form as varchar) as form from _forms_frame")
 
         def free_text(sql: str) -> None:  # rows whose text contains a form, counted once per request
             cur, offset = con.execute(sql), 0

@@ -94,9 +94,8 @@ def run_audit(paths: Paths, include_metadata: bool = True) -> dict:
             if have_raw:
                 findings += scan.canary(con, "analytics", "raw")
         texts = _log_rows(paths.airflow_home / "logs") + (_metadata_rows() if include_metadata else [])
-        con.register("_t", pd.DataFrame(texts, columns=["location", "text"], dtype=object))
-        con.execute("create temp table texts as select row_number() over () as rn, location, cast(text as varchar) as v from _t")
-        con.unregister("_t")
+        db.with_frame(con, "_t", pd.DataFrame(texts, columns=["location", "text"], dtype=object),
+                      "create temp table texts as select row_number() over () as rn, location, cast(text as varchar) as v from _t")
         for where, kind in con.execute(
                 "select location, unnest(pii_kinds(v, 1000000)) from texts order by 1").fetchall():
             findings.append(scan.Finding(where, kind, 1, ()))

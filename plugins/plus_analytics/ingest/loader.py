@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plus_analytics import db
+
 from plus_analytics.policy import Column, Source, UndeclaredColumnError
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
@@ -117,15 +119,10 @@ def _load_ndjson_lines(con, files: list[tuple[dt.date, Path]], landing: Path) ->
             lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
         keep = [i for i, line in enumerate(lines) if line.strip(" \t\f\v\r")]  # blank lines hold no record
         frame = pd.DataFrame({"n": np.asarray(keep, dtype="int64") + 1, "p": [lines[i] for i in keep]})
-        con.register("_file_lines", frame)
-        try:
-            con.execute(
-                """insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null)
-                   from _file_lines""",
-                {"name": file_name(landing, f), "day": day, "bad": bad},
-            )
-        finally:
-            con.unregister("_file_lines")
+        db.with_frame(con, "_file_lines", frame,
+                      """insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null)
+                         from _file_lines""",
+                      {"name": file_name(landing, f), "day": day, "bad": bad})
 
 
 def _extract_ndjson(con, src: Source) -> None:
@@ -194,12 +191,10 @@ def _load_csv(con, src: Source, files: list[tuple[dt.date, Path]], landing: Path
                 records.append([day, file_name(landing, f), line, payload[:PAYLOAD_KEEP], err] + values)
     frame = pd.DataFrame(records, columns=["_dt", "_file", "_line", "payload", "_err"] + [f"v_{c}" for c in declared], dtype=object)
     frame["_line"] = frame["_line"].astype("int64")
-    con.register("_csvrows", frame)
     types = ", ".join(f"case when {_q('v_' + c)} is null then 'NULL' else 'VARCHAR' end as {_q('t_' + c)}" for c in declared)
     vals = ", ".join(f"cast({_q('v_' + c)} as varchar) as {_q('v_' + c)}" for c in declared)
-    con.execute(f"create or replace temp table _cand as select cast(_dt as date) as _dt, _file, _line, payload, "
-                f"cast(_err as varchar) as _err, {types}, {vals} from _csvrows")
-    con.unregister("_csvrows")
+    db.with_frame(con, "_csvrows", frame, f"create or replace temp table _cand as select cast(_dt as date) as _dt, _file, "
+                                          f"_line, payload, cast(_err as varchar) as _err, {types}, {vals} from _csvrows")
 
 
 # ------------------------------------------------------------------------------------------- validating
@@ -475,11 +470,11 @@ def _ingest_chunk(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], lan
             sup = suppressed.get(day, 0)
             results.append(IngestResult(src.name, day.isoformat(), n_files[day], read + sup, loaded, bad, sup))
         con.execute("delete from ingest_log where source = $s and list_contains(cast($days as date[]), _dt)", {"s": src.name, **batch})
-        for r in results:
-            if r.day in {d.isoformat() for d in replaced}:
+        for day, r in zip(days, results):
+            if day not in kept:
                 con.execute(
                     "insert into ingest_log values ($s, $day, $files, $read, $loaded, $bad, $sup, $now)",
-                    {"s": src.name, "day": dt.date.fromisoformat(r.day), "files": r.files, "read": r.rows_read,
+                    {"s": src.name, "day": day, "files": r.files, "read": r.rows_read,
                      "loaded": r.rows_loaded, "bad": r.rows_quarantined, "sup": r.rows_suppressed, "now": now},
                 )
         con.execute("commit")

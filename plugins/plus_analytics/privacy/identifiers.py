@@ -14,7 +14,7 @@ import secrets
 
 import pandas as pd
 
-from plus_analytics import sqlfiles
+from plus_analytics import db, sqlfiles
 from plus_analytics.policy import KINDS, REDACTED
 from plus_analytics.privacy.keys import MasterKey, hmac_pads
 from plus_analytics.privacy.lookups import ip_country, parse_user_agent
@@ -85,11 +85,7 @@ def learn_identifiers(con, kind: str, values_sql: str) -> int:
                 {"kind": kind, **params})
     rest = [r[0] for r in con.execute(f"select v from _new_values where not ({canonical})", params).fetchall()]
     if rest:
-        con.register("_new_ids_frame", _normalize_frame(kind, rest))
-        try:
-            con.execute("insert into _new_ids select * from _new_ids_frame")
-        finally:
-            con.unregister("_new_ids_frame")
+        db.with_frame(con, "_new_ids_frame", _normalize_frame(kind, rest), "insert into _new_ids select * from _new_ids_frame")
     new = con.execute("select count(*) from _new_ids").fetchall()[0][0]
     if new:
         if kind == "ip":
@@ -129,11 +125,7 @@ def learn_user_agents(con, values_sql: str) -> int:
     frame = pd.DataFrame(
         [(v, *parse_user_agent(v)) for v in new], columns=["raw_value", "device_type", "os_family", "browser_family"]
     )
-    con.register("_new_uas", frame)
-    try:
-        con.execute("insert into ua_map select * from _new_uas")
-    finally:
-        con.unregister("_new_uas")
+    db.with_frame(con, "_new_uas", frame, "insert into ua_map select * from _new_uas")
     return len(new)
 
 

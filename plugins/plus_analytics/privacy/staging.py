@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from plus_analytics import sqlfiles
-from plus_analytics.db import table_columns, tables
+from plus_analytics.db import table_columns, tables, with_frame
 from plus_analytics.policy import Source
 from plus_analytics.privacy.identifiers import KeyVersionMismatch
 from plus_analytics.privacy.keys import MasterKey
@@ -97,8 +97,8 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, t
     sqlfiles.run_file(con, "macros.sql")
     check_raw_key_version(con, key)
     select = compile_select(src)
-    params = {"day": day, "until": until or day, "key_version": key.version}
     span = {"day": day, "until": until or day}
+    params = {**span, "key_version": key.version}
     table = src.staging_table
     if transaction:
         con.execute("begin transaction")
@@ -114,16 +114,17 @@ def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, t
                             f"from {RAW}.{src.raw_table} where false")
         if have and have != list(src.staging_columns()):
             con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
-            have, params["day"], params["until"] = [], None, None
+            have, span = [], {"day": None, "until": None}  # ... so every day is deleted, inserted and counted
+            params.update(span)
         if not have:
             con.execute(f"create table {table} as select * from ({select}) where false", params)
-        if params["day"] is None:
+        if span["day"] is None:
             con.execute(f"delete from {table}")
         else:
             con.execute(f"delete from {table} where _dt between $day and $until", span)
         con.execute(f"insert into {table} {select}", params)
         n = con.execute(f"select count(*) from {table} where ($day is null or _dt between $day and $until)",
-                        {"day": params["day"], "until": params["until"]}).fetchone()[0]
+                        span).fetchone()[0]
         if transaction:
             con.execute("commit")
     except Exception:
@@ -181,12 +182,9 @@ def restage_changed(con, src: Source, key: MasterKey, changed: list[tuple[str, i
     table = src.staging_table
     raw_keys = f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {RAW}.{src.raw_table} r " + " ".join(joins)
     match = " and ".join(f"k.{_q(c)} is not distinct from s.{_q(c)}" for c, _ in pairs)
-    con.register("_changed_frame", pd.DataFrame(changed, columns=["_file", "_line"], dtype=object))
-    try:
-        con.execute("create or replace temp table _changed_rows as "
-                    "select cast(_file as varchar) as _file, cast(_line as bigint) as _line from _changed_frame")
-    finally:
-        con.unregister("_changed_frame")
+    with_frame(con, "_changed_frame", pd.DataFrame(changed, columns=["_file", "_line"], dtype=object),
+               "create or replace temp table _changed_rows as "
+               "select cast(_file as varchar) as _file, cast(_line as bigint) as _line from _changed_frame")
     gone = con.execute(f"delete from {table} s where not exists (select 1 from ({raw_keys}) k where {match})").fetchall()[0][0]
     if not changed:
         return gone
