@@ -1,4 +1,4 @@
-# The two commands a newcomer runs: `make demo` and `make test`. Both set up .venv from the lock file.
+# The commands a newcomer runs: `make demo`, `make test`, `make airflow`. All set up .venv from the lock file.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ export PLUS_ANALYTICS_HOME ?= $(CURDIR)/data
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test setup clean bench bench-scale
+.PHONY: demo test lint airflow setup system-packages clean bench bench-scale
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,31 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 setup: $(BIN)/.installed
 
+# What the tests need from the OS: PostgreSQL (a real metadata DB for the scheduler test) and Chromium (the
+# DPO console's browser test). Installed when missing and we may (root, as in CI); otherwise those tests say
+# why they are skipped.
+system-packages:
+	@missing=""; \
+	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing (OS packages for the tests)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installing$$missing (needs root and apt-get): the tests that need them are skipped with the reason"; fi; \
+	fi
+
 demo: setup
 	$(BIN)/plus-analytics demo
 
-test: setup
+airflow: setup
+	$(BIN)/plus-analytics airflow
+
+lint: setup
+	$(BIN)/ruff check plugins dags tests bench
+	$(BIN)/lint-imports
+
+test: setup system-packages lint
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -8,6 +8,25 @@ fix. The restricted zone, quarantine and staging end up exactly as the daily `pl
 those days would leave them (tested); only the per-day statement and lookup costs are paid once.
 """
 
-from plus_analytics.dag_factory import backfill_dag
+from airflow.sdk import Param, dag
 
-dag = backfill_dag(__doc__)
+from plus_analytics.orchestration import house, tasks
+from plus_analytics.orchestration.groups import write_audit_publish
+from plus_analytics.policy import PRODUCT_SOURCES
+
+DAY = {"type": ["null", "string"], "format": "date"}
+
+
+@dag(schedule=None, doc_md=__doc__, **house.defaults("ingest", "backfill"),
+     params={"first_day": Param(None, **DAY, title="First landing day (empty: the first day that landed)"),
+             "last_day": Param(None, **DAY, title="Last landing day (empty: the last day that landed)")})
+def plus_backfill():
+    staged = []
+    for product in house.PRODUCTS:
+        for source in PRODUCT_SOURCES[product]:
+            loaded = tasks.ingest_range.override(task_id=f"ingest_{source}")(source)
+            staged.append(tasks.stage_range.override(task_id=f"stage_{source}")(source, loaded))
+    staged >> write_audit_publish()
+
+
+plus_backfill()

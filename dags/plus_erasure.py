@@ -1,15 +1,34 @@
 """
 ### plus_erasure (Airflow DAG)
 
-Honors deletion requests (tombstones) registered by the DPO with `plus-analytics erase --email ...`
-(identifiers are normalized and pseudonymized at intake; no raw identifier ever reaches Airflow).
-Daily, and on demand: resolves every pending request to all of the subject's linked identifiers,
-removes their rows from landing files, the restricted zone, quarantine, staging and the marts
-(rebuilt, gated, published), rewrites the DuckDB files so no deleted value survives in free blocks,
-verifies by SQL and by scanning every byte under the data directory, and appends hash-chained evidence.
-Then writes the DPO report; an overdue request fails the run loudly.
+Honors deletion requests registered by the DPO (in the **Privacy** page of this UI, or with
+`plus-analytics erase`): identifiers are normalized and pseudonymized at intake, and only request ids
+ever reach Airflow. Daily, and on demand. Each step is a task that takes every request waiting for it,
+so a failed or killed run is resumed by the next one where each request stands:
+
+**resolve** (every linked identifier of the subject) → **select** (what to remove, recorded first) →
+**remove** (landing files, restricted zone, quarantine) → **restage** (staging) → **write_audit_publish**
+(marts rebuilt, gated, published) → **confirm_published** → **rewrite** (database files rewritten so no
+deleted value survives in free blocks) → **verify** (rows, staging, marts and every byte under the data
+directory: verified, no data found, or failed and rechecked) → **dpo_report** (report and signed
+certificates; an overdue or failed request fails the run loudly).
 """
 
-from plus_analytics.dag_factory import erasure_dag
+from airflow.sdk import Param, chain, dag
 
-dag = erasure_dag(__doc__)
+from plus_analytics.orchestration import house, tasks
+from plus_analytics.orchestration.groups import write_audit_publish
+
+NOTE = Param("", type="string", maxLength=200, title="Note for the run log (no identifiers)",
+             description="Requests are registered in the Privacy page or with `plus-analytics erase`; this run "
+                         "moves every waiting request on. Never type an identifier here.")
+
+
+@dag(schedule="@daily", doc_md=__doc__, params={"note": NOTE}, **house.defaults("privacy", "erasure", "dpo"))
+def plus_erasure():
+    steps = [tasks.erasure_step(name)() for name in ("resolve", "select", "remove", "restage")]
+    after = [tasks.erasure_step(name)() for name in ("confirm_published", "rewrite", "verify")]
+    chain(*steps, write_audit_publish(), *after, tasks.dpo_report())
+
+
+plus_erasure()

@@ -1,7 +1,8 @@
 """
 ### plus_ingest_connect (Airflow DAG)
 
-Plus Connect exports: conversations and messages across LINE, Facebook, Instagram and web chat. Message text never leaves the restricted zone; only length bucket and language do.
+Plus Connect exports: conversations and messages across LINE, Facebook, Instagram and web chat.
+Message text never leaves the restricted zone; only length bucket and language do.
 
 For each source, per daily data interval: **ingest** validates the day's landing files against the
 privacy policy into the restricted zone (bad rows to quarantine with file, line and reason), then
@@ -9,6 +10,17 @@ privacy policy into the restricted zone (bad rows to quarantine with file, line 
 Emits one staging Asset per source (extras: counts only).
 """
 
-from plus_analytics.dag_factory import ingest_dag
+from airflow.sdk import dag
 
-dag = ingest_dag("connect", __doc__)
+from plus_analytics.orchestration import house, tasks
+from plus_analytics.policy import PRODUCT_SOURCES
+
+
+@dag(schedule=house.daily(), doc_md=__doc__, **house.defaults("ingest", "connect"))
+def plus_ingest_connect():
+    for source in PRODUCT_SOURCES["connect"]:
+        loaded = tasks.ingest.override(task_id=f"ingest_{source}")(source)
+        tasks.stage.override(task_id=f"stage_{source}", outlets=[house.staging_asset(source)])(source, loaded)
+
+
+plus_ingest_connect()

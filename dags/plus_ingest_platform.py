@@ -9,6 +9,17 @@ privacy policy into the restricted zone (bad rows to quarantine with file, line 
 Emits one staging Asset per source (extras: counts only).
 """
 
-from plus_analytics.dag_factory import ingest_dag
+from airflow.sdk import dag
 
-dag = ingest_dag("platform", __doc__)
+from plus_analytics.orchestration import house, tasks
+from plus_analytics.policy import PRODUCT_SOURCES
+
+
+@dag(schedule=house.daily(), doc_md=__doc__, **house.defaults("ingest", "platform"))
+def plus_ingest_platform():
+    for source in PRODUCT_SOURCES["platform"]:
+        loaded = tasks.ingest.override(task_id=f"ingest_{source}")(source)
+        tasks.stage.override(task_id=f"stage_{source}", outlets=[house.staging_asset(source)])(source, loaded)
+
+
+plus_ingest_platform()

@@ -1,13 +1,26 @@
 """
 ### plus_marts (Airflow DAG)
 
-Builds the dashboard marts from staging into a fresh build file, audits it with the PII gate (GX suites,
-PII detectors on every text column, canary join against the restricted identifier dictionary) and, only
-if it passes, publishes it atomically as `analytics/analytics.duckdb`. A failing build is kept in
-`analytics/builds/` and the task log links the gate report. Runs when every source's staging Asset has
-been updated.
+Builds the dashboard marts from staging into a fresh build file, audits it with the PII gate (GX suites
+with every text column's closed domain, PII detectors on every text value, canary join against the
+restricted identifier dictionary) and, only if it passes, publishes it atomically as
+`analytics/analytics.duckdb`. Runs when every source's staging Asset has been updated, and every hour
+as a freshness check: whenever staging is newer than the published build (an interrupted run, an
+erasure or retention run that could not publish) it rebuilds; otherwise the build is skipped.
 """
 
-from plus_analytics.dag_factory import marts_dag
+from airflow.sdk import AssetAll, AssetOrTimeSchedule, CronTriggerTimetable, dag
 
-dag = marts_dag(__doc__)
+from plus_analytics.orchestration import house
+from plus_analytics.orchestration.groups import write_audit_publish
+
+SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable("30 * * * *", timezone="UTC"),
+                               assets=AssetAll(*house.ALL_STAGING_ASSETS))
+
+
+@dag(schedule=SCHEDULE, doc_md=__doc__, **house.defaults("marts", "gate"))
+def plus_marts():
+    write_audit_publish()
+
+
+plus_marts()

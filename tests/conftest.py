@@ -17,18 +17,21 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 os.environ["PLUS_ANALYTICS_K"] = "5"
 
 from plus_analytics.config import Paths  # noqa: E402
+from plus_analytics.embedded import environment  # noqa: E402
 from plus_analytics.privacy.keys import MasterKey, connection_uri_json  # noqa: E402
-from plus_analytics.runner import airflow_env  # noqa: E402
 
 TEST_SECRET_B64 = "cGx1cy1hbmFseXRpY3MtdGVzdC1zZWNyZXQtMzItYnl0ZXMhIQ"  # 35 bytes, tests only
 os.environ["AIRFLOW_CONN_PLUS_PSEUDONYM_KEY"] = connection_uri_json(TEST_SECRET_B64, 1)
 # b"tombstone-key-for-tests-only-32bytes!" (tests/integration/test_erasure.py uses the same key)
 os.environ["AIRFLOW_CONN_PLUS_TOMBSTONE_KEY"] = connection_uri_json("dG9tYnN0b25lLWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzIQ", 1)
-os.environ.update(airflow_env(Paths(_HOME)))
+os.environ.update(environment(Paths(_HOME)))
 
 START = dt.date(2026, 10, 1)
 DAYS = 3
 SCALE = 0.3
+
+
+TOMB = MasterKey(version=1, secret=b"tombstone-key-for-tests-only-32bytes!")
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +39,11 @@ def key() -> MasterKey:
     from plus_analytics.privacy.keys import decode_secret
 
     return MasterKey(version=1, secret=decode_secret(TEST_SECRET_B64))
+
+
+@pytest.fixture(scope="session")
+def tomb() -> MasterKey:
+    return TOMB
 
 
 @pytest.fixture(scope="session")

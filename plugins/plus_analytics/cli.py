@@ -1,56 +1,108 @@
 """``plus-analytics``: the command line of the pipeline.
 
-  generate    write synthetic landing files (deterministic)
-  demo        generate a month, run every DAG through real Airflow, publish, print where things are
-  query       run a read-only SQL query against the published analytics database
-  keys        make a new pseudonymization secret (prints the Airflow connection JSON)
+  generate     write synthetic landing files (deterministic)
+  demo         generate a month, run every DAG through real Airflow (dag.test), publish, print where things are
+  airflow      start real Airflow (scheduler, DAG processor, API server with the UI, triggerer) on this data
+  query        run a read-only SQL query against the published analytics database
+  pipeline     run the daily DAGs (or the backfill) for the landed days
+  erase        register a deletion request (DPO); --run also runs plus_erasure
+  report dpo   write the DPO report
+  retention    destroy expired data in every layer (runs plus_retention)
+  audit        PII audit of the analytics zone, task logs and Airflow's records
+  rotate-keys  re-key everything to the active key version (runs plus_rotate_keys)
+  keys         print a new pseudonymization key connection
+  certificate  verify an erasure certificate offline
+
+Every input is checked before any work starts; every failure ends with one line on stderr and a non-zero
+exit (2: bad input or configuration, 1: a run failed, 3: another run holds this data directory).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
-from plus_analytics.config import Paths
+from plus_analytics.config import HOME_VAR, Paths, settings
 
 SAMPLE_QUERY = """select day, product, active_accounts, unique_visitors, events
 from mart_daily_active_usage where dimension = 'all'
 order by day desc, product limit 8"""
 
 
+class Usage(ValueError):
+    """Bad input: exit 2 with the message."""
+
+
+class Busy(RuntimeError):
+    """Another run holds the data directory: exit 3 with who holds it."""
+
+
 def _paths(args) -> Paths:
-    if getattr(args, "home", None):
-        os.environ["PLUS_ANALYTICS_HOME"] = args.home
+    home = getattr(args, "home", None) or os.environ.get(HOME_VAR) or "data"
+    os.environ[HOME_VAR] = str(Path(home).resolve())
     return Paths.from_env().ensure()
 
 
-def _run_dag(paths: Paths, dag_id: str, conf: dict | None = None) -> float:
-    """Run one DAG to completion through Airflow (dag.test on the local metadata DB); returns seconds."""
-    from plus_analytics.runner import dag_bag, prepare_airflow, run_dag
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not positive")
+    return n
+
+
+@contextmanager
+def exclusive_runner(paths: Paths, what: str):
+    """One runner per data directory: a second CLI run (or ``make airflow``) exits at once naming the holder."""
+    lock = paths.home / ".runner.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode(errors="replace").strip() or "another process"
+            raise Busy(f"{holder} is using {paths.home}; wait for it to finish (or stop it) and run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"plus-analytics {what} (pid {os.getpid()}, since {dt.datetime.now():%H:%M:%S})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _airflow(paths: Paths) -> None:
+    """The embedded default's environment, and the keys checked against the data, before any DAG runs."""
+    from plus_analytics import jobs
+    from plus_analytics.runner import prepare_airflow
 
     prepare_airflow(paths)
+    ctx = jobs.context(paths)
+    jobs.check_keys(ctx)
+
+
+def _run_dag(paths: Paths, dag_id: str, conf: dict | None = None) -> float:
+    """Run one DAG to completion through Airflow (dag.test on the embedded default); returns seconds."""
+    from plus_analytics.runner import dag_bag, run_dag
+
     t = time.perf_counter()
     run_dag(dag_bag(), dag_id, None, conf=conf)
     return time.perf_counter() - t
-
-
-def cmd_generate(args) -> int:
-    from plus_analytics.generate import generate
-
-    paths = _paths(args)
-    start = dt.date.fromisoformat(args.start) if args.start else None
-    t = time.perf_counter()
-    m = generate(paths.landing, days=args.days, scale=args.scale, seed=args.seed, start=start)
-    rows = sum(s["rows"] for s in m["sources"].values())
-    bad = sum(sum(s["malformed"].values()) for s in m["sources"].values())
-    print(f"generated {rows:,} rows ({bad:,} deliberately malformed) for {m['days']} days from {m['start']} "
-          f"into {paths.landing} in {time.perf_counter() - t:.1f}s")
-    return 0
 
 
 def _manifest(paths: Paths) -> dict | None:
@@ -58,55 +110,95 @@ def _manifest(paths: Paths) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
+def cmd_generate(args) -> int:
+    from plus_analytics.generate import generate
+
+    paths = _paths(args)
+    t = time.perf_counter()
+    m = generate(paths.landing, days=args.days, scale=args.scale, seed=args.seed, start=args.start)
+    rows = sum(s["rows"] for s in m["sources"].values())
+    bad = sum(sum(s["malformed"].values()) for s in m["sources"].values())
+    print(f"generated {rows:,} rows ({bad:,} deliberately malformed) for {m['days']} days from {m['start']} "
+          f"into {paths.landing} in {time.perf_counter() - t:.1f}s")
+    return 0
+
+
 def cmd_demo(args) -> int:
     paths = _paths(args)
     t0 = time.perf_counter()
     m = _manifest(paths)
     want = {"days": args.days, "scale": args.scale, "seed": args.seed}
-    if m is None or any(m[k] != v for k, v in want.items()):
-        if m is not None:
-            print("landing data was generated with other parameters; run `make clean` first", file=sys.stderr)
-            return 2
-        cmd_generate(argparse.Namespace(days=args.days, scale=args.scale, seed=args.seed, start=None, home=None))
-        m = _manifest(paths)
-    else:
-        print(f"landing data already generated ({m['days']} days from {m['start']}): reusing it")
-    start = dt.date.fromisoformat(m["start"])
-    days = [start + dt.timedelta(days=i) for i in range(m["days"])]
+    if m is not None and any(m[k] != v for k, v in want.items()):
+        raise Usage("landing data was generated with other parameters; run `make clean` first")
+    with exclusive_runner(paths, "demo"):
+        if m is None:
+            cmd_generate(argparse.Namespace(days=args.days, scale=args.scale, seed=args.seed, start=None, home=None))
+            m = _manifest(paths)
+        else:
+            print(f"landing data already generated ({m['days']} days from {m['start']}): reusing it")
+        start = dt.date.fromisoformat(m["start"])
+        days = [start + dt.timedelta(days=i) for i in range(m["days"])]
+        from plus_analytics.runner import run_pipeline
 
-    from plus_analytics.runner import run_pipeline
-
-    print(f"running the DAGs through Airflow (metadata DB and logs in {paths.airflow_home}) ...", flush=True)
-    ran = run_pipeline(paths, days)
-    print(f"DAG runs: {ran['ingest_runs']} ingest runs executed, {ran['ingest_skipped']} already done; marts {ran['marts']}")
+        print(f"running the daily DAGs through Airflow (dag.test; metadata DB and task logs in {paths.airflow_home}):",
+              flush=True)
+        _airflow(paths)
+        ran = run_pipeline(paths, days, progress=lambda s: print(s, flush=True))
+        print(f"DAG runs: {ran['ingest_runs']} ingest runs executed, {ran['ingest_skipped']} already done; marts {ran['marts']}")
     _summary(paths)
     print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     return 0
 
 
 def _summary(paths: Paths) -> None:
-    from plus_analytics import db
-    from plus_analytics.marts.build import published_tables
+    from plus_analytics.marts.publish import published_tables
+    from plus_analytics.storage import locks
 
     print(f"\nanalytics database (analysts, read-only): {paths.analytics_db}")
     for t, n in published_tables(paths.analytics_db).items():
         print(f"  {t:32s} {n:>8,} rows")
-    with db.opened(paths.raw_db, read_only=True) as con:
+    with locks.zone(paths.raw_db) as con:
         q = con.execute("select count(*) from quarantine").fetchone()[0]
         loaded = con.execute("select sum(rows_loaded) from ingest_log").fetchone()[0]
     print(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
-    print(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'})")
+    print(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'}, data quality: {paths.reports / 'quality'})")
     print("\nsample analyst query:\n  plus-analytics query \"" + " ".join(SAMPLE_QUERY.split()) + "\"")
     _print_query(paths, SAMPLE_QUERY)
 
 
-def _print_query(paths: Paths, sql: str) -> None:
-    from plus_analytics import db
+def analyst_connection(path: Path):
+    """A read-only session on the published database that can reach nothing else: no other file can be
+    attached or read (the restricted zone is a file too), nothing written, the settings locked."""
+    import duckdb
 
-    with db.opened(paths.analytics_db, read_only=True) as con:
-        cur = con.execute(sql)
+    return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False, "lock_configuration": True})
+
+
+def check_read_only(con, sql: str) -> None:
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise Usage(f"the query is not valid SQL: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1 or statements[0].type not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+        raise Usage("only one read-only query (SELECT, WITH ... SELECT, EXPLAIN) is allowed on the analytics database")
+
+
+def _print_query(paths: Paths, sql: str) -> None:
+    import duckdb
+
+    con = analyst_connection(paths.analytics_db)
+    try:
+        check_read_only(con, sql)
+        try:
+            cur = con.execute(sql)
+        except duckdb.Error as exc:
+            raise Usage(f"the query failed: {str(exc).splitlines()[0]}") from None
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()
+    finally:
+        con.close()
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     print("  " + "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
     for r in rows:
@@ -116,21 +208,32 @@ def _print_query(paths: Paths, sql: str) -> None:
 def cmd_query(args) -> int:
     paths = _paths(args)
     if not paths.analytics_db.exists():
-        print(f"no published analytics database at {paths.analytics_db}; run `make demo` first", file=sys.stderr)
-        return 2
+        raise Usage(f"no published analytics database at {paths.analytics_db}; run `make demo` first")
     _print_query(paths, args.sql)
     return 0
 
 
-def cmd_rotate_keys(args) -> int:
-    paths = _paths(args)
-    from plus_analytics.runner import new_local_key_version
+def cmd_airflow(args) -> int:
+    from plus_analytics.scheduler import serve
 
-    if args.new_local_key:
-        version = new_local_key_version(paths)
-        os.environ.pop("AIRFLOW_CONN_PLUS_PSEUDONYM_KEY", None)
-        print(f"demo key rotated locally to version {version} (the old secret is overwritten)")
-    seconds = _run_dag(paths, "plus_rotate_keys")
+    paths = _paths(args)
+    with exclusive_runner(paths, "airflow (make airflow)"):
+        return serve(paths, port=args.port)
+
+
+def cmd_rotate_keys(args) -> int:
+    from plus_analytics.embedded import new_local_key_version
+
+    paths = _paths(args)
+    with exclusive_runner(paths, "rotate-keys"):
+        if args.new_local_key:
+            version = new_local_key_version(paths)
+            os.environ.pop("AIRFLOW_CONN_PLUS_PSEUDONYM_KEY", None)
+            print(f"demo key rotated locally to version {version} (the old secret is overwritten)")
+        from plus_analytics.runner import prepare_airflow
+
+        prepare_airflow(paths)
+        seconds = _run_dag(paths, "plus_rotate_keys")
     print(f"re-keyed restricted zone, staging and marts in {seconds:.1f}s; published {paths.analytics_db}")
     return 0
 
@@ -140,84 +243,96 @@ def cmd_pipeline(args) -> int:
     paths = _paths(args)
     m = _manifest(paths)
     if m is None:
-        print("no landing data: run `plus-analytics generate` first", file=sys.stderr)
-        return 2
-    if args.backfill:
-        conf = {"first_day": args.first_day, "last_day": args.last_day}
-        seconds = _run_dag(paths, "plus_backfill", conf=conf)
-        print(f"plus_backfill ({args.first_day or 'first landed day'} to {args.last_day or 'last landed day'}) "
-              f"in {seconds:.1f}s; published {paths.analytics_db}")
-        return 0
-    from plus_analytics.runner import run_pipeline
+        raise Usage("no landing data: run `plus-analytics generate` first")
+    if (args.first_day or args.last_day) and not args.backfill:
+        raise Usage("--first-day and --last-day go with --backfill")
+    if args.first_day and args.last_day and args.last_day < args.first_day:
+        raise Usage(f"--last-day {args.last_day} is before --first-day {args.first_day}")
+    with exclusive_runner(paths, "pipeline"):
+        _airflow(paths)
+        if args.backfill:
+            conf = {"first_day": args.first_day and args.first_day.isoformat(),
+                    "last_day": args.last_day and args.last_day.isoformat()}
+            print(f"running plus_backfill ({conf['first_day'] or 'first landed day'} to {conf['last_day'] or 'last landed day'}) ...",
+                  flush=True)
+            seconds = _run_dag(paths, "plus_backfill", conf=conf)
+            print(f"plus_backfill finished in {seconds:.1f}s; published {paths.analytics_db}")
+            return 0
+        from plus_analytics.runner import run_pipeline
 
-    start = dt.date.fromisoformat(m["start"])
-    t = time.perf_counter()
-    ran = run_pipeline(paths, [start + dt.timedelta(days=i) for i in range(m["days"])], force=args.force)
+        start = dt.date.fromisoformat(m["start"])
+        t = time.perf_counter()
+        ran = run_pipeline(paths, [start + dt.timedelta(days=i) for i in range(m["days"])], force=args.force,
+                           progress=lambda s: print(s, flush=True))
     print(f"{ran} in {time.perf_counter() - t:.1f}s")
     return 0
 
 
 def cmd_erase(args) -> int:
-    """Register a deletion request (normalized and pseudonymized here, before anything is stored)."""
-    from plus_analytics import db
-    from plus_analytics.config import TOMBSTONE_CONN_ID
-    from plus_analytics.erasure.intake import ID_KINDS, register
-    from plus_analytics.privacy.normalize import InvalidIdentifier
-    from plus_analytics.runner import airflow_env
+    """Register a deletion request (validated, normalized and pseudonymized here, before anything is stored)."""
+    from plus_analytics import jobs
+    from plus_analytics.erasure.intake import ID_KINDS, Request, validate
 
     paths = _paths(args)
-    given = [(opt, getattr(args, opt)) for opt in ID_KINDS if getattr(args, opt)]
+    given = [(opt, getattr(args, opt)) for opt in ID_KINDS if getattr(args, opt) is not None]
     if len(given) != 1:
-        print("give exactly one identifier: --email, --phone, --account-id, --customer-id, --line-id, --cookie-id or --device-id",
-              file=sys.stderr)
-        return 2
-    os.environ.update(airflow_env(paths))  # the keys come from the Airflow connections (any secrets backend)
-    from plus_analytics.privacy.keys import load_master_key
+        raise Usage("give exactly one identifier: --email, --phone, --account-id, --customer-id, --line-id, "
+                    "--cookie-id or --device-id")
+    request = Request(given[0][0], given[0][1], args.requester, args.deadline_days)
+    validate(request)  # before the runner lock, keys or Airflow: bad input fails fast
+    with exclusive_runner(paths, "erase"):
+        from plus_analytics.embedded import environment
 
-    key, tomb = load_master_key(), load_master_key(TOMBSTONE_CONN_ID)
-    option, value = given[0]
-    try:
-        with db.opened(paths.raw_db) as con:
-            rid = register(con, key, tomb, option, value, args.requester, deadline_days=args.deadline_days)
-    except InvalidIdentifier as exc:
-        print(f"not registered: the {option.replace('_', ' ')} given is invalid ({exc})", file=sys.stderr)
-        return 2
-    print(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
-    if args.run:
-        seconds = _run_dag(paths, "plus_erasure")
-        print(f"erasure propagated and verified in {seconds:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
+        os.environ.update(environment(paths))  # the keys come from the Airflow connections (any secrets backend)
+        [rid] = jobs.register_requests([request], jobs.context(paths))
+        print(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
+        if args.run:
+            _airflow(paths)
+            seconds = _run_dag(paths, "plus_erasure")
+            print(f"plus_erasure finished in {seconds:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
     return 0
 
 
 def cmd_report(args) -> int:
-    paths = _paths(args)
-    from plus_analytics.erasure.report import write_report
+    from plus_analytics import jobs
 
-    out = write_report(paths)
+    paths = _paths(args)
+    from plus_analytics.embedded import environment
+
+    os.environ.update(environment(paths))
+    out = jobs.dpo_report(jobs.context(paths), fail_on_overdue=False)
     print(json.dumps(out, indent=2))
-    return 1 if out["overdue"] else 0
+    return 1 if out["overdue"] or out["failed"] else 0
 
 
 def cmd_retention(args) -> int:
     paths = _paths(args)
-    as_of = args.as_of or dt.date.today().isoformat()
-    seconds = _run_dag(paths, "plus_retention", conf={"as_of": as_of})
-    print(f"retention enforced as of {as_of} and marts republished in {seconds:.1f}s; "
-          f"evidence in the DPO report (`plus-analytics report dpo`, then {paths.reports / 'dpo' / 'tombstones.html'})")
+    as_of = (args.as_of or dt.datetime.now(dt.UTC).date()).isoformat()
+    with exclusive_runner(paths, "retention"):
+        _airflow(paths)
+        seconds = _run_dag(paths, "plus_retention", conf={"as_of": as_of})
+    print(f"retention enforced as of {as_of} and marts republished in {seconds:.1f}s; evidence in the DPO report "
+          f"(`plus-analytics report dpo`, then {paths.reports / 'dpo' / 'tombstones.html'})")
     return 0
 
 
 def cmd_audit(args) -> int:
     """Scan the analytics zone and Airflow's logs, XComs, asset extras and DAG-run conf for PII."""
+    from plus_analytics import jobs
+
     paths = _paths(args)
-    from plus_analytics.runner import airflow_env
+    from plus_analytics.runner import prepare_airflow
 
-    os.environ.update(airflow_env(paths))
-    from plus_analytics.gate.audit import run_audit
-
-    out = run_audit(paths)
+    prepare_airflow(paths)
+    try:
+        out = jobs.pii_audit("database", ctx=jobs.context(paths))
+    except RuntimeError as exc:
+        if "finding" in str(exc):
+            print(str(exc), file=sys.stderr)
+            return 1
+        raise
     print(json.dumps(out, indent=2))
-    return 0 if out["clean"] else 1
+    return 0
 
 
 def cmd_keys(args) -> int:
@@ -233,17 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     g = sub.add_parser("generate", help="write synthetic landing files")
-    g.add_argument("--days", type=int, default=30)
+    g.add_argument("--days", type=_positive, default=30)
     g.add_argument("--scale", type=float, default=1.0, help="1.0 is about 3,500 usage and ad events a day")
     g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--start", help="first day (YYYY-MM-DD); default: DAYS days before today")
+    g.add_argument("--start", type=_day, help="first day (YYYY-MM-DD); default: DAYS days before today")
     g.set_defaults(func=cmd_generate)
 
     d = sub.add_parser("demo", help="generate a month and run every DAG through Airflow")
-    d.add_argument("--days", type=int, default=30)
+    d.add_argument("--days", type=_positive, default=30)
     d.add_argument("--scale", type=float, default=1.0)
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("airflow", help="start real Airflow on this data directory (Ctrl-C stops it)")
+    a.add_argument("--port", type=_positive, default=None, help="API server port (default: $PLUS_AIRFLOW_PORT or 8080)")
+    a.set_defaults(func=cmd_airflow)
 
     q = sub.add_parser("query", help="read-only SQL on the published analytics database")
     q.add_argument("sql")
@@ -257,39 +376,73 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--force", action="store_true", help="re-run intervals Airflow already ran")
     pl.add_argument("--backfill", action="store_true",
                     help="one batch per source for the whole range (runs plus_backfill) instead of one run per day")
-    pl.add_argument("--first-day", help="with --backfill: YYYY-MM-DD (default: the first landed day)")
-    pl.add_argument("--last-day", help="with --backfill: YYYY-MM-DD (default: the last landed day)")
+    pl.add_argument("--first-day", type=_day, help="with --backfill: YYYY-MM-DD (default: the first landed day)")
+    pl.add_argument("--last-day", type=_day, help="with --backfill: YYYY-MM-DD (default: the last landed day)")
     pl.set_defaults(func=cmd_pipeline)
 
     e = sub.add_parser("erase", help="register a deletion request (DPO)")
     for opt in ("email", "phone", "account-id", "customer-id", "line-id", "cookie-id", "device-id"):
         e.add_argument(f"--{opt}", dest=opt.replace("-", "_"))
     e.add_argument("--requester", default="DPO", help="who registered the request (DPO name or ticket)")
-    e.add_argument("--deadline-days", type=int, default=30, help="legal deadline from receipt (default 30)")
+    e.add_argument("--deadline-days", type=int, default=30, help="legal deadline from receipt, 1 to 90 (default 30)")
     e.add_argument("--run", action="store_true", help="also run the plus_erasure DAG to completion")
     e.set_defaults(func=cmd_erase)
 
     rp = sub.add_parser("report", help="DPO reports")
-    rp.add_argument("what", choices=["tombstones", "dpo"], help="tombstones and dpo write the same report (erasure, retention, consent)")
+    rp.add_argument("what", choices=["tombstones", "dpo"], help="both write the same report (erasure, retention, consent)")
     rp.set_defaults(func=cmd_report)
 
     rt = sub.add_parser("retention", help="destroy expired data in every layer (runs plus_retention)")
-    rt.add_argument("--as-of", help="YYYY-MM-DD (default today)")
+    rt.add_argument("--as-of", type=_day, help="YYYY-MM-DD (default today)")
     rt.set_defaults(func=cmd_retention)
 
     au = sub.add_parser("audit", help="scan analytics zone, task logs, XComs, asset extras and DAG-run conf for PII")
     au.set_defaults(func=cmd_audit)
 
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
-    k.add_argument("--version", type=int, default=1)
+    k.add_argument("--version", type=_positive, default=1)
     k.set_defaults(func=cmd_keys)
     return p
 
 
+def _failure_line(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for a failure."""
+    from plus_analytics.config import ConfigError
+    from plus_analytics.erasure.intake import InvalidRequest
+    from plus_analytics.policy.files import PolicyError
+    from plus_analytics.privacy.keys import MissingKeyError
+    from plus_analytics.storage.locks import ZoneBusy
+
+    if isinstance(exc, Busy):
+        return 3, str(exc)
+    if isinstance(exc, (Usage, InvalidRequest, ConfigError, MissingKeyError, PolicyError)):
+        return 2, str(exc)
+    if isinstance(exc, ZoneBusy):
+        return 3, str(exc)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if "write_audit_publish.gate" in message:
+        from plus_analytics.config import Paths as _P
+
+        reports = sorted((_P.from_env().reports / "gate").glob("*/gate_report.html"), key=lambda p: p.stat().st_mtime)
+        if reports:
+            message += f" The PII gate blocked the build: open {reports[-1]}"
+    return 1, message
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("PLUS_ANALYTICS_LOG_LEVEL", "WARNING"))
+    logging.basicConfig(level=settings().log_level)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("plus-analytics: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure ends with one line, not a traceback
+        if settings().debug:
+            raise
+        code, line = _failure_line(exc)
+        print(f"plus-analytics: error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
-"""Where things live and the few settings the pipeline has.
+"""Configuration: where things live and the few settings the pipeline has, from one resolver.
 
-Every path hangs off one data directory (``PLUS_ANALYTICS_HOME``, default ``./data``) so a run touches
-nothing outside it, and erasure can prove a negative over exactly that tree.
+Every path hangs off one data directory (``PLUS_ANALYTICS_HOME``) so a run touches nothing outside it,
+and erasure can prove a negative over exactly that tree. This is the only module that reads the
+pipeline's environment variables; a setting that is missing or malformed raises :class:`ConfigError`
+naming it (nothing falls back silently to a default location).
+
+Secrets are not settings: the keys come from Airflow connections (any secrets backend), see
+:mod:`plus_analytics.privacy.keys`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,27 +21,41 @@ SQL_DIR = REPO_ROOT / "sql"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 POLICY_DIR = Path(__file__).resolve().parent / "policy"
 
-#: Airflow connection ids. The DuckDB ones carry the database path in ``host`` and resource limits in
-#: ``extra``; the key connection carries the pseudonymization master secret in ``password``.
-RAW_CONN_ID = "plus_duckdb_raw"
-STAGING_CONN_ID = "plus_duckdb_staging"
-BUILD_CONN_ID = "plus_duckdb_build"
+#: Airflow connection ids. ``plus_duckdb`` carries DuckDB's resource limits (``extra``: memory_limit,
+#: threads) for every zone file, opened through the Airflow DuckDB provider; the file itself always
+#: comes from :class:`Paths`. The key connections carry a master secret in ``password``.
+DUCKDB_CONN_ID = "plus_duckdb"
 KEY_CONN_ID = "plus_pseudonym_key"
-#: Key of the tombstones' blind index: separate from the pseudonym key and not rotated with it, so erased
-#: subjects' late arrivals are still recognised after a pseudonym-key rotation.
+#: Key of the tombstones' blind index (and of the sealed identifier forms erasure verifies against):
+#: separate from the pseudonym key and not rotated with it, so erased subjects' late arrivals are still
+#: recognised after a pseudonym-key rotation.
 TOMBSTONE_CONN_ID = "plus_tombstone_key"
-#: One-slot pool: DuckDB lets a single process hold a file read-write, so every task that writes one
-#: of our files queues here instead of failing on the lock.
-DUCKDB_POOL = "plus_duckdb"
+#: Ed25519 private key (PEM in ``password``) that signs erasure certificates.
+CERTIFICATE_CONN_ID = "plus_certificate_key"
+#: Airflow's public REST API (``host`` = base URL, ``login``/``password``): how the PII audit reads
+#: XComs, DAG-run conf, asset events, rendered fields and the audit log from a worker.
+AIRFLOW_API_CONN_ID = "plus_airflow_api"
+
+HOME_VAR = "PLUS_ANALYTICS_HOME"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it and what to do."""
 
 
 @dataclass(frozen=True)
 class Paths:
+    """The zones of one data directory."""
+
     home: Path
 
     @classmethod
-    def from_env(cls) -> "Paths":
-        return cls(Path(os.environ.get("PLUS_ANALYTICS_HOME", "data")).resolve())
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
+        home = (os.environ if env is None else env).get(HOME_VAR)
+        if not home:
+            raise ConfigError(f"{HOME_VAR} is not set: the pipeline needs its data directory (the CLI defaults it to "
+                              f"./data; Airflow workers get it from their environment)")
+        return cls(Path(home).resolve())
 
     @property
     def landing(self) -> Path:
@@ -47,7 +67,15 @@ class Paths:
 
     @property
     def raw_db(self) -> Path:
+        """Raw rows, quarantine, identifier maps: the only file that holds raw personal values."""
         return self.restricted / "raw.duckdb"
+
+    @property
+    def privacy_db(self) -> Path:
+        """The DPO's ledger: deletion requests, their steps and hash-chained evidence, retention evidence.
+        Pseudonyms, blind indexes and sealed (encrypted) forms only; apart from raw.duckdb so intake and
+        the DPO's console never wait behind a long ingest."""
+        return self.restricted / "privacy.duckdb"
 
     @property
     def warehouse(self) -> Path:
@@ -81,15 +109,75 @@ class Paths:
     def secrets(self) -> Path:
         return self.home / "secrets"
 
-    def ensure(self) -> "Paths":
-        for p in (self.landing, self.restricted, self.warehouse, self.analytics, self.builds, self.reports):
+    def ensure(self) -> Paths:
+        for p in (self.landing, self.warehouse, self.analytics, self.builds, self.reports):
             p.mkdir(parents=True, exist_ok=True)
+        self.restricted.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.restricted, 0o700)  # raw personal data: the pipeline's user only
         return self
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float, kind=float):
+    text = env.get(name)
+    if text is None or text == "":
+        return kind(default)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunables, each from one environment variable with a documented default."""
+
+    #: Smallest number of distinct people a published mart row may describe (PLUS_ANALYTICS_K).
+    k: int = 5
+    #: Longest wait for a zone file held by another process, in seconds (PLUS_ZONE_LOCK_TIMEOUT).
+    lock_timeout: float = 1800.0
+    #: Landing bytes ingested per batch of days (PLUS_INGEST_BATCH_MB).
+    ingest_batch_bytes: int = 192 * 2**20
+    #: Roles allowed to use the DPO's console when the auth manager has roles (PLUS_PRIVACY_ROLES).
+    privacy_roles: tuple[str, ...] = ("ADMIN",)
+    #: DuckDB limits the embedded default puts into the plus_duckdb connection (PLUS_DUCKDB_MEMORY_LIMIT,
+    #: PLUS_DUCKDB_THREADS); empty: DuckDB's own defaults.
+    duckdb_memory_limit: str = ""
+    duckdb_threads: int = 0
+    #: The embedded default's Airflow: API server port (PLUS_AIRFLOW_PORT) and metadata database
+    #: (PLUS_AIRFLOW_DATABASE, a SQLAlchemy URL; empty: SQLite under the data directory).
+    airflow_port: int = 8080
+    airflow_database: str = ""
+    #: CLI: log level (PLUS_ANALYTICS_LOG_LEVEL) and tracebacks instead of one-line errors (PLUS_ANALYTICS_DEBUG).
+    log_level: str = "WARNING"
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        roles = tuple(r.strip().upper() for r in env.get("PLUS_PRIVACY_ROLES", "ADMIN").split(",") if r.strip())
+        if not roles:
+            raise ConfigError("PLUS_PRIVACY_ROLES is empty: name at least one role allowed to see the privacy console")
+        return cls(
+            k=_number(env, "PLUS_ANALYTICS_K", 5, 2, int),
+            lock_timeout=_number(env, "PLUS_ZONE_LOCK_TIMEOUT", 1800, 0),
+            ingest_batch_bytes=int(_number(env, "PLUS_INGEST_BATCH_MB", 192, 0.001) * 2**20),
+            privacy_roles=roles,
+            duckdb_memory_limit=env.get("PLUS_DUCKDB_MEMORY_LIMIT", ""),
+            duckdb_threads=_number(env, "PLUS_DUCKDB_THREADS", 0, 0, int),
+            airflow_port=_number(env, "PLUS_AIRFLOW_PORT", 8080, 1, int),
+            airflow_database=env.get("PLUS_AIRFLOW_DATABASE", ""),
+            log_level=env.get("PLUS_ANALYTICS_LOG_LEVEL", "WARNING").upper(),
+            debug=bool(env.get("PLUS_ANALYTICS_DEBUG")),
+        )
+
+
+def settings() -> Settings:
+    return Settings.from_env()
 
 
 def k_anonymity() -> int:
     """Smallest number of distinct people a published mart row may describe (default 5)."""
-    k = int(os.environ.get("PLUS_ANALYTICS_K", "5"))
-    if k < 2:
-        raise ValueError("PLUS_ANALYTICS_K must be at least 2")
-    return k
+    return settings().k

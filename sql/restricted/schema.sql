@@ -63,6 +63,17 @@ create table if not exists ingest_log (
     ingested_at  timestamp not null
 );
 
+-- Per source, day and column: how many rows each problem sent to quarantine (the engineers' quality
+-- report). Problems name the column and the rule, never a value.
+create table if not exists ingest_column_log (
+    source      varchar not null,
+    _dt         date not null,
+    col         varchar not null,
+    problem     varchar not null,
+    rows_quarantined bigint not null,
+    ingested_at timestamp not null
+);
+
 -- Identifiers mentioned inside free text (a phone number typed into a chat message): which row mentions
 -- which identifier. Erasure deletes every row that mentions its subject.
 create table if not exists text_mentions (
@@ -74,40 +85,36 @@ create table if not exists text_mentions (
     raw_value varchar not null
 );
 
--- Deletion requests. No raw identifier is ever stored here: only pseudonyms and a blind index.
-create table if not exists tombstones (
-    request_id    varchar not null,
-    received_at   timestamp not null,
-    requester     varchar not null,
-    id_kind       varchar not null,
-    deadline      timestamp not null,
-    status        varchar not null,      -- pending, propagated, verified
-    propagated_at timestamp,
-    verified_at   timestamp
+-- The key the pseudonyms of this zone were made with: its version and a check value (HMAC of a fixed
+-- label under the key, never the key). A run whose key does not match stops before it writes anything.
+create table if not exists key_registry (
+    purpose     varchar not null,     -- pseudonym, tombstone
+    key_version integer not null,
+    check_value varchar not null,
+    registered_at timestamp not null
 );
 
--- The subject's identifiers: seeded at intake, expanded by resolution. pseudonym is the analytics
--- pseudonym (active key version); blind is HMAC under the separate tombstone key, which does not rotate
--- with the pseudonym key, so late arrivals are recognised across key rotations.
-create table if not exists tombstone_subjects (
-    request_id  varchar not null,
-    kind        varchar not null,
-    pseudonym   varchar,
-    key_version integer,
-    blind       varchar not null
+-- Late arrivals of erased subjects dropped at ingest, written in the same transaction that drops them;
+-- copied into the privacy ledger's evidence chain (once each) by the next writer of the ledger.
+create table if not exists suppression_log (
+    suppression_id varchar not null,
+    request_id     varchar not null,
+    source         varchar not null,
+    _dt            date not null,
+    rows_dropped   bigint not null,
+    recorded_at    timestamp not null
 );
 
--- Append-only, hash-chained evidence: each record carries the hash of the previous one.
-create table if not exists erasure_evidence (
-    seq          bigint not null,
-    request_id   varchar not null,
-    event        varchar not null,      -- registered, removed, verified_rows, verified_bytes, suppressed, rewritten
-    layer        varchar,
-    location     varchar,
-    rows_removed bigint,
-    check_result bigint,
-    detail       varchar,
-    recorded_at  timestamp not null,
-    prev_hash    varchar not null,
-    hash         varchar not null
+-- Retention's evidence, written in the same transaction as what it destroyed (landing partitions, rows,
+-- columns, quarantine, salts); copied into the privacy ledger once each by the next writer of the ledger.
+create table if not exists retention_log (
+    log_id         varchar not null,
+    run_id         varchar not null,
+    as_of          date not null,
+    layer          varchar not null,
+    location       varchar not null,
+    day            date,
+    rule           varchar not null,
+    rows_destroyed bigint not null,
+    destroyed_at   timestamp not null
 );

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from plus_analytics import db
 from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy
+from tests.helpers import opened
 
 REASON = {
     "bad_json": "invalid JSON", "lone_surrogate": "invalid JSON", "invalid_utf8": "invalid UTF-8",
@@ -20,7 +20,7 @@ REASON = {
 def loaded(tmp_path_factory, landing, key):
     raw = tmp_path_factory.mktemp("raw") / "raw.duckdb"
     man = json.loads((landing / "_manifest.json").read_text())
-    with db.opened(raw) as con:
+    with opened(raw) as con:
         for src in load_policy().values():
             for i in range(man["days"]):
                 ingest_partition(con, src, dt.date.fromisoformat(man["start"]) + dt.timedelta(days=i), landing, key)
@@ -29,7 +29,7 @@ def loaded(tmp_path_factory, landing, key):
 
 def test_every_row_accounted_for(loaded):
     raw, man = loaded
-    with db.opened(raw, read_only=True) as con:
+    with opened(raw, read_only=True) as con:
         for name, entry in man["sources"].items():
             good = con.execute(f"select count(*) from raw_{name}").fetchone()[0]
             bad = con.execute("select count(*) from quarantine where source = ?", [name]).fetchone()[0]
@@ -42,7 +42,7 @@ def test_each_malformed_kind_quarantined_with_reason(loaded, kind):
     raw, man = loaded
     expected = sum(e["malformed"].get(kind, 0) for e in man["sources"].values())
     assert expected > 0, f"the generator must produce {kind} rows"
-    with db.opened(raw, read_only=True) as con:
+    with opened(raw, read_only=True) as con:
         rows = con.execute("select reason, _file, _line from quarantine where reason like ?", [f"%{REASON[kind]}%"]).fetchall()
     assert rows, kind
     assert all(r[1].endswith((".ndjson", ".csv")) and r[2] >= 1 for r in rows)
@@ -50,7 +50,7 @@ def test_each_malformed_kind_quarantined_with_reason(loaded, kind):
 
 def test_reasons_never_echo_values(loaded):
     raw, _ = loaded
-    with db.opened(raw, read_only=True) as con:
+    with opened(raw, read_only=True) as con:
         reasons = [r[0] for r in con.execute("select distinct reason from quarantine").fetchall()]
     assert all("@" not in r and "Mozilla" not in r for r in reasons)
 
@@ -59,7 +59,7 @@ def test_rerun_replaces_the_day_exactly(loaded, landing, key):
     raw, man = loaded
     src = load_policy()["platform_usage_events"]
     day = dt.date.fromisoformat(man["start"])
-    with db.opened(raw) as con:
+    with opened(raw) as con:
         before = con.execute(f"select count(*) from {src.raw_table}").fetchone()[0]
         q_before = con.execute("select count(*) from quarantine").fetchone()[0]
         ingest_partition(con, src, day, landing, key)
@@ -73,7 +73,7 @@ def _table(con, sql):
 
 def _snapshot(raw) -> dict:
     """Everything ingest writes, minus the wall-clock columns."""
-    with db.opened(raw, read_only=True) as con:
+    with opened(raw, read_only=True) as con:
         out = {name: _table(con, f"select * exclude (_ingested_at) from raw_{name}") for name in load_policy()}
         out["quarantine"] = _table(con, "select * exclude (quarantined_at) from quarantine")
         out["ingest_log"] = _table(con, "select * exclude (ingested_at) from ingest_log")
@@ -93,11 +93,11 @@ def test_batch_of_days_equals_day_by_day(loaded, landing, key, tmp_path, monkeyp
     raw, man = loaded
     days = [dt.date.fromisoformat(man["start"]) + dt.timedelta(days=i) for i in range(man["days"])]
     whole, split = tmp_path / "whole.duckdb", tmp_path / "split.duckdb"
-    with db.opened(whole) as con:
+    with opened(whole) as con:
         for src in load_policy().values():
             results = ingest_days(con, src, days, landing, key)
             assert [r.day for r in results] == [d.isoformat() for d in days]
-    with db.opened(split) as con:
+    with opened(split) as con:
         for src in load_policy().values():
             ingest_partition(con, src, days[0], landing, key)
             ingest_days(con, src, days[1:], landing, key)
@@ -132,7 +132,7 @@ def test_duplicate_keys_within_a_delivery_and_across_days(landing, key, tmp_path
     _write(mine, days[0], [a, b, a])          # a twice in one delivery
     _write(mine, days[1], [c, b])             # b again on a later day
     _write(mine, days[2], [d, c, c])          # c again, twice, on a later day
-    with db.opened(tmp_path / "raw.duckdb") as con:
+    with opened(tmp_path / "raw.duckdb") as con:
         if batch:
             ingest_days(con, src, days, mine, key)
         else:

@@ -13,10 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from plus_analytics import db
 from plus_analytics.gate import scan
-from plus_analytics.gate.run import GateFailed, run_gate
-from plus_analytics.marts.build import build_marts, publish
+from plus_analytics.gate.run import GateFailed
+from tests.helpers import build, gate, opened, publish
 
 pytestmark = pytest.mark.integration
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
@@ -64,7 +63,7 @@ def _usage_rows(landing: Path):
 
 
 def test_published_database_holds_only_documented_marts(pipeline):
-    with db.opened(pipeline.analytics_db, read_only=True) as con:
+    with opened(pipeline.analytics_db, read_only=True) as con:
         tables = dict(con.execute("select table_name, estimated_size from duckdb_tables()").fetchall())
         for t in tables:
             assert t.startswith("mart_") or t in ("meta_build_info", "meta_consent_exclusions")
@@ -106,7 +105,7 @@ def test_usage_mart_matches_independent_count(pipeline):
             continue
         events[(day, row["product"])] += 1
         accounts[(day, row["product"])].add(row["account_id"].strip())
-    with db.opened(pipeline.analytics_db, read_only=True) as con:
+    with opened(pipeline.analytics_db, read_only=True) as con:
         got = {(d, p): (e, a) for d, p, e, a in con.execute(
             "select day, product, events, active_accounts from mart_daily_active_usage where dimension = 'all'").fetchall()}
     assert got, "no usage rows published"
@@ -128,7 +127,7 @@ def test_ad_performance_matches_csv(pipeline):
                     want[(dt.date.fromisoformat(r["date"]), r["campaign_id"])] = int(r["impressions"])
                 except (ValueError, TypeError, KeyError):
                     continue
-    with db.opened(pipeline.analytics_db, read_only=True) as con:
+    with opened(pipeline.analytics_db, read_only=True) as con:
         got = {(d, c): i for d, c, i in con.execute("select day, campaign_id, impressions from mart_ad_performance").fetchall()}
         bad_ctr = con.execute("select count(*) from mart_ad_performance where ctr < 0 or ctr > 1").fetchone()[0]
     assert got == want
@@ -136,18 +135,15 @@ def test_ad_performance_matches_csv(pipeline):
 
 
 def test_staging_holds_no_raw_personal_data(pipeline):
-    con = duckdb.connect()
-    db.attach(con, pipeline.staging_db, "stg")
-    db.attach(con, pipeline.raw_db, "raw")
     from plus_analytics.policy import load_policy
 
     # Row and object ids the policy keeps (event_id, message_id ...) are digit runs that can look like a
     # phone to a pattern detector; they are not personal data. The canary still checks every column.
-    object_ids = {f"stg:{s.staging_table}.{c.name}" for s in load_policy().values() for c in s.columns
+    object_ids = {f"staging:{s.staging_table}.{c.name}" for s in load_policy().values() for c in s.columns
                   if c.rule == "keep" and c.name.endswith("_id")}
-    findings = [f for f in scan.scan_catalog(con, "stg", max_len=10_000) if f.location not in object_ids]
-    findings += scan.canary(con, "stg", "raw")
-    con.close()
+    with opened(pipeline.staging_db, read_only=True, raw=pipeline.raw_db) as con:
+        findings = [f for f in scan.scan_catalog(con, "staging", max_len=10_000) if f.location not in object_ids]
+        findings += scan.canary(con, "staging", "raw")
     assert findings == []
 
 
@@ -168,9 +164,8 @@ def test_analyst_session_survives_a_publish(pipeline):
         """)
     analyst = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     old_build = analyst.stdout.readline().strip()
-    b = build_marts(pipeline, 5)
-    assert run_gate(b.path, pipeline, b.build_id)["passed"]
-    publish(b.path, pipeline.analytics_db)
+    b = build(pipeline)
+    assert publish(pipeline, b, gate(pipeline, b))["build_id"] == b.build_id
     out, _ = analyst.communicate("go\n", timeout=60)
     still, count = out.split()
     assert analyst.returncode == 0
@@ -195,7 +190,7 @@ LEAKS = {
 def test_gate_blocks_a_leaking_mart(pipeline, leak):
     """A mart SQL change that copies a raw value into a mart column is blocked; the published DB is unchanged."""
     before = pipeline.analytics_db.read_bytes()
-    b = build_marts(pipeline, 5)
+    b = build(pipeline)
     con = duckdb.connect(str(b.path))
     con.execute(f"attach '{pipeline.raw_db}' as raw (read_only)")
     value = con.execute(LEAKS[leak]).fetchone()[0]
@@ -204,7 +199,7 @@ def test_gate_blocks_a_leaking_mart(pipeline, leak):
     con.execute("checkpoint")
     con.close()
     with pytest.raises(GateFailed) as exc:
-        run_gate(b.path, pipeline, b.build_id)
+        gate(pipeline, b)
     assert b.path.exists(), "a failing build is kept for inspection"
     assert pipeline.analytics_db.read_bytes() == before
     report_dir = pipeline.reports / "gate" / b.build_id

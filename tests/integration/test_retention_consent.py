@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import shutil
@@ -10,15 +9,13 @@ import shutil
 import duckdb
 import pytest
 
-from plus_analytics import db
+from plus_analytics import jobs
 from plus_analytics.config import Paths
-from plus_analytics.erasure.propagate import scan_bytes
-from plus_analytics.marts.build import build_marts
 from plus_analytics.policy import load_policy
-from plus_analytics.retention import enforce, load_retention
-from plus_analytics.tasks import ingest_source, stage_source
-
+from plus_analytics.policy.retention import load_retention
+from plus_analytics.storage.files import scan_bytes
 from tests.conftest import START
+from tests.helpers import build, ctx, opened
 
 pytestmark = pytest.mark.integration
 
@@ -31,22 +28,23 @@ def _copy_home(pipeline, tmp_path) -> Paths:
     return home
 
 
-def _spec(rows_days: int, column_days: int) -> dict:
-    spec = copy.deepcopy(load_retention())
-    spec["landing"]["days"] = 1
-    for r in spec["raw"].values():
-        r["days"] = rows_days
-    for r in spec["raw_columns"]:
-        r["days"] = column_days
-    for k in ("quarantine", "visitor_salt", "staging"):
-        spec[k]["days"] = rows_days
-    return spec
+def _spec(rows_days: int, column_days: int):
+    spec = load_retention()
+    days = lambda p, n: p.model_copy(update={"days": n})  # noqa: E731
+    return spec.model_copy(update={
+        "landing": days(spec.landing, 1), "raw": {k: days(v, rows_days) for k, v in spec.raw.items()},
+        "raw_columns": tuple(days(r, column_days) for r in spec.raw_columns),
+        **{k: days(getattr(spec, k), rows_days) for k in ("quarantine", "visitor_salt", "staging")}})
+
+
+def enforce(home: Paths, as_of, spec) -> dict:
+    return jobs.enforce_retention(as_of, ctx(home), spec=spec)
 
 
 def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
     home = _copy_home(pipeline, tmp_path)
     policy = load_policy()
-    with db.opened(home.raw_db, read_only=True) as con:
+    with opened(home.raw_db, read_only=True) as con:
         before = {s.raw_table: dict(con.execute(f"select _dt, count(*) from {s.raw_table} group by 1").fetchall()) for s in policy.values()}
         q_before = dict(con.execute("select _dt, count(*) from quarantine group by 1").fetchall())
         day0_ids = [r[0] for r in con.execute("select event_id from raw_platform_usage_events where _dt = ? limit 50", [START]).fetchall()]
@@ -58,18 +56,19 @@ def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
 
     assert not any(home.landing.glob(f"*/dt={START}"))
     assert any(home.landing.glob(f"*/dt={START + dt.timedelta(days=1)}"))
-    with db.opened(home.raw_db, read_only=True) as con:
+    with opened(home.raw_db, read_only=True) as con:
         for s in policy.values():
             assert con.execute(f"select count(*) from {s.raw_table} where _dt <= ?", [START]).fetchone()[0] == 0, s.name
         assert con.execute("select count(*) from raw_platform_usage_events").fetchone()[0] == later
         assert con.execute("select count(*) from quarantine where _dt = ?", [START]).fetchone()[0] == 0
+    with opened(home.privacy_db, read_only=True) as con:
         evidence = {(loc, day): n for loc, day, n in con.execute(
             "select location, day, rows_destroyed from retention_evidence where layer = 'restricted'").fetchall()}
     for s in policy.values():  # evidence rows match what was removed, table by table
         if before[s.raw_table].get(START):
             assert evidence[(s.raw_table, START)] == before[s.raw_table][START], s.name
     assert evidence[("quarantine", START)] == q_before[START]
-    with db.opened(home.staging_db, read_only=True) as con:
+    with opened(home.staging_db, read_only=True) as con:
         assert con.execute("select count(*) from stg_platform_usage_events where cast(event_ts as date) <= ?", [START]).fetchone()[0] == 0
     assert scan_bytes(home.home, [i.encode() for i in day0_ids]) == {}
     assert out["rows_destroyed"] > 0 and out["landing_partitions_removed"] >= len(policy)
@@ -77,13 +76,13 @@ def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
 
 def test_column_retention_destroys_message_text_but_keeps_the_rows(pipeline, tmp_path):
     home = _copy_home(pipeline, tmp_path)
-    with db.opened(home.raw_db, read_only=True) as con:
+    with opened(home.raw_db, read_only=True) as con:
         n_msgs = con.execute("select count(*) from raw_connect_messages").fetchone()[0]
         only_day0 = [r[0] for r in con.execute("""select text from raw_connect_messages where _dt = ? and length(text) > 12
             except select text from raw_connect_messages where _dt > ?""", [START, START]).fetchall()]
     assert only_day0, "the generator writes some texts that appear on one day only"
     enforce(home, as_of=START + dt.timedelta(days=2), spec=_spec(1000, 1))
-    with db.opened(home.raw_db, read_only=True) as con:
+    with opened(home.raw_db, read_only=True) as con:
         assert con.execute("select count(*) from raw_connect_messages").fetchone()[0] == n_msgs
         assert con.execute("select count(*) from raw_connect_messages where _dt = ? and text is not null", [START]).fetchone()[0] == 0
         assert con.execute("select count(*) from raw_platform_usage_events where _dt = ? and ip is not null", [START]).fetchone()[0] == 0
@@ -115,13 +114,13 @@ def test_withdrawal_removes_later_events_from_marts(pipeline, tmp_path, key):
         c.close()
         return out
 
-    before_events, before_excl = totals(build_marts(home, 5).path)
+    before_events, before_excl = totals(build(home).path)
     part = home.landing / "platform_consent" / f"dt={day}"
     (part / "part-99999.ndjson").write_text(json.dumps({
         "consent_id": "cns_withdrawal_test", "recorded_at": withdrawn_at.isoformat() + "Z", "cookie_id": cookie,
         "account_id": None, "purpose": "analytics", "granted": False, "source": "settings"}) + "\n")
-    ingest_source("platform_consent", day, home, key, use_hooks=False)
-    stage_source("platform_consent", day, home, key, use_hooks=False)
-    after_events, after_excl = totals(build_marts(home, 5).path)
+    jobs.ingest_source("platform_consent", day, ctx(home, key))
+    jobs.stage_source("platform_consent", day, ctx(home, key))
+    after_events, after_excl = totals(build(home).path)
     assert after_excl - before_excl == affected
     assert before_events - after_events == affected

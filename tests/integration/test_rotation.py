@@ -4,13 +4,13 @@ import shutil
 
 import pytest
 
-from plus_analytics import db
+from plus_analytics import jobs
 from plus_analytics.config import Paths
-from plus_analytics.marts.build import build_marts
+from plus_analytics.erasure.intake import Request
 from plus_analytics.policy import load_policy
 from plus_analytics.privacy.identifiers import KeyVersionMismatch, check_key_version
 from plus_analytics.privacy.keys import MasterKey
-from plus_analytics.privacy.rotation import rekey_restricted, restage
+from tests.helpers import build, ctx, opened
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +20,8 @@ MART_COUNTS = """select 'dau', sum(active_accounts), sum(unique_visitors), count
 
 
 def _marts(paths: Paths) -> list:
-    b = build_marts(paths, 5)
-    with db.opened(b.path, read_only=True) as con:
+    b = build(paths)
+    with opened(b.path, read_only=True) as con:
         return con.execute(MART_COUNTS).fetchall()
 
 
@@ -30,29 +30,27 @@ def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path, key):
     shutil.copy(pipeline.raw_db, home.raw_db)
     shutil.copy(pipeline.staging_db, home.staging_db)
     before = _marts(home)
-    with db.opened(home.staging_db, read_only=True) as con:
+    with opened(home.staging_db, read_only=True) as con:
         old_pids = {r[0] for r in con.execute("select account_pid from stg_platform_usage_events").fetchall()}
 
-    from plus_analytics.erasure.intake import register
-
-    with db.opened(home.raw_db) as con:  # a request registered before the rotation, not yet propagated
+    with opened(home.raw_db, read_only=True) as con:  # a request registered before the rotation, not yet propagated
         email = con.execute("select normalized from pseudonyms where kind = 'email' order by 1 limit 1").fetchone()[0]
-        rid = register(con, key, MasterKey(1, b"t" * 32), "email", email, "rotation test")
+    [rid] = jobs.register_requests([Request("email", email, "rotation test")], ctx(home, key))
     new = MasterKey(version=2, secret=b"a-completely-new-secret-of-32-bytes!")
-    out = rekey_restricted(home, new)
-    with db.opened(home.raw_db, read_only=True) as con:
+    out = jobs.rekey_restricted(ctx(home, new))
+    with opened(home.privacy_db, read_only=True) as con:
         pid, version = con.execute("select pseudonym, key_version from tombstone_subjects where request_id = ?", [rid]).fetchone()
     assert (pid, version) == (new.pseudonym("email", email), 2), "pending tombstones follow the rotation"
     assert set(out["after"]) == {"2"} and sum(out["after"].values()) == sum(out["before"].values())
-    restage(home, new)
+    jobs.restage_all(ctx(home, new))
 
-    with db.opened(home.staging_db, read_only=True) as con:
+    with opened(home.staging_db, read_only=True) as con:
         for src in load_policy().values():
             versions = {r[0] for r in con.execute(f"select distinct key_version from {src.staging_table}").fetchall()}
             assert versions <= {2}, src.name
         new_pids = {r[0] for r in con.execute("select account_pid from stg_platform_usage_events").fetchall()}
     assert len(new_pids) == len(old_pids) and not (new_pids & old_pids)
-    with db.opened(home.raw_db, read_only=True) as con:
+    with opened(home.raw_db, read_only=True) as con:
         acc = con.execute("select normalized from pseudonyms where kind = 'account' limit 1").fetchone()[0]
         pid = con.execute("select pseudonym from pseudonyms where kind = 'account' and normalized = ?", [acc]).fetchone()[0]
         assert pid == new.pseudonym("account", acc)
@@ -61,7 +59,7 @@ def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path, key):
 
 def test_ingest_refuses_mixed_versions(pipeline, tmp_path, key):
     shutil.copy(pipeline.raw_db, tmp_path / "raw.duckdb")
-    with db.opened(tmp_path / "raw.duckdb") as con:
+    with opened(tmp_path / "raw.duckdb") as con:
         check_key_version(con, key)  # the active key: fine
         with pytest.raises(KeyVersionMismatch, match="rotation"):
             check_key_version(con, MasterKey(version=2, secret=b"x" * 32))

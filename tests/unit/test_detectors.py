@@ -2,7 +2,7 @@
 
 import pytest
 
-from plus_analytics.gate.scan import detect_values
+from plus_analytics.gate.detectors import detect_values
 
 POSITIVE = {
     "email": ["someone@gmail.com", "ติดต่อ somchai.j@plusmail.co.th ค่ะ", "A.B+tag@Example.COM"],

@@ -3,9 +3,8 @@
 import duckdb
 import pytest
 
-from plus_analytics import sqlfiles
-from plus_analytics.privacy.keys import (MasterKey, MissingKeyError, decode_secret, hmac_pads, key_from_connection,
-                                         load_master_key)
+from plus_analytics.privacy.keys import MasterKey, MissingKeyError, decode_secret, hmac_pads, key_from_connection, load_master_key
+from plus_analytics.storage import sql as sqlfiles
 
 # RFC 4231 test cases 1, 2, 3, 4, 6 (6: a 131-byte key, longer than the block size).
 RFC4231 = [

@@ -2,7 +2,7 @@
 
 
 def test_split_lines_marks_only_the_undecodable_lines():
-    from plus_analytics.ingest.loader import split_lines
+    from plus_analytics.ingest.reading import split_lines
 
     data = "ก\r\nok\r\n".encode() + b"x\xffy\xfez\r\n" + b"fine\n" + b"\xc3\n" + "last ข".encode()
     lines, bad = split_lines(data)

@@ -5,11 +5,10 @@ import json
 
 import pytest
 
-from plus_analytics import db
 from plus_analytics.ingest.loader import ingest_partition
-from plus_analytics.policy import (PRODUCT_SOURCES, PolicyError, UndeclaredColumnError, _column, load_policy,
-                                   policy_table_markdown)
+from plus_analytics.policy import PRODUCT_SOURCES, PolicyError, UndeclaredColumnError, _column, load_policy, policy_table_markdown
 from plus_analytics.privacy.staging import compile_select
+from tests.helpers import opened
 
 
 def test_every_source_declared_and_grouped():
@@ -35,11 +34,10 @@ def test_compiled_staging_columns_match_policy(tmp_path, key, landing):
 
     raw = tmp_path / "raw.duckdb"
     policy = load_policy()
-    with db.opened(raw) as con:
+    with opened(raw) as con:
         for src in policy.values():
             ingest_partition(con, src, dt.date(2026, 10, 1), landing, key)
-    with db.opened(tmp_path / "stg.duckdb") as con:
-        db.attach(con, raw, "raw")
+    with opened(tmp_path / "stg.duckdb", raw=raw) as con:
         for src in policy.values():
             stage_source(con, src, key, dt.date(2026, 10, 1))
             cols = [r[0] for r in con.execute(f"describe {src.staging_table}").fetchall()]
@@ -66,7 +64,7 @@ def test_undeclared_ndjson_column_fails_closed(tmp_path, key):
     row = {"consent_id": "c1", "recorded_at": "2026-10-01T10:00:00Z", "cookie_id": "abc", "account_id": None,
            "purpose": "analytics", "granted": True, "source": "banner", "fingerprint": "x"}
     (part / "part-00000.ndjson").write_text(json.dumps(row) + "\n")
-    with db.opened(tmp_path / "raw.duckdb") as con:
+    with opened(tmp_path / "raw.duckdb") as con:
         with pytest.raises(UndeclaredColumnError, match="fingerprint"):
             ingest_partition(con, src, day, tmp_path / "landing", key)
         # nothing was loaded
@@ -80,9 +78,8 @@ def test_undeclared_csv_column_fails_closed(tmp_path, key):
     part.mkdir(parents=True)
     (part / "part-00000.csv").write_text("date,campaign_id,impressions,clicks,spend_thb,conversions,viewer_email\n"
                                          "2026-10-01,c1,10,1,2.50,0,a@b.co\n")
-    with db.opened(tmp_path / "raw.duckdb") as con:
-        with pytest.raises(UndeclaredColumnError, match="viewer_email"):
-            ingest_partition(con, src, day, tmp_path / "landing", key)
+    with opened(tmp_path / "raw.duckdb") as con, pytest.raises(UndeclaredColumnError, match="viewer_email"):
+        ingest_partition(con, src, day, tmp_path / "landing", key)
 
 
 def test_policy_table_lists_every_column():

@@ -1,8 +1,9 @@
 """Erasure finds every free text that contains any form of a subject's identifiers."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from plus_analytics.erasure.propagate import text_hits
+from plus_analytics.erasure.verify import text_hits
 
 
 def test_every_text_and_form_pair_case_insensitive_and_overlapping():

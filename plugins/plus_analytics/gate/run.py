@@ -2,10 +2,11 @@
 
 Three checks, all of which must pass:
 1. Great Expectations suites from ``expectations/`` (one per mart: schema exactly as documented, keys not
-   null, value ranges; plus the PII suite on every text column), run with a result format that keeps
-   counts and never the unexpected values.
-2. The PII detectors (``sql/gate/detectors.sql``) over every text column of every table.
-3. The canary: no text value equals or contains a raw identifier of the restricted zone.
+   null, value ranges, every text column inside its closed domain; plus the PII suite on every text
+   column), run with a result format that keeps counts and never the unexpected values.
+2. The PII detectors (:mod:`plus_analytics.gate.detectors`) over every distinct text value.
+3. The canary: no text value equals or contains a raw identifier of the restricted zone (a gate that
+   cannot read the restricted zone fails).
 
 A failing build stays in ``analytics/builds/`` for inspection, the report (JSON + HTML, values never
 included) is written to ``reports/gate/<build_id>/``, and :class:`GateFailed` stops the DAG.
@@ -18,11 +19,9 @@ import json
 import logging
 from pathlib import Path
 
-import duckdb
-
-from plus_analytics import db
-from plus_analytics.config import Paths
 from plus_analytics.gate import scan
+from plus_analytics.gate.suites import validate_build
+from plus_analytics.storage.duck import tables
 
 log = logging.getLogger(__name__)
 
@@ -33,35 +32,17 @@ class GateFailed(RuntimeError):
         super().__init__(f"PII gate failed: {summary}. Build kept for inspection; report: {report}")
 
 
-def run_gate(build_path: Path, paths: Paths, build_id: str) -> dict:
-    out_dir = paths.reports / "gate" / build_id
+def audit_build(con, out_dir: Path, build_id: str) -> dict:
+    """Audit the build attached to ``con`` as ``build`` (with the restricted zone as ``raw`` and staging as
+    ``stg``, both read-only); write the report into ``out_dir``. Raises :class:`GateFailed`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        db.attach(con, build_path, "build", read_only=True)
-        findings = scan.scan_catalog(con, "build")
-        if paths.raw_db.exists():
-            db.attach(con, paths.raw_db, "raw", read_only=True)
-            findings += scan.canary(con, "build", "raw")
-        from plus_analytics.gate.suites import validate_build
-
-        k = con.execute("select max(k_anonymity) from build.meta_build_info").fetchone()[0]
-        staging_rows = 0
-        if paths.staging_db.exists():
-            db.attach(con, paths.staging_db, "stg", read_only=True)
-            staging_rows = sum(con.execute(f'select count(*) from stg."{t}"').fetchone()[0] for (t,) in con.execute(
-                "select table_name from duckdb_tables() where database_name = 'stg'").fetchall())
-        gx = validate_build(con, "build", out_dir, {"k": k, "staging_rows": staging_rows})
-    finally:
-        con.close()
+    findings = scan.scan_catalog(con, "build")
+    findings += scan.canary(con, "build", "raw")  # RestrictedZoneMissing when raw is not there: no pass
+    k = con.execute("select max(k_anonymity) from build.meta_build_info").fetchone()[0]
+    staging_rows = sum(con.execute(f'select count(*) from stg."{t}"').fetchone()[0] for t in tables(con, "stg"))
+    gx = validate_build(con, "build", out_dir, {"k": k, "staging_rows": staging_rows})
     passed = not findings and gx["success"]
-    report = {
-        "build_id": build_id,
-        "passed": passed,
-        "pii_findings": [f.as_dict() for f in findings],
-        "expectations": gx,
-    }
+    report = {"build_id": build_id, "passed": passed, "pii_findings": [f.as_dict() for f in findings], "expectations": gx}
     report_json = out_dir / "gate_report.json"
     report_json.write_text(json.dumps(report, indent=2, default=str))
     _write_html(out_dir / "gate_report.html", report)
@@ -90,7 +71,8 @@ def _write_html(path: Path, report: dict) -> None:
 Values are never shown here: only where (table.column, row numbers) and how many.</p>
 <h2>PII detector and canary findings ({len(report['pii_findings'])})</h2>
 <table><tr><th>location</th><th>detector</th><th>rows</th><th>first rows</th></tr>{rows}</table>
-<p>Great Expectations Data Docs: <a href="gx/uncommitted/data_docs/local_site/index.html">gx/uncommitted/data_docs/local_site/index.html</a> (counts only).</p>
+<p>Great Expectations Data Docs (counts only):
+<a href="gx/uncommitted/data_docs/local_site/index.html">gx/uncommitted/data_docs/local_site/index.html</a></p>
 <h2>Failed expectations ({report['expectations']['failed']} of {report['expectations']['evaluated']})</h2>
 <table><tr><th>suite</th><th>expectation</th><th>column</th><th>unexpected rows</th></tr>{exp}</table>
 """, encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Set-based PII scans over DuckDB tables: the detectors of ``sql/gate/detectors.sql`` and the canary.
+"""Set-based PII scans over DuckDB tables: the detectors on every distinct text value, and the canary.
 
 Findings carry table, column, detector, how many rows and the first row numbers, never a value.
 """
@@ -7,20 +7,29 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from plus_analytics import sqlfiles
-from plus_analytics.sqlfiles import q as _q
+from plus_analytics.gate.detectors import MAX_TEXT_LENGTH, detect
+from plus_analytics.policy import load_policy
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import sql_string, tables
+from plus_analytics.storage.sql import q
 
-#: Longest text value a published mart may hold; mart text columns are short dimension labels.
-MAX_TEXT_LENGTH = 64
+SQL = "gate/canary.sql"
 #: Identifiers shorter than this are not used for the "contains" canary (too many accidental matches).
 CANARY_MIN_LENGTH = 6
-TEXT_TYPES = ("VARCHAR",)
+#: Token separators for the canary: whitespace and punctuation identifiers are not made of. Log lines
+#: also split on ':' ("user:someone@x.com"); mart values keep it, so a whole IPv6 address stays one token.
+VALUE_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=]+"
+LOG_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=:]+"
+
+
+class RestrictedZoneMissing(RuntimeError):
+    """The canary has nothing to compare against: a gate that cannot look must not pass."""
 
 
 @dataclass(frozen=True)
 class Finding:
     location: str      # e.g. "build:mart_daily_active_usage.dimension_value" or a log file path
-    detector: str      # email, ipv4, ..., too_long, canary:<kind>
+    detector: str      # email, ipv4, ..., too_long, canary:<kind>, outside domain
     rows: int
     first_rows: tuple[int, ...]
 
@@ -28,82 +37,60 @@ class Finding:
         return asdict(self)
 
 
-def load_detectors(con) -> None:
-    sqlfiles.run_file(con, "gate/detectors.sql")
-
-
 def text_columns(con, catalog: str) -> list[tuple[str, str]]:
     return con.execute(
         """select table_name, column_name from duckdb_columns()
-           where database_name = ? and data_type in ('VARCHAR') order by table_name, column_index""",
-        [catalog],
-    ).fetchall()
+           where database_name = ? and data_type = 'VARCHAR' order by table_name, column_index""", [catalog]).fetchall()
 
 
+def scan_column(con, catalog: str, table: str, column: str, max_len: int | None = MAX_TEXT_LENGTH) -> list[Finding]:
+    """Detectors over each distinct value of one column (mart columns hold a few hundred distinct labels
+    at most), then the rows holding the values that hit."""
+    values = [r[0] for r in con.execute(f"select distinct {q(column)} from {catalog}.{q(table)} where {q(column)} is not null").fetchall()]
+    by_kind: dict[str, list[str]] = {}
+    for v in values:
+        for kind in detect(v, max_len):
+            by_kind.setdefault(kind, []).append(v)
+    out = []
+    for kind, hit in sorted(by_kind.items()):
+        n, first = con.execute(
+            f"""select count(*), list(rn order by rn)[1:5] from (
+                    select row_number() over () as rn, {q(column)} as v from {catalog}.{q(table)})
+                where list_contains($hit, v)""", {"hit": hit}).fetchone()
+        out.append(Finding(f"{catalog}:{table}.{column}", kind, int(n), tuple(int(x) for x in first)))
+    return out
 
 
-def scan_table_column(con, catalog: str, table: str, column: str, max_len: int = MAX_TEXT_LENGTH) -> list[Finding]:
-    rows = con.execute(
-        f"""with t as (select row_number() over () as rn, {_q(column)} as v from {catalog}.{_q(table)}),
-                 k as (select rn, unnest(pii_kinds(v, $max_len)) as kind from t where v is not null)
-            select kind, count(*), list(rn order by rn)[1:5] from k group by kind order by kind""",
-        {"max_len": max_len},
-    ).fetchall()
-    return [Finding(f"{catalog}:{table}.{column}", kind, int(n), tuple(int(x) for x in first)) for kind, n, first in rows]
-
-
-def scan_catalog(con, catalog: str, max_len: int = MAX_TEXT_LENGTH) -> list[Finding]:
-    load_detectors(con)
+def scan_catalog(con, catalog: str, max_len: int | None = MAX_TEXT_LENGTH) -> list[Finding]:
     findings: list[Finding] = []
     for table, column in text_columns(con, catalog):
-        findings.extend(scan_table_column(con, catalog, table, column, max_len))
+        findings.extend(scan_column(con, catalog, table, column, max_len))
     return findings
 
 
-#: Token separators for the canary: whitespace and punctuation identifiers are not made of. Log lines
-#: also split on ':' ("user:someone@x.com"); mart values keep it, so a whole IPv6 address stays one token.
-VALUE_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=]+"
-LOG_SPLIT = "[\\s,;/()\\[\\]{}<>\"'|=:]+"
+def load_canary_ids(con, raw: str = "raw") -> None:
+    """``_canary_ids`` (kind, val): every raw and normalized identifier, lowercased once per run. Refuses
+    to run without the restricted zone's identifier dictionary."""
+    if "id_map" not in tables(con, raw):
+        raise RestrictedZoneMissing("the restricted zone (its identifier dictionary) is not available: the canary "
+                                    "cannot check anything, so nothing may pass")
+    sqlf.run(con, SQL, "identifiers", {"min": CANARY_MIN_LENGTH}, raw=raw)
 
 
-def canary_ids_sql(raw: str) -> str:
-    """(kind, val): the lowercased raw and normalized forms of every identifier of ``raw``.id_map."""
-    return f"""select kind, lower(raw_value) as val from {raw}.id_map where length(raw_value) >= {CANARY_MIN_LENGTH}
-               union
-               select kind, lower(normalized) from {raw}.id_map where length(normalized) >= {CANARY_MIN_LENGTH}"""
-
-
-def token_hits_sql(source_sql: str, ids: str) -> str:
+def token_hits_sql(source_sql: str, ids: str = "_canary_ids") -> str:
     """SQL giving (key, kind) for every text of ``source_sql`` (columns key, v) that equals, or contains
-    as a token, an identifier of ``ids`` (a relation of :func:`canary_ids_sql` rows). Bind ``$split``
-    (VALUE_SPLIT or LOG_SPLIT)."""
-    return f"""with t as ({source_sql}),
-                tokens as (
-                    select key, lower(v) as tok from t
-                    union all
-                    select key, lower(unnest(regexp_split_to_array(v, $split))) from t)
-           select distinct t.key, i.kind from tokens t join {ids} i on t.tok = i.val"""
+    as a token, an identifier of ``ids``. Bind ``$split`` (VALUE_SPLIT or LOG_SPLIT)."""
+    return sqlf.named(SQL, "token_hits", source_sql=source_sql, ids=ids)
 
 
 def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
-    """Does any text value of ``catalog`` equal or contain a raw identifier known to the restricted zone?
-
-    Runs on the restricted side (``raw`` attached). Containment is checked token-wise: each value is split
-    on whitespace and punctuation other than the characters identifiers are made of, and every token, as
-    well as the whole value, is joined against the raw and normalized forms of every identifier.
-    """
-    findings: list[Finding] = []
-    findings += _canary_dropped_values(con, catalog, raw)
-    # The dictionary is lowercased once per gate run, not once per column (millions of rows at scale).
-    con.execute(f"create or replace temp table _canary_ids as {canary_ids_sql(raw)}")
+    """Does any text value of ``catalog`` equal or contain a raw identifier known to the restricted zone,
+    or equal a value the zone keeps to itself? Runs on the restricted side (``raw`` attached)."""
+    load_canary_ids(con, raw)
+    findings = _canary_dropped_values(con, catalog, raw)
     for table, column in text_columns(con, catalog):
-        rows_sql = (f"select row_number() over () as key, {_q(column)} as v from {catalog}.{_q(table)} "
-                    f"where {_q(column)} is not null")
-        rows = con.execute(
-            f"""select kind, count(*), list(key order by key)[1:5]
-                from ({token_hits_sql(rows_sql, "_canary_ids")}) group by kind""",
-            {"split": VALUE_SPLIT},
-        ).fetchall()
+        rows_sql = f"select row_number() over () as key, {q(column)} as v from {catalog}.{q(table)} where {q(column)} is not null"
+        rows = sqlf.run(con, SQL, "column_hits", {"split": VALUE_SPLIT}, hits=token_hits_sql(rows_sql)).fetchall()
         findings.extend(Finding(f"{catalog}:{table}.{column}", f"canary:{kind}", int(n), tuple(int(x) for x in first))
                         for kind, n, first in rows)
     con.execute("drop table _canary_ids")
@@ -111,41 +98,16 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
 
 
 def _canary_dropped_values(con, catalog: str, raw: str) -> list[Finding]:
-    """Whole-value matches against every column the policy keeps in the restricted zone only (names,
-    message text, notes, addresses, password hashes): a mart that copies one of them is caught even
-    when no pattern detector would recognise it."""
-    from plus_analytics.policy import load_policy
-
-    present = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ?", [raw]).fetchall()}
-    parts = [
-        f"select '{c.pii}' as kind, lower({_q(c.name)}) as val from {raw}.{src.raw_table} where length({_q(c.name)}) >= {CANARY_MIN_LENGTH}"
-        for src in load_policy().values() if src.raw_table in present for c in src.columns if c.pii
-    ]
+    present = tables(con, raw)
+    parts = [sqlf.named(SQL, "dropped_value_of_column", pii=sql_string(c.pii), column=q(c.name), raw=raw, table=src.raw_table)
+             for src in load_policy().values() if src.raw_table in present for c in src.columns if c.pii]
     if not parts:
         return []
-    con.execute("create or replace temp table _canary_dropped as select distinct kind, val from (" + " union all ".join(parts) + ")")
+    sqlf.run(con, SQL, "dropped_values", {"min": CANARY_MIN_LENGTH}, parts=" union all ".join(parts))
     findings = []
     for table, column in text_columns(con, catalog):
-        rows = con.execute(
-            f"""with t as (select row_number() over () as rn, lower({_q(column)}) as v from {catalog}.{_q(table)} where {_q(column)} is not null)
-                select d.kind, count(distinct t.rn), list(distinct t.rn order by t.rn)[1:5]
-                from t join _canary_dropped d on t.v = d.val group by d.kind"""
-        ).fetchall()
+        rows = sqlf.run(con, SQL, "dropped_hits", catalog=catalog, table=q(table), column=q(column)).fetchall()
         findings.extend(Finding(f"{catalog}:{table}.{column}", f"canary:{kind}", int(n), tuple(int(x) for x in first))
                         for kind, n, first in rows)
     con.execute("drop table _canary_dropped")
     return findings
-
-
-def detect_values(values: list[str | None], max_len: int = MAX_TEXT_LENGTH) -> list[list[str]]:
-    """The detector kinds found in each value (for tests and the audit of non-table text)."""
-    import duckdb
-
-    con = duckdb.connect()
-    load_detectors(con)
-    out = con.execute(
-        "select pii_kinds(v, $m) from (select unnest($vals) as v, generate_subscripts($vals, 1) as i) order by i",
-        {"vals": list(values), "m": max_len},
-    ).fetchall()
-    con.close()
-    return [sorted(r[0]) if r[0] is not None else [] for r in out]

@@ -301,7 +301,8 @@ def generate(root: Path, days: int = 30, scale: float = 1.0, seed: int = 7, star
             deals.append(deal)
             rows.append((deal, "open"))
         open_deals = [x for x in deals if x.get("stage", "open") == "open" and x["created"] < day]
-        for deal in [open_deals[i] for i in rng.choice(len(open_deals), min(len(open_deals), int(6 * scale) + 1), replace=False)] if open_deals else []:
+        closing = rng.choice(len(open_deals), min(len(open_deals), int(6 * scale) + 1), replace=False) if open_deals else []
+        for deal in [open_deals[i] for i in closing]:
             deal["stage"] = "won" if rng.random() < .55 else "lost"
             rows.append((deal, deal["stage"]))
         w.write("crm_deals", day, pd.DataFrame(dict(

@@ -87,7 +87,7 @@ def _ips(rng: np.random.Generator, n: int) -> np.ndarray:
     out = []
     weights = np.array([w for *_, w in IPV4_NETS], dtype=float)
     weights /= weights.sum()
-    for i in range(n):
+    for _ in range(n):
         if rng.random() < 0.15:
             pre = IPV6_NETS[rng.integers(0, len(IPV6_NETS))]
             groups = ":".join(f"{x:x}" for x in rng.integers(0, 65536, 6))

@@ -1,18 +1,23 @@
-"""The declarative privacy policy: every source column, its type, validation and privacy rule.
+"""The declarative privacy policy: every source column, its type, validation, domain and privacy rule.
 
-The YAML beside this module is the single source of truth. This module loads it into typed objects,
-refuses an inconsistent policy, and says what staging columns each rule produces.
+The YAML files beside this module are the single source of truth. Each is read by a strict loader
+(:mod:`plus_analytics.policy.files`: an unknown or missing key fails loudly) into typed objects; this
+module also refuses an inconsistent policy, and says what staging columns each rule produces.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-import yaml
+from pydantic import Field
 
-POLICY_FILE = Path(__file__).resolve().parent / "sources.yaml"
+from plus_analytics.policy.files import POLICY_DIR, PolicyError, Strict, load_yaml
+
+POLICY_FILE = POLICY_DIR / "sources.yaml"
 
 RULES = ("keep", "pseudonymize", "generalize", "derive", "drop")
 #: Identifier kinds: each has its own HKDF subkey, so pseudonyms of different kinds never link.
@@ -23,13 +28,24 @@ KINDS = (
 GENERALIZE = {"ip": ("country", "ip_prefix_pid"), "user_agent": ("device_type", "os_family", "browser_family")}
 DERIVE = {"text": ("length_bucket", "language")}
 TYPES = ("VARCHAR", "TIMESTAMP", "DATE", "BOOLEAN", "BIGINT", "DOUBLE")
+PII = ("name", "secret", "free_text", "national_id", "address")
 #: What erasure writes into a column that referenced an erased subject (e.g. the owning account of
 #: someone else's CRM record). It is never learned as an identifier, so it pseudonymizes to NULL.
 REDACTED = "erased"
-
-
-class PolicyError(ValueError):
-    """The policy file is inconsistent, or data does not match it (fail closed)."""
+#: Values a published label may take besides its domain: a missing value, an unparseable one, and the
+#: small-cell merge of the marts.
+UNKNOWN, OTHER, MERGED = "unknown", "other", "(other)"
+#: Text columns staging derives, and the closed set each may take (the gate checks marts against these).
+LENGTH_BUCKETS = ((0, "empty"), (20, "1-20"), (100, "21-100"), (500, "101-500"))
+DERIVED_DOMAINS = {
+    "device_type": ("mobile", "tablet", "desktop", "bot", OTHER, UNKNOWN),
+    "length_bucket": ("none", *(label for _, label in LENGTH_BUCKETS), "500+"),
+    "language": ("th", "en", OTHER),
+}
+#: Probes every machine-identifier pattern must reject (checked at load): a pattern that admits one of
+#: them could carry a person's name, address, e-mail, phone or free text into staging.
+PATTERN_PROBES = ("a b", "somchai", "somchai@example.com", "สมชาย", "0812345678", "+66812345678", "1.2.3.4", "",
+                  "Somchai Jaidee", "x" * 200)
 
 
 class UndeclaredColumnError(PolicyError):
@@ -45,6 +61,81 @@ class UndeclaredColumnError(PolicyError):
         )
 
 
+# ------------------------------------------------------------------------------------------ file shapes
+
+class _ColumnSpec(Strict):
+    type: str
+    rule: str
+    required: bool = False
+    max_length: int | None = Field(default=None, gt=0)
+    kind: str | None = None
+    how: str | None = None
+    enum: tuple[str, ...] | None = None
+    vocabulary: str | None = None
+    pattern: str | None = None
+    min: float | None = None
+    pii: str | None = None
+
+
+class _Parent(Strict):
+    source: str
+    key: str
+
+
+class _Visitor(Strict):
+    ip: str
+    user_agent: str
+    account: str
+
+
+class _SourceSpec(Strict):
+    product: Literal["platform", "connect", "crm", "adtech"]
+    format: Literal["ndjson", "csv"]
+    description: str
+    event_time: str
+    key: tuple[str, ...] = Field(min_length=1)
+    subject: tuple[str, ...] | None = None
+    parent: _Parent | None = None
+    visitor: _Visitor | None = None
+    columns: dict[str, _ColumnSpec] = Field(min_length=1)
+
+
+class _PolicyFile(Strict):
+    sources: dict[str, _SourceSpec] = Field(min_length=1)
+
+
+class _VocabularyFile(Strict):
+    vocabularies: dict[str, tuple[str, ...]]
+
+
+class _UserAgentFile(Strict):
+    browsers: tuple[str, ...] = Field(min_length=1)
+    operating_systems: tuple[str, ...] = Field(min_length=1)
+
+
+class _CountryFile(Strict):
+    countries: tuple[str, ...] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------------------------- objects
+
+@dataclass(frozen=True)
+class Domain:
+    """The closed set of values a text column may take: ``values`` (enum or vocabulary) or a full-match
+    ``pattern`` (machine identifiers)."""
+
+    name: str
+    values: tuple[str, ...] | None = None
+    pattern: str | None = None
+    #: How the README's policy table names it.
+    label: str = ""
+
+    def admits(self, value: str) -> bool:
+        if self.values is not None:
+            return value in self.values
+        return re.fullmatch(self.pattern, value, flags=re.ASCII) is not None
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -57,6 +148,7 @@ class Column:
     enum: tuple[str, ...] | None = None
     min: float | None = None
     pii: str | None = None
+    domain: Domain | None = None
 
     @property
     def pid_name(self) -> str:
@@ -132,29 +224,89 @@ class Source:
             raise UndeclaredColumnError(self.name, list(extra))
 
 
-def _column(name: str, spec: dict, source: str) -> Column:
-    unknown = set(spec) - {"type", "rule", "required", "max_length", "kind", "how", "enum", "min", "pii"}
-    if unknown:
-        raise PolicyError(f"{source}.{name}: unknown policy keys {sorted(unknown)}")
-    col = Column(
-        name=name,
-        type=str(spec.get("type", "")).upper(),
-        rule=spec.get("rule", ""),
-        required=bool(spec.get("required", False)),
-        max_length=spec.get("max_length"),
-        kind=spec.get("kind"),
-        how=spec.get("how"),
-        enum=tuple(spec["enum"]) if spec.get("enum") else None,
-        min=spec.get("min"),
-        pii=spec.get("pii"),
-    )
+# ----------------------------------------------------------------------------------------- vocabularies
+
+@lru_cache(maxsize=1)
+def vocabularies() -> dict[str, tuple[str, ...]]:
+    spec = load_yaml(POLICY_DIR / "vocabularies.yaml", _VocabularyFile)
+    for name, values in spec.vocabularies.items():
+        if not values or len(set(values)) != len(values):
+            raise PolicyError(f"vocabularies.yaml: {name} must list distinct values")
+    return dict(spec.vocabularies)
+
+
+@lru_cache(maxsize=1)
+def user_agent_families() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(browser families, OS families) that may be published; everything else is ``other``."""
+    spec = load_yaml(POLICY_DIR / "user_agents.yaml", _UserAgentFile)
+    return spec.browsers, spec.operating_systems
+
+
+@lru_cache(maxsize=1)
+def countries() -> tuple[str, ...]:
+    spec = load_yaml(POLICY_DIR / "countries.yaml", _CountryFile)
+    bad = [c for c in spec.countries if not re.fullmatch("[A-Z]{2}", c)]
+    if bad or len(spec.countries) != 249:
+        raise PolicyError(f"countries.yaml must list the 249 ISO 3166-1 alpha-2 codes (bad or missing: {bad[:5]})")
+    return spec.countries
+
+
+def generated_domains() -> dict[str, Domain]:
+    """The domain of every text column staging derives (what generalization and derivation produce)."""
+    browsers, systems = user_agent_families()
+    return {
+        "country": Domain("ISO 3166-1 alpha-2", (*countries(), UNKNOWN)),
+        "device_type": Domain("device types", DERIVED_DOMAINS["device_type"]),
+        "os_family": Domain("operating systems (user_agents.yaml)", (*systems, OTHER, UNKNOWN)),
+        "browser_family": Domain("browsers (user_agents.yaml)", (*browsers, OTHER, UNKNOWN)),
+        "length_bucket": Domain("length buckets", DERIVED_DOMAINS["length_bucket"]),
+        "language": Domain("languages", DERIVED_DOMAINS["language"]),
+    }
+
+
+def _domain(spec: _ColumnSpec, where: str) -> Domain | None:
+    given = [k for k in ("enum", "vocabulary", "pattern") if getattr(spec, k) is not None]
+    if len(given) > 1:
+        raise PolicyError(f"{where}: give one domain (enum, vocabulary or pattern), not {given}")
+    if spec.enum is not None:
+        return Domain(f"the values allowed for {where.split('.')[-1]}", tuple(spec.enum),
+                      label="enum: " + ", ".join(spec.enum))
+    if spec.vocabulary is not None:
+        if spec.vocabulary not in vocabularies():
+            raise PolicyError(f"{where}: unknown vocabulary {spec.vocabulary!r} (vocabularies.yaml has "
+                              f"{sorted(vocabularies())})")
+        return Domain(f"the {spec.vocabulary} vocabulary", vocabularies()[spec.vocabulary],
+                      label=f"vocabulary `{spec.vocabulary}` ({len(vocabularies()[spec.vocabulary])} values)")
+    if spec.pattern is not None:
+        try:
+            re.compile(spec.pattern)
+        except re.error as exc:
+            raise PolicyError(f"{where}: pattern does not compile ({exc})") from None
+        admitted = [p for p in PATTERN_PROBES if re.fullmatch(spec.pattern, p, flags=re.ASCII)]
+        if admitted or not spec.pattern.isascii():
+            raise PolicyError(f"{where}: pattern {spec.pattern!r} admits text that could be personal "
+                              f"({len(admitted)} probe(s) such as a name, e-mail or phone match): make it strict")
+        return Domain(f"the {where.split('.')[-1]} format", pattern=spec.pattern, label=f"pattern `{spec.pattern}`")
+    return None
+
+
+def _column(name: str, spec: dict | _ColumnSpec, source: str) -> Column:
+    if isinstance(spec, dict):
+        spec = _ColumnSpec.parse(spec, f"{source}.{name}")
     where = f"{source}.{name}"
+    col = Column(
+        name=name, type=spec.type.upper(), rule=spec.rule, required=spec.required, max_length=spec.max_length,
+        kind=spec.kind, how=spec.how, enum=tuple(spec.enum) if spec.enum else None, min=spec.min, pii=spec.pii,
+        domain=_domain(spec, where),
+    )
     if col.rule not in RULES:
         raise PolicyError(f"{where}: rule must be one of {RULES}, got {col.rule!r}")
-    if not (col.type in TYPES or col.type.startswith("DECIMAL(")):
+    if not (col.type in TYPES or re.fullmatch(r"DECIMAL\(\d+,\d+\)", col.type)):
         raise PolicyError(f"{where}: unsupported type {col.type!r}")
     if col.kind is not None and col.kind not in KINDS:
         raise PolicyError(f"{where}: unknown identifier kind {col.kind!r}")
+    if col.pii is not None and col.pii not in PII:
+        raise PolicyError(f"{where}: pii must be one of {PII}, got {col.pii!r}")
     if col.rule == "pseudonymize" and not col.kind:
         raise PolicyError(f"{where}: pseudonymize needs a kind")
     if col.rule == "generalize" and col.how not in GENERALIZE:
@@ -165,43 +317,44 @@ def _column(name: str, spec: dict, source: str) -> Column:
         raise PolicyError(f"{where}: a personal column (kind/pii) cannot be kept as is")
     if col.type == "VARCHAR" and col.max_length is None and col.enum is None:
         raise PolicyError(f"{where}: a text column needs max_length or enum (oversized values quarantine)")
+    if col.rule == "keep" and col.type == "VARCHAR" and col.domain is None:
+        raise PolicyError(f"{where}: a kept text column needs a domain (enum, vocabulary or pattern): free text "
+                          f"must never reach staging")
     return col
+
+
+def _source(name: str, spec: _SourceSpec) -> Source:
+    cols = tuple(_column(c, s, name) for c, s in spec.columns.items())
+    src = Source(
+        name=name, product=spec.product, format=spec.format, description=spec.description,
+        event_time=spec.event_time, columns=cols, key=tuple(spec.key),
+        visitor=spec.visitor.model_dump() if spec.visitor else None, subject=tuple(spec.subject or ()),
+        parent=spec.parent.model_dump() if spec.parent else None,
+    )
+    if src.event_time not in src.column_names:
+        raise PolicyError(f"{name}: event_time {src.event_time!r} is not a column")
+    if set(src.key) - set(src.column_names):
+        raise PolicyError(f"{name}: key must name columns")
+    for col in src.subject:
+        if col not in src.column_names or not src.column(col).kind:
+            raise PolicyError(f"{name}: subject column {col!r} must be an identifier column (with a kind)")
+    if spec.subject is None and spec.parent is None:
+        raise PolicyError(f"{name}: declare subject (possibly []) or parent, so erasure knows whose rows these are")
+    if src.visitor:
+        for role, col in src.visitor.items():
+            if col not in src.column_names:
+                raise PolicyError(f"{name}: visitor.{role} must name a column")
+    return src
 
 
 @lru_cache(maxsize=4)
 def load_policy(path: str | None = None) -> dict[str, Source]:
-    raw = yaml.safe_load(Path(path or POLICY_FILE).read_text(encoding="utf-8"))
-    sources: dict[str, Source] = {}
-    for name, spec in raw["sources"].items():
-        cols = tuple(_column(c, s, name) for c, s in spec["columns"].items())
-        src = Source(
-            name=name,
-            product=spec["product"],
-            format=spec["format"],
-            description=spec.get("description", ""),
-            event_time=spec["event_time"],
-            columns=cols,
-            key=tuple(spec["key"]),
-            visitor=spec.get("visitor"),
-            subject=tuple(spec.get("subject") or ()),
-            parent=spec.get("parent"),
-        )
-        if src.format not in ("ndjson", "csv"):
-            raise PolicyError(f"{name}: format must be ndjson or csv")
-        if src.event_time not in src.column_names:
-            raise PolicyError(f"{name}: event_time {src.event_time!r} is not a column")
-        if not src.key or set(src.key) - set(src.column_names):
-            raise PolicyError(f"{name}: key must name columns")
-        for col in src.subject:
-            if col not in src.column_names or not src.column(col).kind:
-                raise PolicyError(f"{name}: subject column {col!r} must be an identifier column (with a kind)")
-        if "subject" not in spec and "parent" not in spec:
-            raise PolicyError(f"{name}: declare subject (possibly []) or parent, so erasure knows whose rows these are")
-        if src.visitor:
-            for role in ("ip", "user_agent", "account"):
-                if src.visitor.get(role) not in src.column_names:
-                    raise PolicyError(f"{name}: visitor.{role} must name a column")
-        sources[name] = src
+    spec = load_yaml(Path(path or POLICY_FILE), _PolicyFile)
+    sources = {name: _source(name, s) for name, s in spec.sources.items()}
+    for src in sources.values():
+        if src.parent and (src.parent["source"] not in sources
+                           or src.parent["key"] not in sources[src.parent["source"]].column_names):
+            raise PolicyError(f"{src.name}: parent must name a source and one of its columns")
     return sources
 
 
@@ -220,14 +373,27 @@ PRODUCT_SOURCES = {
 }
 
 
+def _domain_label(c: Column) -> str:
+    if c.rule == "keep" and c.domain is not None:
+        return c.domain.label
+    if c.rule == "generalize" and c.how == "ip":
+        return "country: ISO 3166-1 alpha-2 or unknown"
+    if c.rule == "generalize":
+        return "device type (5 values), OS and browser families from user_agents.yaml, else other"
+    if c.rule == "derive":
+        return "length bucket (6 values), language th/en/other"
+    return ""
+
+
 def policy_table_markdown() -> str:
-    """The policy as the README's table: source, column, rule, what reaches staging."""
-    lines = ["| source | column | rule | reaches staging as |", "|---|---|---|---|"]
+    """The policy as the README's table: source, column, rule, what reaches staging, its domain."""
+    lines = ["| source | column | rule | reaches staging as | domain (text) |", "|---|---|---|---|---|"]
     for src in load_policy().values():
         for c in src.columns:
             rule = c.rule + (f"({c.kind})" if c.rule == "pseudonymize" else f"({c.how})" if c.how else "")
             out = ", ".join(c.staging_columns()) or "— (restricted zone only)"
-            lines.append(f"| {src.name} | {c.name} | {rule} | {out} |")
+            lines.append(f"| {src.name} | {c.name} | {rule} | {out} | {_domain_label(c)} |")
         if src.visitor:
-            lines.append(f"| {src.name} | *(ip, user agent, {src.visitor['account']})* | derive(visitor) | visitor_hash (daily salt) |")
+            lines.append(f"| {src.name} | *(ip, user agent, {src.visitor['account']})* | derive(visitor) | "
+                         f"visitor_hash (daily salt) | |")
     return "\n".join(lines)

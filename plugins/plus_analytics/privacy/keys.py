@@ -23,9 +23,9 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -37,6 +37,10 @@ _HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
 class MissingKeyError(RuntimeError):
     """No usable pseudonymization key: the pipeline must stop (never fall back to a plain hash)."""
+
+
+class KeyMismatch(MissingKeyError):
+    """The key given is not the key the data was written with (a lost or replaced key): stop."""
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,30 @@ class MasterKey:
         return f"MasterKey(version={self.version}, secret=<redacted>)"
 
     def subkey(self, kind: str) -> bytes:
-        return HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=f"plus-analytics/pseudonym/{kind}".encode()
-        ).derive(bytes(self.secret))
+        return _hkdf(bytes(self.secret), f"plus-analytics/pseudonym/{kind}")
 
     def pads(self, kind: str) -> tuple[bytes, bytes]:
         """HMAC inner and outer pads of the kind's subkey, for the in-DuckDB HMAC (RFC 2104)."""
         return hmac_pads(self.subkey(kind))
 
+    def check_value(self) -> str:
+        """A key check value: identifies the key (to compare it with the one the data was written with)
+        without revealing anything about it. 64 bits of HMAC over a fixed label."""
+        return hmac.new(bytes(self.secret), b"plus-analytics/key-check-value", hashlib.sha256).hexdigest()[:16]
+
+    def derived(self, purpose: str) -> bytes:
+        """A 256-bit key for ``purpose`` (e.g. sealing erasure forms), independent of every pseudonym subkey."""
+        return _hkdf(bytes(self.secret), f"plus-analytics/{purpose}")
+
     def pseudonym(self, kind: str, normalized: str) -> str:
         """Reference implementation; the pipeline computes the same value inside DuckDB."""
         return to_pseudonym(hmac.new(self.subkey(kind), normalized.encode("utf-8"), hashlib.sha256).hexdigest())
+
+
+@lru_cache(maxsize=64)
+def _hkdf(secret: bytes, info: str) -> bytes:
+    """HKDF-SHA-256 subkey (memoized: intake of a thousand requests derives each subkey once)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode()).derive(secret)
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -112,7 +129,7 @@ def load_master_key(conn_id: str | None = None) -> MasterKey:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
-    except Exception as exc:  # AirflowNotFoundException, or no Airflow context: both mean "no key"
+    except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException, or no Airflow context: both mean "no key"
         raise MissingKeyError(
             f"no key: Airflow connection {conn_id!r} could not be read ({type(exc).__name__}). "
             "Create it (password = base64url secret of at least 32 bytes, extra = {\"key_version\": N}); "
@@ -131,5 +148,3 @@ def connection_uri_json(secret_b64: str, version: int) -> str:
     return json.dumps({"conn_type": "generic", "password": secret_b64, "extra": {"key_version": version}})
 
 
-def env_has_key() -> bool:
-    return bool(os.environ.get("AIRFLOW_CONN_PLUS_PSEUDONYM_KEY"))

@@ -3,30 +3,30 @@
 For each source the SELECT is generated from its declared rules, so a rule and its SQL can never drift
 apart, and a column without a rule has no way out (ingest already refused it). The output columns are
 exactly ``Source.staging_columns()``; a test asserts that none of them is a dropped or raw column.
+
+Every function here runs on the staging database with the restricted one attached read-only as ``raw``
+(and, for erasure, the privacy ledger as ``ledger``), inside one transaction that also bumps the
+staging watermark (:data:`staging_version`), which builds and publishes compare against.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from plus_analytics import sqlfiles
-from plus_analytics.db import table_columns, tables, with_frame
-from plus_analytics.policy import Source
+from plus_analytics.policy import LENGTH_BUCKETS, Source
 from plus_analytics.privacy.identifiers import KeyVersionMismatch
 from plus_analytics.privacy.keys import MasterKey
-from plus_analytics.sqlfiles import q as _q
+from plus_analytics.storage import duck
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import table_columns, tables, transaction
+from plus_analytics.storage.sql import q as _q
 
 RAW = "raw"  # alias the restricted database is attached under, read-only
-
-LENGTH_BUCKETS = ((0, "empty"), (20, "1-20"), (100, "21-100"), (500, "101-500"))
-
-
+SQL = "staging/staging.sql"
 
 
 def _length_bucket(expr: str) -> str:
-    whens = " ".join(
-        f"when length({expr}) <= {hi} then '{label}'" for hi, label in LENGTH_BUCKETS
-    )
+    whens = " ".join(f"when length({expr}) <= {hi} then '{label}'" for hi, label in LENGTH_BUCKETS)
     return f"case when {expr} is null then 'none' {whens} else '500+' end"
 
 
@@ -86,65 +86,74 @@ def check_raw_key_version(con, key: MasterKey) -> None:
         )
 
 
-def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, transaction: bool = True,
-                 until: dt.date | None = None) -> int:
-    """(Re)build the staging rows of ``src`` for one landing day (or the days from ``day`` to ``until``,
-    a backfill), or all of them when ``day`` is None.
-
-    ``con`` is the staging database with the restricted one attached read-only as ``raw``. Returns the
-    number of rows staged. Idempotent: the day's rows are replaced in one transaction.
-    """
-    sqlfiles.run_file(con, "macros.sql")
+def prepare(con, key: MasterKey) -> None:
+    """Macros, the watermark table and the key check, before any staging transaction."""
+    sqlf.run_file(con, "macros.sql")
+    sqlf.run(con, SQL, "version_table")
     check_raw_key_version(con, key)
+
+
+def bump_version(con, what: str) -> int:
+    """Inside the caller's transaction: staging changed; returns the new watermark."""
+    sqlf.run(con, SQL, "bump_version", {"now": dt.datetime.now(dt.UTC).replace(tzinfo=None), "what": what})
+    sqlf.run(con, SQL, "trim_versions")
+    return current_version(con)
+
+
+def current_version(con, database: str | None = None) -> int:
+    """The staging watermark of ``con``'s current database (or of the attached ``database``)."""
+    if "staging_version" not in tables(con, database):
+        return 0
+    if database:
+        return duck.scalar(con, f"select coalesce(max(version), 0) from {database}.staging_version")
+    return duck.scalar(con, sqlf.named(SQL, "current_version"))
+
+
+def _prev_visitor(con, src: Source, have: list[str], span: dict) -> None:
+    keys = ", ".join(_q(k) for k in src.key)
+    if have and "visitor_hash" in have:
+        sqlf.run(con, SQL, "prev_visitor_from_staging", span, keys=keys, table=src.staging_table)
+    else:
+        sqlf.run(con, SQL, "prev_visitor_empty", keys=keys, raw_table=src.raw_table)
+
+
+def stage_rows(con, src: Source, key: MasterKey, day: dt.date | None = None, until: dt.date | None = None) -> int:
+    """(Re)build the staging rows of ``src`` for the landing days ``day`` to ``until`` (``day`` alone:
+    one day; None: every day), inside the caller's transaction. Returns the rows staged."""
     select = compile_select(src)
     span = {"day": day, "until": until or day}
-    params = {**span, "key_version": key.version}
     table = src.staging_table
-    if transaction:
-        con.execute("begin transaction")
-    try:
-        have = table_columns(con, table)
-        if src.visitor:
-            keys = ", ".join(_q(k) for k in src.key)
-            if have and "visitor_hash" in have:
-                con.execute(f"create or replace temp table _prev_visitor as select {keys}, visitor_hash from {table} "
-                            f"where visitor_hash is not null and ($day is null or _dt between $day and $until)", span)
-            else:
-                con.execute(f"create or replace temp table _prev_visitor as select {keys}, null::varchar as visitor_hash "
-                            f"from {RAW}.{src.raw_table} where false")
-        if have and have != list(src.staging_columns()):
-            con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
-            have, span = [], {"day": None, "until": None}  # ... so every day is deleted, inserted and counted
-            params.update(span)
-        if not have:
-            con.execute(f"create table {table} as select * from ({select}) where false", params)
-        if span["day"] is None:
-            con.execute(f"delete from {table}")
-        else:
-            con.execute(f"delete from {table} where _dt between $day and $until", span)
-        con.execute(f"insert into {table} {select}", params)
-        n = con.execute(f"select count(*) from {table} where ($day is null or _dt between $day and $until)",
-                        span).fetchone()[0]
-        if transaction:
-            con.execute("commit")
-    except Exception:
-        if transaction:
-            con.execute("rollback")
-        raise
+    have = table_columns(con, table)
+    if src.visitor:
+        _prev_visitor(con, src, have, span)
+    if have and have != list(src.staging_columns()):
+        con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
+        have, span = [], {"day": None, "until": None}  # ... so every day is deleted, inserted and counted
+    params = {**span, "key_version": key.version}
+    if not have:
+        con.execute(f"create table {table} as select * from ({select}) where false", params)
+    con.execute(f"delete from {table} where ($day is null or _dt between $day and $until)", span)
+    con.execute(f"insert into {table} {select}", params)
+    return duck.scalar(con, f"select count(*) from {table} where ($day is null or _dt between $day and $until)", span)
+
+
+def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, until: dt.date | None = None) -> int:
+    """Stage ``src`` for a day or a range of days (see :func:`stage_rows`) in one transaction.
+    Idempotent: the days' rows are replaced."""
+    prepare(con, key)
+    with transaction(con):
+        n = stage_rows(con, src, key, day, until)
+        bump_version(con, f"stage {src.name}")
     return n
 
 
-def restage_all(con, sources, key: MasterKey) -> dict[str, int]:
+def restage_all(con, sources, key: MasterKey, what: str = "restage") -> dict[str, int]:
     """Rebuild every staging table from the restricted zone in ONE transaction (key rotation, policy
-    change, erasure): readers of staging see either all old rows or all new ones."""
-    sqlfiles.run_file(con, "macros.sql")
-    con.execute("begin transaction")
-    try:
-        counts = {src.name: stage_source(con, src, key, None, transaction=False) for src in sources}
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+    change): readers of staging see either all old rows or all new ones."""
+    prepare(con, key)
+    with transaction(con):
+        counts = {src.name: stage_rows(con, src, key) for src in sources}
+        bump_version(con, what)
     return counts
 
 
@@ -166,51 +175,46 @@ def _staging_key(src: Source) -> tuple[list[tuple[str, str]], list[str]] | None:
     return pairs, joins
 
 
-def restage_changed(con, src: Source, key: MasterKey, changed: list[tuple[str, int]]) -> int:
-    """Bring ``src``'s staging back in line with the restricted zone after erasure deleted rows from it
-    and changed (redacted) the rows ``changed`` [(_file, _line)]: staging rows whose key is gone from raw
-    are deleted, the changed rows restaged. Equals a full restage (tested) for one pass over the keys
-    instead of recomputing every row. Falls back to restaging the whole source when its key does not
-    reach staging. Returns the rows deleted plus restaged. Runs inside the caller's transaction."""
-    import pandas as pd
-
+def staging_key_sql(src: Source) -> tuple[str, list[str]]:
+    """(expression over raw row r, joins) giving the text key by which staging knows a raw row: its key
+    columns as staging holds them, joined by U+001F. Erasure records it before deleting the row."""
     sk = _staging_key(src)
-    have = table_columns(con, src.staging_table)
-    if sk is None or have != list(src.staging_columns()):
-        return stage_source(con, src, key, None, transaction=False)
+    if sk is None:
+        raise ValueError(f"{src.name}: its key does not reach staging, erasure cannot follow its rows")
     pairs, joins = sk
-    table = src.staging_table
-    raw_keys = f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {RAW}.{src.raw_table} r " + " ".join(joins)
-    match = " and ".join(f"k.{_q(c)} is not distinct from s.{_q(c)}" for c, _ in pairs)
-    with_frame(con, "_changed_frame", pd.DataFrame(changed, columns=["_file", "_line"], dtype=object),
-               "create or replace temp table _changed_rows as "
-               "select cast(_file as varchar) as _file, cast(_line as bigint) as _line from _changed_frame")
-    gone = con.execute(f"delete from {table} s where not exists (select 1 from ({raw_keys}) k where {match})").fetchall()[0][0]
-    if not changed:
-        return gone
-    changed_keys = raw_keys + " where (r._file, r._line) in (select _file, _line from _changed_rows)"
-    if src.visitor:
-        keys = ", ".join(_q(k) for k in src.key)
-        con.execute(f"""create or replace temp table _prev_visitor as select {keys}, visitor_hash from {table} s
-                        where visitor_hash is not null and exists (select 1 from ({changed_keys}) k where {match})""")
-    con.execute(f"delete from {table} s where exists (select 1 from ({changed_keys}) k where {match})")
-    con.execute(f"insert into {table} {compile_select(src, changed_rows=True)}",
-                {"day": None, "until": None, "key_version": key.version})
-    return gone + len(changed)
+    return "concat_ws(chr(31), " + ", ".join(f"cast({e} as varchar)" for _, e in pairs) + ")", joins
 
 
-def restage_after_erasure(con, sources, key: MasterKey, changed: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
-    """:func:`restage_changed` for every source erasure touched (``changed``: source -> redacted rows,
-    empty when rows were only deleted), in ONE transaction. ``con`` is staging with raw attached."""
-    sqlfiles.run_file(con, "macros.sql")
-    check_raw_key_version(con, key)
+def restage_erased(con, sources, key: MasterKey, requests: list[str]) -> dict[str, int]:
+    """Bring staging in line with the restricted zone after erasure removed the rows of ``requests``: the
+    staging rows of the erased rows are deleted (by the keys the remove step recorded in the ledger,
+    attached as ``ledger``) and the redacted rows restaged. One transaction; equals a full restage (tested)
+    without recomputing every row. Returns the staging watermark it committed."""
+    prepare(con, key)
     present = tables(con)
-    con.execute("begin transaction")
-    try:
-        counts = {src.name: restage_changed(con, src, key, changed[src.name])
-                  for src in sources if src.name in changed and src.staging_table in present}
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return counts
+    with transaction(con):
+        for src in sources:
+            if src.staging_table not in present:
+                continue
+            pairs, _ = _staging_key(src)
+            key_exprs = ", ".join(f"cast({_q(c)} as varchar)" for c, _ in pairs)
+            sqlf.run(con, SQL, "erased_keys", {"source": src.name, "requests": requests},
+                     table=src.staging_table, key_exprs=key_exprs)
+            _restage_changed(con, src, key, requests)
+        return bump_version(con, f"erasure of {len(requests)} request(s)")
+
+
+def _restage_changed(con, src: Source, key: MasterKey, requests: list[str]) -> None:
+    sqlf.run(con, SQL, "changed_rows", {"source": src.name, "requests": requests})
+    if not duck.scalar(con, "select count(*) from _changed_rows"):
+        return
+    pairs, joins = _staging_key(src)
+    changed_keys = (f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {RAW}.{src.raw_table} r "
+                    + " ".join(joins) + " where (r._file, r._line) in (select _file, _line from _changed_rows)")
+    match = " and ".join(f"k.{_q(c)} is not distinct from s.{_q(c)}" for c, _ in pairs)
+    ctx = dict(table=src.staging_table, changed_keys=changed_keys, match=match)
+    if src.visitor:
+        sqlf.run(con, SQL, "prev_visitor_of_changed", s_keys=", ".join(f"s.{_q(k)}" for k in src.key), **ctx)
+    sqlf.run(con, SQL, "delete_changed", **ctx)
+    con.execute(f"insert into {src.staging_table} {compile_select(src, changed_rows=True)}",
+                {"day": None, "until": None, "key_version": key.version})

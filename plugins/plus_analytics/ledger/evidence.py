@@ -11,7 +11,10 @@ import datetime as dt
 import hashlib
 import json
 
-from plus_analytics import db
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import with_frame
+
+SQL = "privacy/evidence.sql"
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "request_id", "event", "layer", "location", "rows_removed", "check_result", "detail", "recorded_at")
@@ -35,8 +38,7 @@ def append_many(con, records: list[dict]) -> None:
         return
     import pandas as pd
 
-    last = con.execute("select seq, hash from erasure_evidence order by seq desc limit 1").fetchall()
-    seq, prev = last[0] if last else (0, GENESIS)
+    seq, prev = head(con)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     rows = []
     for r in records:
@@ -46,15 +48,12 @@ def append_many(con, records: list[dict]) -> None:
         rows.append([record[k] for k in FIELDS] + [prev, digest])
         prev = digest
     frame = pd.DataFrame(rows, columns=[*FIELDS, "prev_hash", "hash"], dtype=object)
-    db.with_frame(con, "_evidence_batch", frame,
-                  """insert into erasure_evidence select cast(seq as bigint), request_id, event, layer, location,
-                     cast(rows_removed as bigint), cast(check_result as bigint), detail, cast(recorded_at as timestamp),
-                     prev_hash, hash from _evidence_batch""")
+    with_frame(con, "_evidence_batch", frame, sqlf.named(SQL, "append"))
 
 
 def verify_chain(con) -> tuple[bool, int]:
-    """(intact, records checked)."""
-    rows = con.execute(f"select {', '.join(FIELDS)}, prev_hash, hash from erasure_evidence order by seq").fetchall()
+    """(intact, records checked): every record's hash recomputed from its content and its predecessor."""
+    rows = sqlf.run(con, SQL, "chain").fetchall()
     prev = GENESIS
     for i, row in enumerate(rows, start=1):
         record = dict(zip(FIELDS, row[:len(FIELDS)]))
@@ -62,3 +61,13 @@ def verify_chain(con) -> tuple[bool, int]:
             return False, i
         prev = row[-1]
     return True, len(rows)
+
+
+def head(con) -> tuple[int, str]:
+    """(seq, hash) of the last record: what a certificate is chained to."""
+    last = sqlf.run(con, SQL, "last").fetchall()
+    return last[0] if last else (0, GENESIS)
+
+
+def record_hash(con, seq: int) -> str:
+    return sqlf.run(con, SQL, "record_hash", [seq]).fetchall()[0][0]

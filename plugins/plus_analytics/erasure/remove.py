@@ -1,0 +1,164 @@
+"""Removal, in two durable steps.
+
+``select``: rows about the subject (any subject column), rows that belong to them (messages of their
+conversations), anyone's free-text rows that mention them, quarantined lines containing them; and the
+fields that merely *reference* them in a non-subject column (a CRM customer owned by their account),
+to be redacted to ``erased``. The selection is recorded in the ledger (locations and machine keys only)
+before anything is deleted.
+
+``apply``: the recorded selection is carried out in the landing files (lines blanked, so every other
+row's line number stays valid; fields redacted), then in the restricted zone (rows, quarantine,
+mentions, identifier maps) in one transaction, then recorded as done. Carrying out a selection twice
+changes nothing the second time, so a run that dies anywhere is finished by the next.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from plus_analytics.erasure import requests
+from plus_analytics.erasure.resolve import hits_sql
+from plus_analytics.ingest.landing import rewrite_lines
+from plus_analytics.ledger import evidence
+from plus_analytics.policy import REDACTED, Source
+from plus_analytics.privacy.identifiers import collect_orphans
+from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.privacy.staging import staging_key_sql
+from plus_analytics.storage import duck
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import insert_rows, transaction, with_frame
+from plus_analytics.storage.sql import q
+
+SQL = requests.SQL
+
+
+def _key_ctx(src: Source) -> dict:
+    expr, joins = staging_key_sql(src)
+    return {"staging_key": expr, "key_joins": " ".join(joins)}
+
+
+def _select_rows(con, sources: list[Source]) -> None:
+    """``_erase_rows``: every row to delete, with the key staging knows it by."""
+    sqlf.run(con, SQL, "selection_tables")
+    by_name = {s.name: s for s in sources}
+    for src in sources:
+        if src.subject:
+            sqlf.run(con, SQL, "select_subject_rows", {"source": src.name}, hits=hits_sql(src, src.subject),
+                     table=src.raw_table, **_key_ctx(src))
+    for src in sources:
+        if src.parent and src.parent["source"] in by_name:
+            parent = by_name[src.parent["source"]]
+            sqlf.run(con, SQL, "select_children", {"source": src.name, "parent": parent.name,
+                                                   "why": f"belongs to an erased {parent.name} row"},
+                     table=src.raw_table, parent_table=parent.raw_table, parent_key=q(src.parent["key"]), **_key_ctx(src))
+    sqlf.run(con, SQL, "select_mentions")
+    for src in sources:
+        if src.free_text_columns:
+            sqlf.run(con, SQL, "mention_staging_keys", {"source": src.name}, table=src.raw_table, **_key_ctx(src))
+
+
+def _select_redactions(con, sources: list[Source]) -> list[tuple]:
+    rows = []
+    for src in sources:
+        for c in src.identifier_columns:
+            if c.name in src.subject or c.rule == "drop":
+                continue
+            rows += sqlf.run(con, SQL, "select_redactions", {"source": src.name, "column": c.name},
+                             hits=hits_sql(src, [c.name])).fetchall()
+    return rows
+
+
+def _select_quarantine(con, subjects: list[requests.Subject]) -> list[tuple]:
+    """Quarantined lines containing any form of a subject identifier (Aho-Corasick over the payloads)."""
+    from plus_analytics.erasure.verify import text_hits
+
+    forms = [(s.request_id, f) for s in subjects for f in {s.normalized, *s.forms} if f and len(f.encode()) >= 6]
+    payloads = sqlf.run(con, SQL, "quarantine_payloads").fetchall()
+    hits = {(forms[j][0], *payloads[i][:4]) for i, j in text_hits([p[4] for p in payloads], [f for _, f in forms])}
+    return sorted(hits)
+
+
+def select(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
+    """Record what ``apply`` will remove for the resolved requests ``ids``; ``con`` is the ledger
+    (read-write) with the restricted zone attached read-only as ``raw``."""
+    subjects = requests.subjects(con, key, tomb_key, ids)
+    requests.load_subjects_table(con, subjects)
+    _select_rows(con, sources)
+    redactions = _select_redactions(con, sources)
+    quarantined = _select_quarantine(con, subjects)
+    with transaction(con):
+        sqlf.run(con, SQL, "store_rows")
+        insert_rows(con, "erasure_redactions", redactions)
+        insert_rows(con, "erasure_quarantine", quarantined)
+        requests.advance(con, ids, "selected", run_id)
+    return {"requests": len(ids), "rows": duck.scalar(con, "select count(*) from _erase_rows"),
+            "redactions": len(redactions), "quarantined": len(quarantined)}
+
+
+def _landing(con, landing: Path, ids: list[str]) -> dict[str, int]:
+    blank: dict[str, set[int]] = defaultdict(set)
+    for f, line in sqlf.run(con, SQL, "landing_lines", {"ids": ids}).fetchall():
+        blank[f].add(int(line))
+    redact: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for f, line, col in sqlf.run(con, SQL, "landing_redactions", {"ids": ids}).fetchall():
+        redact[f][int(line)].add(col)
+    return rewrite_lines(landing, blank, redact)
+
+
+def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str]) -> None:
+    """In the restricted zone (``con``'s own database, the ledger attached as ``ledger``), one transaction."""
+    params = {"ids": ids}
+    with transaction(con):
+        for src in sources:
+            sqlf.run(con, SQL, "delete_rows", {**params, "source": src.name}, table=src.raw_table)
+            for c in src.identifier_columns:
+                sqlf.run(con, SQL, "redact", {**params, "source": src.name, "col": c.name, "redacted": REDACTED},
+                         table=src.raw_table, column=q(c.name))
+        sqlf.run(con, SQL, "delete_quarantine", params)
+        sqlf.run(con, SQL, "delete_mentions", params)
+        pids = pd.DataFrame(sorted({(s.kind, s.pseudonym) for s in subjects}), columns=["kind", "pseudonym"], dtype=object)
+        with_frame(con, "_subject_pid_frame", pids, "create or replace temp table _subject_pids as "
+                   "select cast(kind as varchar) as kind, cast(pseudonym as varchar) as pseudonym from _subject_pid_frame")
+        sqlf.run(con, SQL, "delete_subject_ids")
+        sqlf.run(con, SQL, "delete_subject_pseudonyms")
+        collect_orphans(con, sources)
+
+
+def _record(con, ids: list[str], landing_changed: dict[str, int], run_id: str | None) -> None:
+    """In the ledger (attached as ``ledger``; ``con`` switched to it): evidence per request and table."""
+    params = {"ids": ids}
+    records = []
+    for rid, source, n in sqlf.run(con, SQL, "removed_per_table", params).fetchall():
+        records.append(dict(request_id=rid, event="removed", layer="restricted", location=f"raw_{source}", rows_removed=n))
+    for rid, n in sqlf.run(con, SQL, "quarantined_per_request", params).fetchall():
+        records.append(dict(request_id=rid, event="removed", layer="restricted", location="quarantine", rows_removed=n))
+    for rid, source, n in sqlf.run(con, SQL, "redacted_per_table", params).fetchall():
+        records.append(dict(request_id=rid, event="removed", layer="restricted", location=f"raw_{source} (redacted references)",
+                            rows_removed=n))
+    landing = {rid: (files, lines) for rid, files, lines in sqlf.run(con, SQL, "landing_per_request", params).fetchall()}
+    for rid in ids:
+        files, lines = landing.get(rid, (0, 0))
+        records.append(dict(request_id=rid, event="removed", layer="landing", location=f"{files} files",
+                            rows_removed=lines, detail="lines blanked or references redacted"))
+    with transaction(con):
+        evidence.append_many(con, sorted(records, key=lambda r: (r["request_id"], r["layer"], r["location"])))
+        requests.advance(con, ids, "removed", run_id, propagated_at=requests.now())
+
+
+def apply(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: MasterKey, ids: list[str],
+          run_id: str | None) -> dict:
+    """Carry out the recorded selection of ``ids``: ``con`` is the restricted zone (read-write) with the
+    ledger attached read-write as ``ledger``. The caller marked the zone's file for rewriting."""
+    zone = duck.scalar(con, "select current_database()")
+    con.execute("use ledger")
+    subjects = requests.subjects(con, key, tomb_key, ids)
+    con.execute(f"use {zone}")
+    changed = _landing(con, landing, ids)
+    _restricted(con, sources, subjects, ids)
+    con.execute("use ledger")
+    _record(con, ids, changed, run_id)
+    con.execute(f"use {zone}")
+    return {"requests": len(ids), "landing_files_rewritten": len(changed)}

@@ -1,0 +1,75 @@
+"""Resolution: a request's identifier expanded to every linked identifier of its subject, to a fixpoint,
+through the columns the policy declares as a row's ``subject`` (an email finds the CRM customer, whose
+LINE id finds the chats; an account finds its sessions and cookies, a cookie its ad interactions and
+consent). A business account that merely *owns* someone else's record is not that record's subject.
+
+Every identifier found is recorded in the ledger with its pseudonym, its blind index (so late arrivals
+of any of them are suppressed) and its forms sealed (so verification can look for their bytes later).
+"""
+
+from __future__ import annotations
+
+from plus_analytics.erasure import requests
+from plus_analytics.erasure.seal import seal
+from plus_analytics.ledger import evidence
+from plus_analytics.policy import Source
+from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.storage import duck
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import insert_rows, sql_string, transaction, update_rows
+from plus_analytics.storage.sql import q
+
+SQL = requests.SQL
+MAX_ROUNDS = 8
+
+
+def hits_sql(src: Source, columns) -> str:
+    """(request_id, _file, _line) of rows of ``src`` whose ``columns`` hold a subject identifier."""
+    return " union ".join(sqlf.named(SQL, "hits", table=src.raw_table, column=q(c), kind=sql_string(src.column(c).kind))
+                          for c in columns)
+
+
+def expand(con, sources: list[Source]) -> int:
+    """Grow ``_subjects`` to a fixpoint through the subject columns of every source; returns its size."""
+    size = duck.scalar(con, "select count(*) from _subjects")
+    for _ in range(MAX_ROUNDS):
+        for src in sources:
+            if src.subject:
+                hits = hits_sql(src, src.subject)
+                linked = " union ".join(sqlf.named(SQL, "linked", hits=hits, table=src.raw_table, column=q(c),
+                                                   kind=sql_string(src.column(c).kind)) for c in src.subject)
+                sqlf.run(con, SQL, "expand", linked=linked)
+        grown = duck.scalar(con, "select count(*) from _subjects")
+        if grown == size:
+            break
+        size = grown
+    return size
+
+
+def resolve(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
+    """Resolve the pending requests ``ids``; ``con`` is the ledger (read-write) with the restricted zone
+    attached read-only as ``raw``. One ledger transaction: the linked identifiers, sealed, and the step."""
+    seeds = requests.subjects(con, key, tomb_key, ids)
+    requests.load_subjects_table(con, seeds)
+    expand(con, sources)
+    seed = {(s.request_id, s.kind, s.pseudonym): s for s in seeds}
+    new, resealed, linked = [], [], dict.fromkeys(ids, 0)
+    for rid, kind, pseudonym, normalized, written in sqlf.run(con, SQL, "forms").fetchall():
+        linked[rid] += 1
+        if normalized is None:
+            continue
+        given = seed.get((rid, kind, pseudonym))
+        forms = [normalized, *written, *(w.strip() for w in written), *(given.forms if given else ())]
+        sealed = seal(tomb_key, rid, kind, normalized, forms)
+        if given:  # the identifier given at intake: its forms as written in the data join the ones typed
+            resealed.append((sealed, key.version, pseudonym, rid, kind, given.blind))
+        else:
+            new.append((rid, kind, pseudonym, key.version, tomb_key.pseudonym(kind, normalized), sealed))
+    with transaction(con):
+        insert_rows(con, "tombstone_subjects", new)
+        update_rows(con, sqlf.named(SQL, "reseal_subject"), resealed)
+        evidence.append_many(con, [dict(request_id=rid, event="resolved", layer="restricted", location="id_map",
+                                        check_result=n, detail="identifiers of the subject found in the restricted zone "
+                                                               "(the one given included)") for rid, n in linked.items()])
+        requests.advance(con, ids, "resolved", run_id)
+    return {"requests": len(ids), "identifiers_found": sum(linked.values())}

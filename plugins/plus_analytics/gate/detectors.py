@@ -1,0 +1,105 @@
+"""PII detectors: the patterns of ``pii_patterns.yaml``, each match confirmed by a validator.
+
+A pattern finds candidates; the validator decides, with the same normalizers ingest uses (so anything
+ingest would accept as a phone, e-mail or national id is one here too), plus checksums (Luhn for cards,
+mod-11 for Thai ids) and context (a digit run glued to more digits is not a phone). Used by the gate on
+every distinct text value of a build, and by the audit on log lines and Airflow's records. Detection
+reports kinds, never the values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+
+from plus_analytics.policy.patterns import pii_patterns
+from plus_analytics.privacy.normalize import (
+    InvalidIdentifier,
+    digits_to_ascii,
+    normalize_email,
+    normalize_national_id,
+    normalize_phone,
+)
+
+MAX_TEXT_LENGTH = 64  # longest text a published mart value may be; longer may be free text
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> list[tuple[str, re.Pattern, str | None]]:
+    return [(name, re.compile(rx), v) for name, (rx, v) in pii_patterns().items()]
+
+
+def _digit_glued(text: str, start: int, end: int) -> bool:
+    before = digits_to_ascii(text[start - 1]) if start > 0 else ""
+    after = digits_to_ascii(text[end]) if end < len(text) else ""
+    return before.isdigit() or after.isdigit()
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d >= 5 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(candidate: str) -> bool:
+    """A run of digit groups holds a card when some consecutive groups (13-19 digits) pass Luhn: two
+    card numbers written one after the other with a single space are two cards, not one long run."""
+    groups = re.split(r"[ \-]", digits_to_ascii(candidate))
+    for i in range(len(groups)):
+        digits = ""
+        for g in groups[i:]:
+            digits += g
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and _luhn(digits):
+                return True
+    return False
+
+
+def _valid(kind: str, validator: str | None, text: str, m: re.Match) -> bool:
+    value, start, end = (m.group(1), m.start(1), m.end(1)) if m.re.groups else (m.group(0), m.start(), m.end())
+    try:
+        if validator is None:
+            return True
+        if validator == "email":
+            normalize_email(value)
+        elif validator == "ip":
+            ipaddress.ip_address(value)
+        elif validator == "phone":
+            if _digit_glued(text, start, end):
+                return False
+            normalize_phone(value)
+        elif validator == "national_id":
+            if _digit_glued(text, start, end):
+                return False
+            normalize_national_id(value)
+        elif validator == "card":
+            return not _digit_glued(text, start, end) and _card(value)
+        return True
+    except (InvalidIdentifier, ValueError):
+        return False
+
+
+def detect(text: str | None, max_len: int | None = MAX_TEXT_LENGTH) -> set[str]:
+    """The PII kinds found in ``text`` (empty when clean); ``too_long`` past ``max_len`` characters."""
+    if not text:
+        return set()
+    found = {"too_long"} if max_len is not None and len(text) > max_len else set()
+    for name, rx, validator in _compiled():
+        if name in found:
+            continue
+        for m in rx.finditer(text):
+            if _valid(name, validator, text, m):
+                found.add(name)
+                break
+    return found
+
+
+def detect_values(values: list[str | None], max_len: int | None = MAX_TEXT_LENGTH) -> list[list[str]]:
+    """The detector kinds found in each value, sorted (for tests and reports)."""
+    return [sorted(detect(v, max_len)) for v in values]

@@ -1,0 +1,1 @@
+"""Dashboard marts: built from staging into a build file, published atomically after the gate."""

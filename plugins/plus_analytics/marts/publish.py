@@ -1,0 +1,111 @@
+"""Publish a build: an atomic rename onto ``analytics/analytics.duckdb``, never backwards.
+
+An analyst who has the old file open keeps reading that snapshot (the old inode lives until they close
+it); the next connection sees the new one. Neither side waits or fails. The rename is guarded by the
+publish lock, and compares staging versions: a build made from older staging than the published one is
+superseded (it would bring back rows an erasure or retention run removed), so it is not published.
+After a publish, every build file older than or as old as it is removed: abandoned builds (a run that
+died between build and publish), failed ones kept for inspection, superseded ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+
+from plus_analytics.marts.build import build_version
+from plus_analytics.storage import locks
+from plus_analytics.storage.files import fsync_dir
+
+log = logging.getLogger(__name__)
+
+
+def published_version(target: Path) -> int:
+    """The staging version of the published build (-1 when nothing is published yet)."""
+    if not target.exists():
+        return -1
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        cols = {r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = 'meta_build_info'").fetchall()}
+        if "staging_version" not in cols:
+            return 0
+        return int(con.execute("select max(staging_version) from meta_build_info").fetchone()[0] or 0)
+    finally:
+        con.close()
+
+
+def publish(build_path: Path, target: Path) -> bool:
+    """Make ``build_path`` the analysts' database, unless a build from newer staging is already published
+    (then the build is superseded: returns False and removes it). Same filesystem: a rename."""
+    version = build_version(build_path)
+    if Path(str(build_path) + ".wal").exists():
+        raise RuntimeError("build file still has a WAL: it was not checkpointed and closed before publishing")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locks.hold({target: True, build_path: True}):
+        if not build_path.exists():
+            log.warning("build %s is gone (removed as superseded): nothing to publish", build_path.name)
+            return False
+        current = published_version(target)
+        if version is None or version < current:
+            log.warning("build %s was made from staging version %s, older than the published %d: superseded",
+                        build_path.name, version, current)
+            _remove_build(build_path)
+            return False
+        with open(build_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(build_path, target)
+        fsync_dir(target.parent)
+    _remove_build(build_path)  # its lock files
+    log.info("published %s (staging version %d)", target, version)
+    remove_stale_builds(build_path.parent, version)
+    return True
+
+
+def _remove_build(path: Path) -> None:
+    for p in (path, Path(str(path) + ".wal"), locks.lock_file(path), Path(str(locks.lock_file(path)) + ".turn")):
+        p.unlink(missing_ok=True)
+
+
+def remove_stale_builds(builds: Path, upto_version: int) -> list[str]:
+    """Remove every build file made from staging version ``upto_version`` or older that no one is using
+    (its lock free): it can never be published. Returns the names removed."""
+    removed = []
+    for f in sorted(builds.glob("build-*.duckdb")):
+        v = build_version(f)
+        if v is None or v > upto_version:
+            continue
+        try:
+            with locks.hold({f: True}, timeout=0):
+                _remove_build(f)
+        except locks.ZoneBusy:
+            continue  # being gated or published right now: its own run decides
+        removed.append(f.name)
+    if removed:
+        log.info("removed %d stale build file(s)", len(removed))
+    return removed
+
+
+def remove_unfinished_builds(builds: Path) -> list[str]:
+    """Build files still under their temporary name whose build is not running (its lock is free): a
+    build that died before it finished. Removed before a new build starts."""
+    removed = []
+    for f in sorted(builds.glob("building-*.duckdb")):
+        try:
+            with locks.hold({f: True}, timeout=0):
+                _remove_build(f)
+        except locks.ZoneBusy:
+            continue
+        removed.append(f.name)
+    return removed
+
+
+def published_tables(target: Path) -> dict[str, int]:
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("select table_name from duckdb_tables() order by 1").fetchall()]
+        return {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in names}
+    finally:
+        con.close()

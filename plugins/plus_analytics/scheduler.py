@@ -1,0 +1,185 @@
+"""Real Airflow on the embedded default: scheduler, DAG processor, API server (with the UI) and triggerer,
+LocalExecutor, each its own process, as a data engineer runs it (``make airflow``), and as the
+scheduler tests drive it. Tasks run in parallel worker processes that reach Airflow only through the
+Task SDK, exactly as in production; the metadata DB is SQLite by default or any SQLAlchemy URL in
+``PLUS_AIRFLOW_DATABASE`` (Postgres in the tests).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from plus_analytics.config import Paths, settings
+from plus_analytics.embedded import environment, migrate, user_passwords
+
+COMPONENTS = ("scheduler", "dag-processor", "api-server", "triggerer")
+DAILY_DAGS = ("plus_ingest_platform", "plus_ingest_connect", "plus_ingest_crm", "plus_ingest_adtech", "plus_marts",
+              "plus_erasure", "plus_retention", "plus_pii_audit")
+ALL_DAGS = (*DAILY_DAGS, "plus_backfill", "plus_rotate_keys")
+
+
+class LocalAirflow:
+    """The four components as child processes; component logs under ``data/airflow/components``."""
+
+    def __init__(self, paths: Paths, port: int | None = None, env: dict[str, str] | None = None):
+        self.paths, self.port = paths, port or settings().airflow_port
+        self.extra = dict(env or {})
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.base_url = f"http://localhost:{port}"
+        self._tokens: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, **environment(self.paths, self.port), **self.extra}
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # components start `airflow ...`
+        return env
+
+    def start(self) -> None:
+        os.environ.update({**environment(self.paths, self.port), **self.extra})
+        migrate(self.paths)
+        logs = self.paths.airflow_home / "components"
+        logs.mkdir(parents=True, exist_ok=True)
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        env = self.env()
+        for name in COMPONENTS:
+            with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
+                self.procs[name] = subprocess.Popen([airflow, name], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
+
+    def stop(self, timeout: float = 30) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.procs.clear()
+
+    def dead(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    # --------------------------------------------------------------------------------------- the API
+
+    def client(self, user: str = "admin"):
+        import httpx
+
+        if user not in self._tokens:
+            r = httpx.post(f"{self.base_url}/auth/token", json={"username": user, "password": user_passwords(self.paths)[user]},
+                           timeout=30)
+            r.raise_for_status()
+            self._tokens[user] = r.json()["access_token"]
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {self._tokens[user]}"}, timeout=60)
+
+    def wait_ready(self, timeout: float = 240, dags: tuple[str, ...] = ALL_DAGS) -> None:
+        """Until the API answers, the scheduler and DAG processor report healthy and every DAG is parsed."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        last = "not started"
+        while time.monotonic() < deadline:
+            if self.dead():
+                raise RuntimeError(f"Airflow component(s) {self.dead()} exited; see {self.paths.airflow_home / 'components'}")
+            try:
+                health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+                ok = all(health.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler", "dag_processor"))
+                with self.client() as c:
+                    have = {d["dag_id"] for d in c.get("/api/v2/dags", params={"limit": 100}).json().get("dags", [])}
+                if ok and set(dags) <= have:
+                    return
+                last = f"health {health}, DAGs parsed {sorted(have)}"
+            except (httpx.HTTPError, ValueError) as exc:
+                last = type(exc).__name__
+            time.sleep(2)
+        raise TimeoutError(f"Airflow was not ready after {timeout:.0f}s ({last})")
+
+    def unpause(self, dag_ids) -> None:
+        with self.client() as c:
+            for d in dag_ids:
+                c.patch(f"/api/v2/dags/{d}", json={"is_paused": False}).raise_for_status()
+
+    def trigger(self, dag_id: str, logical_date: str | None = None, conf: dict | None = None) -> str:
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        with self.client() as c:
+            r = c.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+            r.raise_for_status()
+            return r.json()["dag_run_id"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        with self.client() as c:
+            return c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+
+    def wait(self, runs: list[tuple[str, str]], timeout: float) -> dict[tuple[str, str], str]:
+        """Until every (dag_id, run_id) has finished; returns their states."""
+        deadline = time.monotonic() + timeout
+        states: dict[tuple[str, str], str] = {}
+        while time.monotonic() < deadline:
+            states = {r: self.run_state(*r) for r in runs}
+            if all(s in ("success", "failed") for s in states.values()):
+                return states
+            if self.dead():
+                raise RuntimeError(f"Airflow component(s) {self.dead()} exited; see {self.paths.airflow_home / 'components'}")
+            time.sleep(3)
+        raise TimeoutError(f"runs not finished after {timeout:.0f}s: {states}")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        with self.client() as c:
+            tis = c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}).json()
+        return {t["task_id"]: t["state"] for t in tis.get("task_instances", [])}
+
+
+def serve(paths: Paths, port: int | None = None) -> int:
+    """``make airflow``: start everything, unpause the daily DAGs, say where to look, report DAG runs as
+    they finish, stop every component on Ctrl-C."""
+    af = LocalAirflow(paths, port)
+    print(f"starting Airflow on {paths} (scheduler, DAG processor, API server, triggerer; LocalExecutor) ...", flush=True)
+    af.start()
+    try:
+        af.wait_ready()
+        af.unpause(DAILY_DAGS)
+        pw = user_passwords(paths)
+        print(f"""
+Airflow is running: {af.base_url}
+  log in as admin / {pw['admin']}   (passwords: {paths.secrets / 'airflow_passwords.json'})
+  the DPO's Privacy page: {af.base_url}/plus-privacy/  (also under Browse > Privacy in the UI)
+  daily DAGs unpaused, running on their schedule: {', '.join(DAILY_DAGS)}
+  manual DAGs: plus_backfill, plus_rotate_keys (trigger them in the UI)
+  task logs: {paths.airflow_home / 'logs'}; component logs: {paths.airflow_home / 'components'}
+Ctrl-C stops every component.
+""", flush=True)
+        seen: set[str] = set()
+        while True:
+            if af.dead():
+                print(f"Airflow component(s) {af.dead()} exited; see {paths.airflow_home / 'components'}", file=sys.stderr)
+                return 1
+            for line in _finished_runs(af, seen):
+                print(line, flush=True)
+            time.sleep(10)
+    except KeyboardInterrupt:
+        print("\nstopping Airflow ...", flush=True)
+        return 0
+    finally:
+        af.stop()
+        print("Airflow stopped.", flush=True)
+
+
+def _finished_runs(af: LocalAirflow, seen: set[str]) -> list[str]:
+    lines = []
+    try:
+        with af.client() as c:
+            runs = c.get("/api/v2/dags/~/dagRuns", params={"limit": 50, "order_by": "-end_date"}).json().get("dag_runs", [])
+    except Exception:  # noqa: BLE001 - progress output must not stop the server
+        return lines
+    for r in reversed(runs):
+        key = f"{r['dag_id']}/{r['dag_run_id']}"
+        if r.get("state") in ("success", "failed") and key not in seen:
+            seen.add(key)
+            lines.append(f"  {r.get('end_date', '')[:19]}  {r['dag_id']:22s} {r['state']:8s} {r['dag_run_id']}")
+    return lines

@@ -1,0 +1,107 @@
+"""DuckDB connections, transactions and the small helpers every zone module shares.
+
+Connections are opened through the Airflow DuckDB provider's hook on the ``plus_duckdb`` connection
+(its ``extra`` holds the deployment's memory and thread limits); which *file* to open always comes from
+:class:`~plus_analytics.config.Paths`. Never call this directly for a zone file: open zones with
+:func:`plus_analytics.storage.locks.zone`, which takes the file's lock first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from plus_analytics.config import DUCKDB_CONN_ID, ConfigError
+
+MEMORY = ":memory:"
+
+
+def connect(path: Path | str = MEMORY, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+    database = str(path)
+    if database != MEMORY and not read_only:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = DuckDBHook(duckdb_conn_id=DUCKDB_CONN_ID, database=database,
+                         read_only=read_only if database != MEMORY else None).get_conn()
+    except AirflowNotFoundException:
+        raise ConfigError(f"the Airflow connection {DUCKDB_CONN_ID!r} is not defined: it carries DuckDB's resource "
+                          f"limits for every zone file (conn_type duckdb, extra {{\"memory_limit\": ..., \"threads\": ...}})"
+                          ) from None
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:
+    con.execute(f"ATTACH {sql_string(str(path))} AS {alias}{' (READ_ONLY)' if read_only else ''}")
+
+
+def sql_string(text: str) -> str:
+    """A string literal for the statements DuckDB cannot bind a parameter into (ATTACH, COPY)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@contextmanager
+def transaction(con) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction: committed when the block ends, rolled back (and re-raised) when it fails."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def with_frame(con, name: str, frame, sql: str, params: dict | None = None):
+    """Run one statement that reads the DataFrame ``frame`` as the relation ``name`` (registered for that
+    statement only, unregistered even when it fails). Returns the cursor."""
+    con.complete()  # DuckDB 2 refuses to register while an earlier result is not fully fetched (a fetchone())
+    con.register(name, frame)
+    try:
+        return con.execute(sql, params or {})
+    finally:
+        con.unregister(name)
+
+
+def insert_rows(con, table: str, rows: list[tuple]) -> int:
+    """Append ``rows`` (tuples in the table's column order) to ``table`` in one statement; nothing when
+    empty. Returns how many."""
+    if not rows:
+        return 0
+    import pandas as pd
+
+    with_frame(con, "_insert_rows", pd.DataFrame(rows, dtype=object), f"insert into {table} select * from _insert_rows")
+    return len(rows)
+
+
+def update_rows(con, sql: str, rows: list[tuple]) -> None:
+    """``executemany`` that accepts an empty list."""
+    if rows:
+        con.executemany(sql, rows)
+
+
+def tables(con, database: str | None = None) -> set[str]:
+    """Names of the tables of ``database`` (default: the connection's current database)."""
+    if database is None:
+        return {r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
+    return {r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = ?", [database]).fetchall()}
+
+
+def table_columns(con, table: str) -> list[str]:
+    """Column names of ``table`` in the current database, in order (empty if it does not exist)."""
+    return [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
+        "order by ordinal_position", [table]).fetchall()]
+
+
+def scalar(con, sql: str, params=None):
+    """The single value of a query (the result fully fetched, so the connection is free for other work)."""
+    return con.execute(sql, params or []).fetchall()[0][0]

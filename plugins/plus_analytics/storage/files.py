@@ -1,0 +1,131 @@
+"""Physical erasure of files: atomic rewrites, DuckDB file compaction, pending-rewrite markers, byte scans.
+
+DuckDB's DELETE leaves the deleted strings in the file's freed blocks (even after CHECKPOINT and
+VACUUM), so a file that had personal data deleted from it is rewritten: its live data copied into a
+fresh file, which then replaces it atomically. Because a process can die between the delete and the
+rewrite, the deleting transaction is preceded by :func:`mark_dirty`; the marker is removed only after the
+rewrite, and every erasure or retention run first finishes the rewrites a dead run left pending.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+SCAN_CHUNK = 64 * 2**20
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: readers see the old file or the new one, never a mix."""
+    tmp = path.with_name(path.name + ".writing")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def dirty_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".needs-rewrite")
+
+
+def mark_dirty(path: Path) -> None:
+    """Record, durably, that ``path`` will hold deleted values in freed blocks until it is rewritten."""
+    marker = dirty_marker(path)
+    if not marker.exists():
+        atomic_write_bytes(marker, b"deleted values may remain in freed blocks until this file is rewritten\n")
+
+
+def is_dirty(path: Path) -> bool:
+    return dirty_marker(path).exists()
+
+
+def rewrite_database(path: Path) -> int:
+    """Copy the live data of a DuckDB file into a fresh file and swap it in: the freed blocks that still
+    hold deleted strings are gone with the old file. Clears the pending-rewrite marker. The caller holds
+    the file's zone lock exclusively. Returns the new size in bytes."""
+    from plus_analytics.storage import duck
+
+    if not path.exists():
+        dirty_marker(path).unlink(missing_ok=True)
+        return 0
+    fresh = path.with_name(path.name + ".rewrite")
+    for p in (fresh, Path(str(fresh) + ".wal")):
+        p.unlink(missing_ok=True)
+    con = duck.connect()
+    try:
+        duck.attach(con, path, "old", read_only=True)
+        duck.attach(con, fresh, "new", read_only=False)
+        con.execute("copy from database old to new")
+        con.execute("detach new")
+        con.execute("detach old")
+    finally:
+        con.close()
+    with open(fresh, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(fresh, path)
+    Path(str(path) + ".wal").unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    dirty_marker(path).unlink(missing_ok=True)
+    return path.stat().st_size
+
+
+def _scan_file(ac, path: Path, overlap: int) -> set[int]:
+    """Needle indexes found in one file, read in chunks (a database file can be larger than memory
+    should hold); consecutive chunks overlap by the longest needle less one byte, so nothing straddling
+    a boundary is missed."""
+    hits: set[int] = set()
+    tail = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(SCAN_CHUNK):
+            data = tail + chunk
+            hits.update(m[0] for m in ac.find_matches_as_indexes(data, overlapping=True))
+            tail = data[-overlap:] if overlap else b""
+    return hits
+
+
+def files_under(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
+    skip = tuple(skip)
+    out = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            if not (any(p.is_relative_to(s) for s in skip) or p.is_symlink()):
+                out.append(p)
+    return out
+
+
+def scan_bytes(paths: Path | Iterable[Path], needles: list[bytes]) -> dict[str, list[int]]:
+    """{file: [needle indexes found]} over the raw bytes of ``paths`` (a directory: every file under
+    it), Aho-Corasick on every core (the matcher releases the GIL). A file that cannot be read is
+    reported as a hit of every needle: a scan that could not look must not pass."""
+    from ahocorasick_rs import BytesAhoCorasick
+
+    if not needles:
+        raise ValueError("a byte scan with nothing to look for proves nothing")
+    if isinstance(paths, Path) and paths.is_dir():
+        paths = files_under(paths)
+    ac = BytesAhoCorasick(needles)
+    overlap = max(map(len, needles)) - 1
+
+    def scan(p: Path) -> tuple[str, set[int]]:
+        try:
+            return str(p), _scan_file(ac, p, overlap)
+        except FileNotFoundError:
+            return str(p), set()  # removed while we walked (a rewrite's temporary file)
+        except OSError:
+            return str(p), set(range(len(needles)))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return {f: sorted(h) for f, h in pool.map(scan, list(paths)) if h}

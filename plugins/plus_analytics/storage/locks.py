@@ -1,0 +1,158 @@
+"""One discipline for every zone file: a readers-writer lock per DuckDB file, taken before DuckDB opens it.
+
+Why: DuckDB lets one process hold a file read-write, and that lock shuts out every other process,
+readers included; a second process that tries fails at once ("Could not set lock on file"). Airflow
+runs tasks of several DAGs at the same time in separate processes, the CLI and the DPO's console run
+beside them. So every open of a zone file, read or write, first takes an advisory lock on
+``<file>.lock`` that mirrors DuckDB's rule (shared for readers, exclusive for a writer) and *waits* for
+it, up to ``PLUS_ZONE_LOCK_TIMEOUT`` seconds, with a clear message naming the holder if the wait runs
+out. A lock conflict inside DuckDB is then impossible; the worst case is a bounded wait.
+
+Properties:
+* ``flock`` locks belong to the open file: a process that dies (SIGKILL included) releases them.
+* Writers are not starved by a stream of readers: everyone passes a turnstile (``<file>.lock.turn``)
+  first, and a waiting writer holds it, so new readers queue behind the writer.
+* A session takes all the locks it needs at once, in one global order (by path), so two sessions can
+  never wait for each other. Sessions do not nest (checked), which keeps that true.
+
+Analysts are not part of this: they read ``analytics.duckdb``, which the pipeline never opens for
+writing (builds are swapped in with an atomic rename).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from plus_analytics.config import settings
+
+_held = threading.local()
+
+
+class ZoneBusy(TimeoutError):
+    """A zone file stayed locked by another process for longer than the allowed wait."""
+
+
+class NestedZoneSession(RuntimeError):
+    """A zone session was opened inside another one: that could deadlock, so it is refused."""
+
+
+def lock_file(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _describe_holder(lock: Path) -> str:
+    try:
+        info = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process (readers)"
+    return f"pid {info.get('pid')} ({info.get('what', '?')}) since {info.get('since', '?')}"
+
+
+def _flock(fd: int, op: int, deadline: float, wait: float, what: Path) -> None:
+    delay = 0.02
+    while True:
+        try:
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        if time.monotonic() >= deadline:
+            raise ZoneBusy(f"{what} is in use by {_describe_holder(lock_file(what))}; gave up after waiting "
+                           f"{wait:.0f} s (PLUS_ZONE_LOCK_TIMEOUT). "
+                           f"The holder is still working or hung: wait, or stop it; nothing was changed here.")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _holder_info() -> str:
+    what = os.environ.get("AIRFLOW_CTX_DAG_ID")
+    if what:
+        what = f"{what}.{os.environ.get('AIRFLOW_CTX_TASK_ID', '?')}"
+    else:
+        what = " ".join(os.path.basename(a) for a in sys.argv[:3]) or "python"
+    return json.dumps({"pid": os.getpid(), "what": what,
+                       "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")})
+
+
+@contextmanager
+def _one(path: Path, exclusive: bool, deadline: float, wait: float) -> Iterator[None]:
+    lock = lock_file(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        turn = os.open(str(lock) + ".turn", os.O_RDWR | os.O_CREAT, 0o600)
+        stack.callback(os.close, turn)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        stack.callback(os.close, fd)
+        _flock(turn, fcntl.LOCK_EX, deadline, wait, path)
+        try:
+            _flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline, wait, path)
+        finally:
+            fcntl.flock(turn, fcntl.LOCK_UN)
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _holder_info().encode(), 0)
+            stack.callback(os.ftruncate, fd, 0)
+        stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+        yield
+
+
+@contextmanager
+def hold(locks: Mapping[Path, bool], timeout: float | None = None) -> Iterator[None]:
+    """Hold the locks of ``locks`` ({zone file: exclusive}) for the block: all of them, taken in one
+    global order, each waiting at most until ``timeout`` seconds from now (default: the setting)."""
+    if getattr(_held, "paths", None):
+        raise NestedZoneSession(f"a zone session is already open on {sorted(map(str, _held.paths))}: take every "
+                                f"file one session needs at once (lock order), never one session inside another")
+    wait = settings().lock_timeout if timeout is None else timeout
+    deadline = time.monotonic() + wait if wait > 0 else 0
+    ordered = sorted(((Path(p).resolve(), ex) for p, ex in locks.items()), key=lambda x: str(x[0]))
+    _held.paths = [p for p, _ in ordered]
+    try:
+        with ExitStack() as stack:
+            for path, exclusive in ordered:
+                stack.enter_context(_one(path, exclusive, deadline, wait))
+            yield
+    finally:
+        _held.paths = []
+
+
+@contextmanager
+def zone(main: Path | None = None, *, write: bool = False, read: Mapping[str, Path] | None = None,
+         attach_write: Mapping[str, Path] | None = None, timeout: float | None = None):
+    """A DuckDB connection on ``main`` (read-write with ``write``, else read-only; None: in memory) with
+    ``read`` attached read-only and ``attach_write`` attached read-write under their aliases, holding
+    every file's lock for the block. Attached files that do not exist are skipped when read-only."""
+    from plus_analytics.storage import duck
+
+    read, attach_write = dict(read or {}), dict(attach_write or {})
+    locks: dict[Path, bool] = {}
+    if main is not None:
+        locks[Path(main)] = write
+    for p in read.values():
+        locks.setdefault(Path(p), False)
+    for p in attach_write.values():
+        locks[Path(p)] = True
+    with hold(locks, timeout):
+        con = duck.connect(main if main is not None else duck.MEMORY, read_only=bool(main is not None and not write))
+        try:
+            for alias, p in read.items():
+                if Path(p).exists():
+                    duck.attach(con, p, alias, read_only=True)
+            for alias, p in attach_write.items():
+                duck.attach(con, p, alias, read_only=False)
+            yield con
+        finally:
+            con.close()

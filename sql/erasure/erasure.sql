@@ -1,0 +1,180 @@
+-- Erasure (plus_analytics.erasure). The connection's own database is the privacy ledger; the restricted
+-- zone is attached as raw (and staging as stg for verification). Policy names are templated, values bound.
+
+-- name: take
+select request_id from tombstones where status in (select unnest($statuses)) order by received_at, request_id
+
+-- name: advance
+update tombstones set status = $status where request_id in (select unnest($ids))
+
+-- name: subjects_of
+select request_id, kind, pseudonym, key_version, blind, sealed from tombstone_subjects
+where request_id in (select unnest($ids)) order by request_id, kind, blind
+
+-- name: subjects_table
+create or replace temp table _subjects (request_id varchar, kind varchar, pseudonym varchar)
+
+-- name: hits
+-- (request_id, _file, _line) of rows of {{ table }} whose {{ column }} holds an identifier of a subject.
+select s.request_id, r._file, r._line from raw.{{ table }} r
+join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
+join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
+
+-- name: linked
+-- The other identifiers, in subject columns, of the rows a subject's identifiers were found in.
+select h.request_id, {{ kind }} as kind, m.pseudonym
+from ({{ hits }}) h join raw.{{ table }} r on r._file = h._file and r._line = h._line
+join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
+where m.pseudonym is not null
+
+-- name: expand
+insert into _subjects
+select distinct l.request_id, l.kind, l.pseudonym from ({{ linked }}) l
+anti join _subjects s on s.request_id = l.request_id and s.kind = l.kind and s.pseudonym = l.pseudonym
+
+-- name: forms
+-- Every written and normalized form of every subject identifier the restricted zone knows.
+select s.request_id, s.kind, s.pseudonym, m.normalized, list(distinct m.raw_value) as written
+from _subjects s join raw.id_map m on m.kind = s.kind and m.pseudonym = s.pseudonym
+group by all
+
+-- name: selection_tables
+create or replace temp table _erase_rows (request_id varchar, source varchar, _file varchar, _line bigint,
+    why varchar, staging_key varchar)
+
+-- name: select_subject_rows
+insert into _erase_rows
+select distinct h.request_id, $source, h._file, h._line, 'subject', {{ staging_key }}
+from ({{ hits }}) h join raw.{{ table }} r on r._file = h._file and r._line = h._line {{ key_joins }}
+
+-- name: select_children
+-- Rows that belong to an erased parent row (messages of erased conversations).
+insert into _erase_rows
+select distinct e.request_id, $source, r._file, r._line, $why, {{ staging_key }}
+from raw.{{ table }} r join raw.{{ parent_table }} p on p.{{ parent_key }} = r.{{ parent_key }}
+join _erase_rows e on e.source = $parent and e._file = p._file and e._line = p._line {{ key_joins }}
+
+-- name: select_mentions
+-- Anyone's free-text rows that mention a subject's identifier.
+insert into _erase_rows
+select distinct s.request_id, tm.source, tm._file, tm._line, 'mentions the subject in free text', null
+from raw.text_mentions tm join raw.id_map m on m.kind = tm.kind and m.raw_value = tm.raw_value
+join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
+anti join _erase_rows e on e.source = tm.source and e._file = tm._file and e._line = tm._line
+
+-- name: mention_staging_keys
+update _erase_rows set staging_key = {{ staging_key }}
+from raw.{{ table }} r {{ key_joins }}
+where _erase_rows.source = $source and _erase_rows.staging_key is null
+  and r._file = _erase_rows._file and r._line = _erase_rows._line
+
+-- name: select_redactions
+-- Non-subject identifier columns that reference a subject (a CRM record owned by their account): the
+-- field is redacted, the row kept.
+select distinct h.request_id, $source, h._file, h._line, $column from ({{ hits }}) h
+anti join _erase_rows e on e.source = $source and e._file = h._file and e._line = h._line
+
+-- name: quarantine_payloads
+select source, _dt, _file, _line, payload from raw.quarantine
+
+-- name: store_rows
+insert into erasure_rows select * from _erase_rows
+
+-- name: removed_per_table
+select request_id, source, count(*) from erasure_rows where request_id in (select unnest($ids)) group by all
+
+-- name: quarantined_per_request
+select request_id, count(*) from erasure_quarantine where request_id in (select unnest($ids)) group by all
+
+-- name: redacted_per_table
+select request_id, source, count(*) from erasure_redactions where request_id in (select unnest($ids)) group by all
+
+-- name: landing_lines
+select _file, _line from ledger.erasure_rows where request_id in (select unnest($ids))
+union select _file, _line from ledger.erasure_quarantine where request_id in (select unnest($ids))
+
+-- name: landing_redactions
+select _file, _line, col from ledger.erasure_redactions where request_id in (select unnest($ids))
+
+-- name: landing_per_request
+select request_id, count(distinct _file), count(*) from (
+    select request_id, _file, _line from erasure_rows where request_id in (select unnest($ids)) union
+    select request_id, _file, _line from erasure_quarantine where request_id in (select unnest($ids)) union
+    select request_id, _file, _line from erasure_redactions where request_id in (select unnest($ids))) group by 1
+
+-- name: delete_rows
+delete from {{ table }} where (_file, _line) in (
+    select _file, _line from ledger.erasure_rows where source = $source and request_id in (select unnest($ids)))
+
+-- name: redact
+update {{ table }} set {{ column }} = $redacted where (_file, _line) in (
+    select _file, _line from ledger.erasure_redactions
+    where source = $source and col = $col and request_id in (select unnest($ids)))
+
+-- name: delete_quarantine
+delete from quarantine where (_file, _line) in (
+    select _file, _line from ledger.erasure_quarantine where request_id in (select unnest($ids)))
+
+-- name: delete_mentions
+delete from text_mentions where (_file, _line) in (
+    select _file, _line from ledger.erasure_rows where request_id in (select unnest($ids)))
+
+-- name: delete_subject_ids
+delete from id_map where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)
+
+-- name: delete_subject_pseudonyms
+delete from pseudonyms where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)
+
+-- name: forms_table
+create or replace temp table _forms as select cast(request_id as varchar) as request_id, cast(form as varchar) as form
+from _forms_frame
+
+-- name: identifier_rows_left
+select f.request_id, count(*) from raw.{{ table }} r join _forms f on r.{{ column }} = f.form group by 1
+
+-- name: staging_rows_left
+select s.request_id, count(*) from stg.{{ table }} t join _subjects s on s.kind = {{ kind }} and s.pseudonym = t.{{ column }}
+group by 1
+
+-- name: staging_other_versions
+select count(*) from stg.{{ table }} where key_version <> $version
+
+-- name: found_at_resolution
+select request_id, max(check_result) from erasure_evidence
+where event = 'resolved' and request_id in (select unnest($ids)) group by 1
+
+-- name: restaged_versions
+select request_id, restaged_version from tombstones where request_id in (select unnest($ids))
+
+-- name: forget_sealed
+update tombstone_subjects set sealed = null where request_id in (select unnest($ids))
+
+-- name: forget_selection
+delete from {{ table }} where request_id in (select unnest($ids))
+
+-- name: stamp_propagated_at
+update tombstones set propagated_at = $value where request_id in (select unnest($ids))
+
+-- name: stamp_verified_at
+update tombstones set verified_at = $value where request_id in (select unnest($ids))
+
+-- name: stamp_restaged_version
+update tombstones set restaged_version = $value where request_id in (select unnest($ids))
+
+-- name: rekey_subject
+update tombstone_subjects set pseudonym = ?, key_version = ? where request_id = ? and kind = ? and blind = ?
+
+-- name: reseal_subject
+update tombstone_subjects set sealed = ?, key_version = ?, pseudonym = ? where request_id = ? and kind = ? and blind = ?
+
+-- name: subjects_to_rekey
+select request_id, kind, blind, sealed from tombstone_subjects where sealed is not null and key_version <> ?
+
+-- name: register_requests
+insert into tombstones select r, cast(t as timestamp), q, k, cast(d as timestamp), s, null, null, null from _new_requests
+
+-- name: register_subjects
+insert into tombstone_subjects select r, k, p, cast(v as integer), b, cast(s as blob) from _new_subjects
+
+-- name: restaged_versions_of
+select request_id, restaged_version from tombstones where request_id in (select unnest($ids))

@@ -1,0 +1,55 @@
+-- Staging bookkeeping (plus_analytics.privacy.staging). The per-source SELECTs are compiled from the
+-- policy in Python (so a rule and its SQL cannot drift); what is static lives here.
+
+-- name: version_table
+-- The staging watermark: one row, its version bumped by every transaction that changes staging. A
+-- build records the version it read; a publish never replaces a newer build with an older one, and any
+-- run that finds staging newer than the published build rebuilds.
+create table if not exists staging_version (version bigint not null, changed_at timestamp not null, what varchar)
+
+-- name: bump_version
+insert into staging_version
+select coalesce(max(version), 0) + 1, $now, $what from staging_version
+
+-- name: trim_versions
+delete from staging_version where version < (select max(version) from staging_version)
+
+-- name: current_version
+select coalesce(max(version), 0) from staging_version
+
+-- name: prev_visitor_from_staging
+-- A day's salt lives two days (retention): restaging older rows keeps the hash computed back then.
+create or replace temp table _prev_visitor as
+select {{ keys }}, visitor_hash from {{ table }}
+where visitor_hash is not null and ($day is null or _dt between $day and $until)
+
+-- name: prev_visitor_empty
+create or replace temp table _prev_visitor as
+select {{ keys }}, null::varchar as visitor_hash from raw.{{ raw_table }} where false
+
+-- name: erased_keys
+-- Staging rows whose source rows erasure deleted, by the key staging knows them by.
+delete from {{ table }} where concat_ws(chr(31), {{ key_exprs }}) in (
+    select staging_key from ledger.erasure_rows
+    where source = $source and request_id in (select unnest($requests)))
+
+-- name: changed_rows
+-- The raw rows erasure redacted (a field that referenced the subject), to be restaged.
+create or replace temp table _changed_rows as
+select distinct _file, _line from ledger.erasure_redactions
+where source = $source and request_id in (select unnest($requests))
+
+-- name: prev_visitor_of_changed
+create or replace temp table _prev_visitor as
+select {{ s_keys }}, s.visitor_hash from {{ table }} s
+where s.visitor_hash is not null and exists (select 1 from ({{ changed_keys }}) k where {{ match }})
+
+-- name: delete_changed
+delete from {{ table }} s where exists (select 1 from ({{ changed_keys }}) k where {{ match }})
+
+-- name: retention_log_table
+-- Retention's evidence for staging, written in the transaction that deletes (see restricted/schema.sql).
+create table if not exists retention_log (
+    log_id varchar not null, run_id varchar not null, as_of date not null, layer varchar not null,
+    location varchar not null, day date, rule varchar not null, rows_destroyed bigint not null,
+    destroyed_at timestamp not null)

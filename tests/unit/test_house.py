@@ -1,0 +1,136 @@
+"""The house rules: layers point one way with no import cycle, every declarative file is loaded strictly,
+the README's tables are the policy files' own, settings come from one resolver."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plus_analytics.config import REPO_ROOT, ConfigError, Paths, Settings
+from plus_analytics.policy import policy_table_markdown
+from plus_analytics.policy.files import PolicyError
+from plus_analytics.policy.retention import retention_table_markdown
+
+LIBRARY = REPO_ROOT / "plugins" / "plus_analytics"
+
+
+def test_no_import_cycle_between_modules():
+    import grimp
+
+    graph = grimp.build_graph("plus_analytics")
+    modules = sorted(graph.modules)
+    cycles = []
+    for m in modules:
+        for other in graph.find_modules_directly_imported_by(m):
+            if other != m and graph.chain_exists(importer=other, imported=m):
+                cycles.append((m, other))
+    assert cycles == [], f"import cycles: {cycles[:5]}"
+
+
+def test_layers_point_one_way():
+    """The import-linter contract in pyproject.toml: configuration -> storage -> domain -> jobs -> Airflow."""
+    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], capture_output=True, text=True,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_readme_tables_are_the_policy_files():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert policy_table_markdown() in readme, "README's policy table differs from sources.yaml: regenerate it"
+    assert retention_table_markdown() in readme, "README's retention table differs from retention.yaml: regenerate it"
+
+
+def _models():
+    from plus_analytics.policy import _PolicyFile, _UserAgentFile, _VocabularyFile
+    from plus_analytics.policy.patterns import _PatternFile
+    from plus_analytics.policy.retention import RetentionSpec
+
+    return {"sources.yaml": _PolicyFile, "retention.yaml": RetentionSpec, "vocabularies.yaml": _VocabularyFile,
+            "pii_patterns.yaml": _PatternFile, "user_agents.yaml": _UserAgentFile}
+
+
+@pytest.mark.parametrize("name,edit", [
+    ("sources.yaml", lambda s: s.replace("    product: platform\n", "    product: platform\n    owner: someone\n", 1)),
+    ("sources.yaml", lambda s: s.replace("rule: keep}", "rule: keep, colour: red}", 1)),
+    ("retention.yaml", lambda s: s.replace("landing:\n  days: 30\n", "landing:\n  days: 30\n  dayz: 3\n")),
+    ("retention.yaml", lambda s: s.replace("  why: task logs", "")),
+    ("vocabularies.yaml", lambda s: s + "extra: 1\n"),
+    ("pii_patterns.yaml", lambda s: s.replace("    confirm: email", "    confirm: email\n    flags: i", 1)),
+    ("user_agents.yaml", lambda s: s.replace("operating_systems:", "operating_system:")),
+])
+def test_declarative_files_refuse_unknown_or_missing_keys(tmp_path, name, edit):
+    from plus_analytics.policy.files import load_yaml
+
+    original = LIBRARY / "policy" / name
+    load_yaml(original, _models()[name])  # as shipped: loads
+    copy = tmp_path / name
+    copy.write_text(edit(original.read_text()))
+    assert copy.read_text() != original.read_text()
+    with pytest.raises(PolicyError, match=name):
+        load_yaml(copy, _models()[name])
+
+
+def test_suites_are_loaded_strictly(tmp_path, monkeypatch):
+    import json
+
+    from plus_analytics.gate import suites
+
+    shutil.copytree(REPO_ROOT / "expectations", tmp_path / "x")
+    f = tmp_path / "x" / "mart_crm_activity.json"
+    data = json.loads(f.read_text())
+    data["expectations"][0]["kwarg"] = data["expectations"][0].pop("kwargs")
+    f.write_text(json.dumps(data))
+    monkeypatch.setattr(suites, "EXPECTATIONS_DIR", tmp_path / "x")
+    with pytest.raises(PolicyError, match="kwarg"):
+        suites.load_suite.__wrapped__("mart_crm_activity")
+
+
+def test_a_kept_text_column_without_a_domain_does_not_load():
+    from plus_analytics.policy import _column
+
+    with pytest.raises(PolicyError, match="domain"):
+        _column("c", {"type": "VARCHAR", "max_length": 40, "rule": "keep"}, "s")
+    with pytest.raises(PolicyError, match="personal"):
+        _column("c", {"type": "VARCHAR", "max_length": 40, "rule": "keep", "pattern": "[a-z ]{1,40}"}, "s")
+
+
+def test_settings_fail_closed_and_name_what_is_missing():
+    with pytest.raises(ConfigError, match="PLUS_ANALYTICS_HOME"):
+        Paths.from_env({})
+    with pytest.raises(ConfigError, match="PLUS_ANALYTICS_K"):
+        Settings.from_env({"PLUS_ANALYTICS_K": "five"})
+    with pytest.raises(ConfigError, match="PLUS_ANALYTICS_K"):
+        Settings.from_env({"PLUS_ANALYTICS_K": "1"})
+    assert Settings.from_env({}).k == 5
+
+
+def test_the_pipelines_settings_are_read_in_one_module():
+    """PLUS_* environment variables are read only by the resolver (config.py)."""
+    offenders = []
+    for f in LIBRARY.rglob("*.py"):
+        if f.name == "config.py":
+            continue
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if re.search(r"environ(\.get)?[\[(]\s*[\"']PLUS_|getenv\(\s*[\"']PLUS_", line):
+                offenders.append(f"{f.relative_to(REPO_ROOT)}:{n}")
+    assert offenders == []
+
+
+def test_static_sql_lives_in_sql_files():
+    """No module runs a static statement over a zone's bookkeeping tables from a Python string: those live
+    in sql/ (compiled-from-policy SQL is generated, and is allowed)."""
+    bookkeeping = ("id_map", "pseudonyms", "quarantine", "ingest_log", "text_mentions", "erasure_evidence",
+                   "tombstones", "tombstone_subjects", "retention_evidence", "key_registry", "erasure_steps",
+                   "staging_version", "visitor_salt", "ua_map")
+    offenders = []
+    for f in LIBRARY.rglob("*.py"):
+        text = f.read_text()
+        for m in re.finditer(r"(?:insert into|delete from|update)\s+(\w+)", text):
+            if m.group(1) in bookkeeping:
+                offenders.append(f"{f.relative_to(REPO_ROOT)}: {m.group(0)}")
+    assert offenders == [], offenders
