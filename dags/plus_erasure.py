@@ -23,8 +23,13 @@ NOTE = Param("", type="string", maxLength=200, title="Note for the run log (no i
              description="Requests are registered in the Privacy page or with `plus-analytics erase`; this run "
                          "moves every waiting request on. Never type an identifier here.")
 
+#: Set by the Privacy page when it triggers a run for the request it just registered (shown in the run's
+#: conf): a request id, never an identifier; the run moves every waiting request on, that one included.
+REQUEST_ID = Param(None, type=["null", "string"], pattern=r"^DSR-[0-9]{8}-[a-p]{10}$", title="Request id (optional)",
+                   description="The DSR-... id the run was triggered for; leave empty for a routine run.")
 
-@dag(schedule="@daily", doc_md=__doc__, params={"note": NOTE}, **house.defaults("privacy", "erasure", "dpo"))
+
+@dag(schedule="@daily", doc_md=__doc__, params={"note": NOTE, "request_id": REQUEST_ID}, **house.defaults("privacy", "erasure", "dpo"))
 def plus_erasure():
     steps = [tasks.erasure_step(name)() for name in ("resolve", "select", "remove", "restage")]
     after = [tasks.erasure_step(name)() for name in ("confirm_published", "rewrite", "verify")]

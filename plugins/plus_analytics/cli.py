@@ -342,6 +342,25 @@ def cmd_keys(args) -> int:
     return 0
 
 
+def cmd_certificate(args) -> int:
+    """Verify an erasure certificate offline: needs only the certificate and the published public key."""
+    from plus_analytics.erasure import certificate
+
+    try:
+        cert = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        key = Path(args.public_key).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise Usage(f"cannot read the certificate or the key: {exc}") from None
+    try:
+        p = certificate.verify(cert, key)
+    except certificate.CertificateInvalid as exc:
+        print(f"INVALID: {exc}")
+        return 1
+    print(f"valid: erasure certificate for request {p['request_id']} ({p['identifier_kind']}), outcome {p['outcome']}, "
+          f"completed {p['completed_at']} UTC, signed by {p['signing_key']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plus-analytics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--home", help="data directory (default: $PLUS_ANALYTICS_HOME or ./data)")
@@ -398,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("audit", help="scan analytics zone, task logs, XComs, asset extras and DAG-run conf for PII")
     au.set_defaults(func=cmd_audit)
+
+    ce = sub.add_parser("certificate", help="verify an erasure certificate offline")
+    ce.add_argument("action", choices=["verify"])
+    ce.add_argument("file", help="the certificate (DSR-....json)")
+    ce.add_argument("--public-key", required=True, help="the published public key (certificate_public_key.pem)")
+    ce.set_defaults(func=cmd_certificate)
 
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
     k.add_argument("--version", type=_positive, default=1)

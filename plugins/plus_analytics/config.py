@@ -150,9 +150,14 @@ class Settings:
     #: (PLUS_AIRFLOW_DATABASE, a SQLAlchemy URL; empty: SQLite under the data directory).
     airflow_port: int = 8080
     airflow_database: str = ""
+    #: How many tasks the embedded default's LocalExecutor runs at once (PLUS_AIRFLOW_PARALLELISM).
+    airflow_parallelism: int = 4
     #: CLI: log level (PLUS_ANALYTICS_LOG_LEVEL) and tracebacks instead of one-line errors (PLUS_ANALYTICS_DEBUG).
     log_level: str = "WARNING"
     debug: bool = False
+    #: Kill tests only (plus_analytics.storage.faults): PLUS_ANALYTICS_KILL_AT, PLUS_ANALYTICS_FAULT_LOG.
+    kill_at: str = ""
+    fault_log: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -169,8 +174,11 @@ class Settings:
             duckdb_threads=_number(env, "PLUS_DUCKDB_THREADS", 0, 0, int),
             airflow_port=_number(env, "PLUS_AIRFLOW_PORT", 8080, 1, int),
             airflow_database=env.get("PLUS_AIRFLOW_DATABASE", ""),
+            airflow_parallelism=_number(env, "PLUS_AIRFLOW_PARALLELISM", 4, 1, int),
             log_level=env.get("PLUS_ANALYTICS_LOG_LEVEL", "WARNING").upper(),
             debug=bool(env.get("PLUS_ANALYTICS_DEBUG")),
+            kill_at=env.get("PLUS_ANALYTICS_KILL_AT", ""),
+            fault_log=env.get("PLUS_ANALYTICS_FAULT_LOG", ""),
         )
 
 

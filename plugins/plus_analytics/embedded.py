@@ -129,15 +129,22 @@ def environment(paths: Paths, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(settings().airflow_parallelism),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(paths.secrets / "airflow_passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",  # the embedded default serves this machine only
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__API__BASE_URL": api,
         "AIRFLOW__API_AUTH__JWT_SECRET": _generated(paths, "airflow_jwt_secret.json",
                                                     lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings().airflow_database or f"sqlite:///{paths.airflow_home / 'airflow.db'}",
+        # SQLite serializes writers: the scheduler, the API server and every running task wait up to a minute
+        # for each other instead of failing with "database is locked" (Postgres is what production runs).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings().airflow_database
+        or f"sqlite:///{paths.airflow_home / 'airflow.db'}?timeout=60",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(paths.airflow_home / "logs"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "GX_ANALYTICS_ENABLED": "false",
@@ -154,16 +161,19 @@ def environment(paths: Paths, port: int | None = None) -> dict[str, str]:
     return env
 
 
-def migrate(paths: Paths) -> None:
-    """Apply the environment and migrate the metadata DB (once per database)."""
+def migrate(paths: Paths, env: dict[str, str] | None = None) -> None:
+    """Migrate the metadata DB (once per database) in ``env`` (default: apply the embedded environment to
+    this process first)."""
     paths.airflow_home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(environment(paths))
-    url = hashlib.sha256(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].encode()).hexdigest()
+    if env is None:
+        os.environ.update(environment(paths))
+        env = dict(os.environ)
+    url = hashlib.sha256(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].encode()).hexdigest()
     marker = paths.airflow_home / ".migrated"
     if marker.exists() and marker.read_text().split("\n", 1)[-1] == url:
         return
     airflow = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow), "db", "migrate"], env=os.environ.copy(), stdout=subprocess.DEVNULL,
+    done = subprocess.run([str(airflow), "db", "migrate"], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     if done.returncode:
         raise ConfigError("could not migrate Airflow's metadata database: " + done.stderr.strip().splitlines()[-1])

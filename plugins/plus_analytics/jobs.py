@@ -19,7 +19,7 @@ from plus_analytics.config import TOMBSTONE_CONN_ID, Paths, settings
 from plus_analytics.policy import Source, load_policy
 from plus_analytics.policy import source as policy_source
 from plus_analytics.privacy.keys import MasterKey, load_master_key
-from plus_analytics.storage import files, locks
+from plus_analytics.storage import faults, files, locks
 from plus_analytics.storage import sql as sqlf
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,14 @@ def ingest_source(source: str, day, ctx: Context | None = None, until=None) -> d
     requests_exist = paths.privacy_db.exists()
     tomb = ctx.tomb if requests_exist else None  # erased subjects exist: no tombstone key, no run
     with locks.zone(paths.raw_db, write=True, read={"ledger": paths.privacy_db}) as con:
+        # A late arrival's identifiers are learned, then deleted: until a rewrite, they stay in freed blocks.
+        marked = requests_exist and files.mark_dirty(paths.raw_db)
         results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb)]
-    if requests_exist and any(r["rows_suppressed"] for r in results):
+        suppressed = any(r["rows_suppressed"] for r in results)
+        if marked and not suppressed:
+            files.unmark_dirty(paths.raw_db)  # under the lock: no other writer can have used the mark
+    if suppressed:
+        finish_rewrites(paths)
         with locks.zone(paths.privacy_db, write=True, read={"raw": paths.raw_db}) as con:
             copy_outboxes(con, ["raw"])
     if until is None:
@@ -158,19 +164,23 @@ def marts_fresh(paths: Paths) -> str | None:
     return f"the published marts were built from the current staging (version {current}) with k={k}"
 
 
-def build_marts(ctx: Context | None = None, force: bool = False) -> dict:
-    """Build the marts into a fresh build file, unless the published ones are already up to date. The
-    file is written under a temporary name, holding its lock and staging's, and renamed to
-    ``build-<staging version>-<id>.duckdb`` before the locks are released."""
+def build_marts(ctx: Context | None = None, force: bool = False, full: bool = False) -> dict:
+    """Build the marts into a build file, unless the published ones are already up to date (``force``:
+    build anyway). The build starts from a copy of the published marts and recomputes only the days
+    staging changed since (:func:`plus_analytics.marts.build.build_marts`), or from nothing when that is
+    not possible or ``full``. The file is written under a temporary name, holding its lock and staging's,
+    and renamed to ``build-<staging version>-<id>.duckdb`` before the locks are released."""
+    import shutil
+
+    from plus_analytics.marts.build import base_for_increment, build_path, new_build_id
     from plus_analytics.marts.build import build_marts as build
-    from plus_analytics.marts.build import build_path, new_build_id
     from plus_analytics.marts.publish import remove_unfinished_builds
     from plus_analytics.privacy.staging import current_version
     from plus_analytics.storage import duck
 
     ctx = ctx or context()
     paths = ctx.paths
-    fresh = None if force else marts_fresh(paths)
+    fresh = None if force or full else marts_fresh(paths)
     if fresh:
         log.info("no build needed: %s", fresh)
         return {"skipped": fresh}
@@ -178,16 +188,27 @@ def build_marts(ctx: Context | None = None, force: bool = False) -> dict:
     build_id = new_build_id()
     building = paths.builds / f"building-{build_id}.duckdb"
     with locks.hold({building: True, paths.staging_db: False}):
+        copied = not full and paths.analytics_db.exists()
+        if copied:
+            shutil.copyfile(paths.analytics_db, building)  # published files are replaced whole, never written in place
         con = duck.connect(building)
         try:
             duck.attach(con, paths.staging_db, "stg")
             version = current_version(con, "stg")
+            base = None if full else base_for_increment(con, settings().k)
+            if base is None and copied:  # start from nothing
+                con.close()
+                building.unlink()
+                con = duck.connect(building)
+                duck.attach(con, paths.staging_db, "stg")
             path = build_path(paths, version, build_id)
-            b = build(con, settings().k, build_id, path, version)
+            b = build(con, settings().k, build_id, path, version, base)
         finally:
             con.close()
         building.rename(path)
-    return {"build_id": b.build_id, "build_file": str(path), "tables": b.tables, "staging_version": version}
+        faults.reached("build")
+    return {"build_id": b.build_id, "build_file": str(path), "tables": b.tables, "staging_version": version,
+            "mode": "full" if base is None else "incremental"}
 
 
 def gate_build(build: dict, ctx: Context | None = None) -> dict:
@@ -459,7 +480,8 @@ def erasure_verify(ctx: Context | None = None) -> dict:
 
 
 def dpo_report(ctx: Context | None = None, fail_on_overdue: bool = True) -> dict:
-    """The DPO report (and certificates of verified requests); overdue or failed requests fail the task."""
+    """The DPO report, and a signed certificate for every request newly verified (or found to have no
+    data); overdue or failed requests fail the task."""
     from plus_analytics.erasure.report import collect, write_report
     from plus_analytics.ledger import ensure_schema
     from plus_analytics.ledger.outbox import copy_outboxes
@@ -471,10 +493,35 @@ def dpo_report(ctx: Context | None = None, fail_on_overdue: bool = True) -> dict
         copy_outboxes(con, ["raw", "stg"])
         data = collect(con, paths.analytics_db)
     out = write_report(data, paths.reports / "dpo")
+    out["certificates_issued"] = issue_certificates(data, paths)
     if fail_on_overdue and (out["overdue"] or out["failed"]):
         raise RuntimeError(f"{out['overdue']} deletion request(s) OVERDUE and {out['failed']} FAILED verification: "
                            f"see {out['html']}")
     return out
+
+
+def issue_certificates(data: dict, paths: Paths) -> int:
+    """Sign a certificate for each finished request that has none yet; publish the public key beside them."""
+    import datetime as _dt
+
+    from plus_analytics.config import CERTIFICATE_CONN_ID
+    from plus_analytics.erasure import certificate
+    from plus_analytics.erasure.requests import DONE
+    from plus_analytics.storage.files import atomic_write_bytes
+
+    out_dir = paths.reports / "dpo" / "certificates"
+    todo = [r for r in data["requests"] if r["status"] in DONE and not (out_dir / f"{r['request_id']}.json").exists()]
+    if not todo:
+        return 0
+    key = certificate.load_signing_key(CERTIFICATE_CONN_ID)
+    atomic_write_bytes(paths.reports / "dpo" / "certificate_public_key.pem", certificate.public_pem(key))
+    issued_at = _dt.datetime.now(_dt.UTC).replace(tzinfo=None, microsecond=0)
+    head = (data["evidence"][-1]["seq"], data["evidence_head_hash"]) if data["evidence"] else (0, "")
+    for r in todo:
+        payload = certificate.payload_for(r, data["evidence"], (data["chain_intact"], data["chain_records"]), head,
+                                          key.public_key(), issued_at)
+        certificate.write(certificate.sign(payload, key), out_dir)
+    return len(todo)
 
 
 # ------------------------------------------------------------------------------------------ retention

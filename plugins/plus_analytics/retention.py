@@ -146,19 +146,21 @@ def destroy_restricted(con, raw_db: Path, expired: list[Path], ev: Evidence, spe
 def destroy_staging(con, staging_db: Path, ev: Evidence, spec: RetentionSpec, as_of: dt.date) -> int:
     """Step 3 on staging (``con``, read-write): rows delivered before the staging period. Age is the
     delivery day (_dt): an account created years ago but delivered (updated) recently is live data."""
-    from plus_analytics.privacy.staging import bump_version
+    from plus_analytics.privacy.staging import bump_version, ensure_tables, log_changes, next_version
 
     present = tables(con)
     cut = _cutoff(as_of, spec.staging.days)
-    sqlf.run(con, "staging/staging.sql", "version_table")
+    ensure_tables(con)
     sqlf.run(con, "staging/staging.sql", "retention_log_table")
     mark_dirty(staging_db)
     with transaction(con):
+        version = next_version(con)
         for src in load_policy().values():
             if src.staging_table not in present:
                 continue
             for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, table=src.staging_table).fetchall():
                 ev.add("staging", src.staging_table, day, f"staging {spec.staging.days}d", n)
+            log_changes(con, src, version, "_dt < $cut", {"cut": cut})
             sqlf.run(con, SQL, "delete_rows", {"cut": cut}, table=src.staging_table)
         destroyed = sum(r[7] for r in ev.rows)
         if ev.rows:

@@ -7,8 +7,9 @@ Task SDK, exactly as in production; the metadata DB is SQLite by default or any 
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,34 +35,54 @@ class LocalAirflow:
         self._tokens: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, **environment(self.paths, self.port), **self.extra}
+        env = {**os.environ, **self.extra}
+        env.update(environment(self.paths, self.port))  # the data directory's own settings win
+        env.update(self.extra)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # components start `airflow ...`
         return env
 
     def start(self) -> None:
-        os.environ.update({**environment(self.paths, self.port), **self.extra})
-        migrate(self.paths)
+        env = self.env()
+        migrate(self.paths, env)
         logs = self.paths.airflow_home / "components"
         logs.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).with_name("airflow"))
-        env = self.env()
         for name in COMPONENTS:
             with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
                 self.procs[name] = subprocess.Popen([airflow, name], env=env, stdout=out, stderr=subprocess.STDOUT,
                                                     start_new_session=True)
 
     def stop(self, timeout: float = 30) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        """SIGTERM to every component and every process it started (the API server's workers start their
+        own sessions, so a process-group signal would orphan them); SIGKILL to what is left at ``timeout``."""
+        import psutil
+
+        family: list[psutil.Process] = []
         for p in self.procs.values():
             try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+                parent = psutil.Process(p.pid)
+                family += [parent, *parent.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        for proc in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        _, alive = psutil.wait_procs(family, timeout=timeout)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=10)
+        for p in self.procs.values():
+            p.wait()
         self.procs.clear()
+        self.stopped = [proc.pid for proc in family]
+
+    def leftovers(self) -> list[int]:
+        """Processes of the last :meth:`stop` still running (none, or stop has a bug)."""
+        import psutil
+
+        return [pid for pid in getattr(self, "stopped", []) if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
     def dead(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is not None]
@@ -106,15 +127,33 @@ class LocalAirflow:
                 c.patch(f"/api/v2/dags/{d}", json={"is_paused": False}).raise_for_status()
 
     def trigger(self, dag_id: str, logical_date: str | None = None, conf: dict | None = None) -> str:
-        body = {"logical_date": logical_date, "conf": conf or {}}
-        with self.client() as c:
-            r = c.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body)
-            r.raise_for_status()
-            return r.json()["dag_run_id"]
+        """Create a run and return its id. Retried when the API server is slow to answer (SQLite makes its
+        writers queue): the run id is chosen here, so a retry finds the run instead of making another."""
+        import httpx
+
+        run_id = f"manual__{logical_date or dt.datetime.now(dt.UTC).isoformat()}__{os.urandom(3).hex()}"
+        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
+        for attempt in range(5):
+            try:
+                with self.client() as c:
+                    r = c.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=180)
+                if r.status_code == 409 or r.is_success:
+                    return run_id
+                if r.status_code < 500:
+                    r.raise_for_status()
+            except httpx.TimeoutException:
+                pass
+            time.sleep(2 * (attempt + 1))
+        raise RuntimeError(f"could not trigger {dag_id}: the API server did not answer")
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        with self.client() as c:
-            return c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        import httpx
+
+        try:
+            with self.client() as c:
+                return c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=120).json()["state"]
+        except httpx.TimeoutException:
+            return "unknown (API busy)"
 
     def wait(self, runs: list[tuple[str, str]], timeout: float) -> dict[tuple[str, str], str]:
         """Until every (dag_id, run_id) has finished; returns their states."""
@@ -148,18 +187,19 @@ def serve(paths: Paths, port: int | None = None) -> int:
         print(f"""
 Airflow is running: {af.base_url}
   log in as admin / {pw['admin']}   (passwords: {paths.secrets / 'airflow_passwords.json'})
-  the DPO's Privacy page: {af.base_url}/plus-privacy/  (also under Browse > Privacy in the UI)
+  the DPO's Privacy page: Browse > Privacy in the UI ({af.base_url}/plugin/privacy)
   daily DAGs unpaused, running on their schedule: {', '.join(DAILY_DAGS)}
   manual DAGs: plus_backfill, plus_rotate_keys (trigger them in the UI)
   task logs: {paths.airflow_home / 'logs'}; component logs: {paths.airflow_home / 'components'}
 Ctrl-C stops every component.
 """, flush=True)
         seen: set[str] = set()
+        since = dt.datetime.now(dt.UTC).isoformat()
         while True:
             if af.dead():
                 print(f"Airflow component(s) {af.dead()} exited; see {paths.airflow_home / 'components'}", file=sys.stderr)
                 return 1
-            for line in _finished_runs(af, seen):
+            for line in _finished_runs(af, seen, since):
                 print(line, flush=True)
             time.sleep(10)
     except KeyboardInterrupt:
@@ -170,11 +210,12 @@ Ctrl-C stops every component.
         print("Airflow stopped.", flush=True)
 
 
-def _finished_runs(af: LocalAirflow, seen: set[str]) -> list[str]:
+def _finished_runs(af: LocalAirflow, seen: set[str], since: str) -> list[str]:
     lines = []
     try:
         with af.client() as c:
-            runs = c.get("/api/v2/dags/~/dagRuns", params={"limit": 50, "order_by": "-end_date"}).json().get("dag_runs", [])
+            runs = c.get("/api/v2/dags/~/dagRuns", params={"limit": 50, "order_by": "-end_date",
+                                                           "end_date_gte": since}).json().get("dag_runs", [])
     except Exception:  # noqa: BLE001 - progress output must not stop the server
         return lines
     for r in reversed(runs):

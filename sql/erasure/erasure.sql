@@ -140,8 +140,11 @@ group by 1
 select count(*) from stg.{{ table }} where key_version <> $version
 
 -- name: found_at_resolution
-select request_id, max(check_result) from erasure_evidence
-where event = 'resolved' and request_id in (select unnest($ids)) group by 1
+-- Whether anything of the subject was ever found: identifiers at resolution, or rows removed or dropped
+-- at ingest (late arrivals) since.
+select request_id, coalesce(max(check_result) filter (where event = 'resolved'), 0)
+       + coalesce(sum(rows_removed) filter (where event in ('removed', 'suppressed')), 0)
+from erasure_evidence where request_id in (select unnest($ids)) group by 1
 
 -- name: restaged_versions
 select request_id, restaged_version from tombstones where request_id in (select unnest($ids))

@@ -18,7 +18,8 @@ select e.event_ts, e.product, e.event_type, e.feature, e.account_pid, e.session_
 from stg.stg_platform_usage_events as e
 asof left join consent as c
     on c.cookie_pid = e.cookie_pid and c.recorded_at <= e.event_ts
-where cast(e.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer);
+where cast(e.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer)
+    and in_build('consent_events', cast(e.event_ts as date));
 
 create temp table ad_interactions as
 with consent as (
@@ -30,16 +31,19 @@ select i.event_ts, i.campaign_id, i.cookie_pid, coalesce(c.granted, false) as co
 from stg.stg_adtech_interactions as i
 asof left join consent as c
     on c.cookie_pid = i.cookie_pid and c.recorded_at <= i.event_ts
-where cast(i.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer);
+where cast(i.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer)
+    and in_build('consent_events', cast(i.event_ts as date));
 
 create table meta_consent_exclusions as
 select cast(event_ts as date) as day, 'platform_usage_events' as source, 'analytics' as purpose,
        count(*) filter (where not consented) as events_excluded, count(*) as events_total
 from usage_events
+where in_build('meta_consent_exclusions', cast(event_ts as date))
 group by all
 union all
 select cast(event_ts as date), 'adtech_interactions', 'advertising',
        count(*) filter (where not consented), count(*)
 from ad_interactions
+where in_build('meta_consent_exclusions', cast(event_ts as date))
 group by all
 order by 1, 2;

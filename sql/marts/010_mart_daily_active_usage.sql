@@ -18,7 +18,7 @@ with events as (
         browser_family,
         country
     from usage_events
-    where consented
+    where consented and in_build('mart_daily_active_usage', cast(event_ts as date))
 ),
 
 cells as (

@@ -8,7 +8,7 @@ with events as (
         coalesce(feature, 'none') as feature,
         account_pid
     from usage_events
-    where consented
+    where consented and in_build('mart_feature_usage', cast(event_ts as date))
 ),
 
 cells as (

@@ -5,11 +5,13 @@ with conversations as (
     select conversation_id, channel, contact_platform_pid as contact_pid, cast(started_at as date) as day
     from stg.stg_connect_conversations
     where cast(started_at as date) >= current_date - cast(getvariable('mart_days') as integer)
+        and in_build('mart_chat_volume', cast(started_at as date))
 ),
 
 messages as (
     select conversation_id, sent_at, sender_type
     from stg.stg_connect_messages
+    where conversation_id in (select conversation_id from conversations)
 ),
 
 per_conversation as (

@@ -4,6 +4,7 @@ with activities as (
     select cast(occurred_at as date) as day, activity_type, customer_pid, account_pid
     from stg.stg_crm_activities
     where cast(occurred_at as date) >= current_date - cast(getvariable('mart_days') as integer)
+        and in_build('mart_crm_activity', cast(occurred_at as date))
 ),
 
 cells as (

@@ -12,7 +12,7 @@ with campaigns as (
 performance as (
     select date as day, campaign_id, impressions, clicks, spend_thb, conversions
     from stg.stg_adtech_performance
-    where date >= current_date - cast(getvariable('mart_days') as integer)
+    where date >= current_date - cast(getvariable('mart_days') as integer) and in_build('mart_ad_performance', date)
 ),
 
 reach as (

@@ -17,6 +17,33 @@ delete from staging_version where version < (select max(version) from staging_ve
 -- name: current_version
 select coalesce(max(version), 0) from staging_version
 
+-- name: changes_table
+-- What each staging version changed: per changed row (deleted or inserted), its day (event time) and its
+-- change_ref (sources.yaml), so a build rebuilds only the mart days the changes touched
+-- (sql/marts/dirty_days.sql). table_name '*' means everything changed (key rotation, policy change).
+create table if not exists staging_changes (version bigint not null, table_name varchar not null, day date, ref varchar)
+
+-- name: changes_trimmed_table
+-- The highest version whose changes are no longer in the log.
+create table if not exists staging_changes_trimmed (version bigint not null)
+
+-- name: log_changes
+insert into staging_changes
+select distinct $version, $table, cast({{ event_time }} as date), {{ ref }} from {{ table }} as s where {{ where }}
+
+-- name: log_everything
+insert into staging_changes values ($version, '*', null, null)
+
+-- name: trim_changes
+-- The log covers the last versions; a build from an older published version is a full one.
+delete from staging_changes where version <= $cut
+
+-- name: forget_trimmed
+delete from staging_changes_trimmed
+
+-- name: mark_trimmed
+insert into staging_changes_trimmed values ($cut)
+
 -- name: prev_visitor_from_staging
 -- A day's salt lives two days (retention): restaging older rows keeps the hash computed back then.
 create or replace temp table _prev_visitor as
@@ -29,7 +56,7 @@ select {{ keys }}, null::varchar as visitor_hash from raw.{{ raw_table }} where 
 
 -- name: erased_keys
 -- Staging rows whose source rows erasure deleted, by the key staging knows them by.
-delete from {{ table }} where concat_ws(chr(31), {{ key_exprs }}) in (
+concat_ws(chr(31), {{ key_exprs }}) in (
     select staging_key from ledger.erasure_rows
     where source = $source and request_id in (select unnest($requests)))
 
@@ -44,8 +71,8 @@ create or replace temp table _prev_visitor as
 select {{ s_keys }}, s.visitor_hash from {{ table }} s
 where s.visitor_hash is not null and exists (select 1 from ({{ changed_keys }}) k where {{ match }})
 
--- name: delete_changed
-delete from {{ table }} s where exists (select 1 from ({{ changed_keys }}) k where {{ match }})
+-- name: changed
+exists (select 1 from ({{ changed_keys }}) k where {{ match }})
 
 -- name: retention_log_table
 -- Retention's evidence for staging, written in the transaction that deletes (see restricted/schema.sql).

@@ -156,9 +156,11 @@ def test_evidence_is_chained_and_report_has_no_identifier(erased):
             "verified_marts", "verified_bytes", "verified"} <= events
     out = jobs.dpo_report(ctx(home))
     assert out["verified"] >= 1 and out["overdue"] == 0 and out["chain_intact"]
-    for f in (home.reports / "dpo").iterdir():
-        text = f.read_text(encoding="utf-8")
-        assert not any(form in text for form in erased["subject"]["forms"]), f.name
+    written = [f for f in (home.reports / "dpo").rglob("*") if f.is_file()]
+    assert any(f.parent.name == "certificates" for f in written)
+    for f in written:  # the report, the public key, the certificates (payload, signature, JSON, HTML)
+        data = f.read_bytes()
+        assert not any(form.encode() in data for form in erased["subject"]["forms"]), f.name
 
 
 def test_tampering_breaks_the_chain(erased, tmp_path):
@@ -199,3 +201,33 @@ def test_late_arrival_suppressed(erased, key):
         assert con.execute("select count(*) from id_map where raw_value = ?", [s["account"]]).fetchone()[0] == 0
     assert s["account"].encode() not in (part / "part-00000.ndjson").read_bytes()
 
+
+
+def test_a_signed_certificate_verifies_offline_and_holds_no_identifier(erased, tmp_path, capsys):
+    import shutil as sh
+    import subprocess
+
+    from plus_analytics.cli import main
+
+    dpo = erased["home"].reports / "dpo"
+    cert, key = dpo / "certificates" / f"{erased['rid']}.json", dpo / "certificate_public_key.pem"
+    assert cert.exists() and key.exists()
+    for f in (dpo / "certificates").glob(f"{erased['rid']}.*"):
+        data = f.read_bytes()
+        assert not any(form.encode() in data for form in erased["subject"]["forms"]), f.name
+    assert main(["certificate", "verify", str(cert), "--public-key", str(key)]) == 0
+    assert "valid" in capsys.readouterr().out
+    payload = json.loads(cert.read_text())["payload"]
+    assert payload["outcome"] == "verified" and set(payload["checks"]) == {
+        "verified_rows", "verified_staging", "verified_marts", "verified_bytes"}
+    assert all(c["result"] == 0 for c in payload["checks"].values()) and payload["evidence_chain"]["intact"]
+    forged = json.loads(cert.read_text())
+    forged["payload"]["completed_at"] = "2020-01-01 00:00:00"
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    assert main(["certificate", "verify", str(tmp_path / "forged.json"), "--public-key", str(key)]) == 1
+    assert "INVALID" in capsys.readouterr().out
+    if sh.which("openssl"):  # the one-command check a data subject can run with nothing of ours installed
+        done = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(key), "-rawin", "-in",
+                               str(cert.with_suffix(".payload")), "-sigfile", str(cert.with_suffix(".sig"))],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "Verified Successfully" in done.stdout, done.stdout + done.stderr

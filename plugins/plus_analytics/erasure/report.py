@@ -77,13 +77,15 @@ def collect(con, analytics_db: Path | None = None) -> dict:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     have = tables(con)
     out: dict = {"generated_at": now, "limits": LIMITS, "requests": [], "evidence": [], "chain_intact": True,
-                 "chain_records": 0, "retention": [], "retention_by_day": [], "consent_changes": [], "consent_exclusions": []}
+                 "chain_records": 0, "evidence_head_hash": "", "retention": [], "retention_by_day": [],
+                 "consent_changes": [], "consent_exclusions": []}
     if "tombstones" in have:
         cols = ["request_id", "received_at", "requester", "id_kind", "deadline", "status", "propagated_at", "verified_at"]
         reqs = [dict(zip(cols, r)) for r in sqlf.run(con, SQL, "requests").fetchall()]
         ev_cols = ["seq", "request_id", "event", "layer", "location", "rows_removed", "check_result", "detail", "recorded_at"]
         ev = [dict(zip(ev_cols, r)) for r in sqlf.run(con, SQL, "evidence").fetchall()]
         out["chain_intact"], out["chain_records"] = evidence.verify_chain(con)
+        out["evidence_head_hash"] = evidence.head(con)[1]
         linked = dict(sqlf.run(con, SQL, "linked").fetchall())
         by_request: dict[str, list[dict]] = {}
         for e in ev:

@@ -30,10 +30,26 @@ def _compiled() -> list[tuple[str, re.Pattern, str | None]]:
     return [(name, re.compile(rx), v) for name, (rx, v) in pii_patterns().items()]
 
 
+_HEX_TOKEN = re.compile(r"[0-9A-Za-z\-]+")
+_HEX = frozenset("0123456789abcdefABCDEF-")
+
+
 def _digit_glued(text: str, start: int, end: int) -> bool:
-    before = digits_to_ascii(text[start - 1]) if start > 0 else ""
-    after = digits_to_ascii(text[end]) if end < len(text) else ""
-    return before.isdigit() or after.isdigit()
+    """The digits run on past the candidate, or sit inside a machine token (a UUID, a hash, a trace id:
+    16 or more hex digits and dashes): then they are not a number a person wrote."""
+    before = digits_to_ascii(text[max(0, start - 2):start])
+    after = digits_to_ascii(text[end:end + 2])
+    if before[-1:].isdigit() or after[:1].isdigit():
+        return True
+    # A digit, then "." or ":", then the candidate (or the reverse): the tail of a time ("10:30:09.199240"),
+    # a decimal ("3.0812345"), a version; a person's number is not written glued to another number.
+    if (len(before) == 2 and before[0].isdigit() and before[1] in ".:") or \
+            (len(after) == 2 and after[0] in ".:" and after[1].isdigit()):
+        return True
+    for m in _HEX_TOKEN.finditer(text, max(0, start - 64), min(len(text), end + 64)):
+        if m.start() <= start and end <= m.end():
+            return len(m.group(0)) >= 16 and set(m.group(0)) <= _HEX and m.group(0) != text[start:end]
+    return False
 
 
 def _luhn(digits: str) -> bool:
@@ -71,7 +87,11 @@ def _valid(kind: str, validator: str | None, text: str, m: re.Match) -> bool:
         elif validator == "ip":
             ipaddress.ip_address(value)
         elif validator == "phone":
-            if _digit_glued(text, start, end):
+            # Numbers in national form start 0 and a non-zero digit, or 00 and a country code: "000..." is a
+            # zero-padded counter (an event id), whatever a lenient parser makes of it.
+            # "0.21234567" is a decimal fraction, not Bangkok's 02-123-4567.
+            if _digit_glued(text, start, end) or re.sub(r"\D", "", digits_to_ascii(value)).startswith("000") \
+                    or re.fullmatch(r"0\.\d+", digits_to_ascii(value)):
                 return False
             normalize_phone(value)
         elif validator == "national_id":

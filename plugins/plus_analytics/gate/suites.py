@@ -42,6 +42,8 @@ MART_DOMAINS = {
     "dimension": Domain("dimensions", ("all", "device_type", "os_family", "browser_family", "country")),
     "build_id": Domain("build ids", pattern=r"[0-9]{8}T[0-9]{6}-[a-p]{8}"),
     "consented_sources": Domain("sources with consent rules", ("platform_usage_events", "adtech_interactions")),
+    "build_mode": Domain("build modes", ("full", "incremental")),
+    "marts_sql": Domain("mart definition fingerprints", pattern=r"[a-p]{16}"),
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from plus_analytics.marts.build import build_version
-from plus_analytics.storage import locks
+from plus_analytics.storage import faults, locks
 from plus_analytics.storage.files import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def publish(build_path: Path, target: Path) -> bool:
             os.fsync(fh.fileno())
         os.replace(build_path, target)
         fsync_dir(target.parent)
+        faults.reached("file")
     _remove_build(build_path)  # its lock files
     log.info("published %s (staging version %d)", target, version)
     remove_stale_builds(build_path.parent, version)

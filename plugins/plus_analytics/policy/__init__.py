@@ -97,6 +97,7 @@ class _SourceSpec(Strict):
     subject: tuple[str, ...] | None = None
     parent: _Parent | None = None
     visitor: _Visitor | None = None
+    change_ref: str | None = None
     columns: dict[str, _ColumnSpec] = Field(min_length=1)
 
 
@@ -180,6 +181,7 @@ class Source:
     visitor: dict | None = None
     subject: tuple[str, ...] = ()
     parent: dict | None = None
+    change_ref: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -217,6 +219,14 @@ class Source:
             out.append("visitor_hash")
         out.append("key_version")
         return tuple(out)
+
+    @property
+    def change_ref_column(self) -> str | None:
+        """The staging column the change log records beside a changed row's day (see ``change_ref``)."""
+        if self.change_ref is None:
+            return None
+        cols = self.column(self.change_ref).staging_columns()
+        return cols[0]
 
     def check_columns(self, landed: list[str] | set[str]) -> None:
         extra = set(landed) - set(self.column_names)
@@ -329,10 +339,13 @@ def _source(name: str, spec: _SourceSpec) -> Source:
         name=name, product=spec.product, format=spec.format, description=spec.description,
         event_time=spec.event_time, columns=cols, key=tuple(spec.key),
         visitor=spec.visitor.model_dump() if spec.visitor else None, subject=tuple(spec.subject or ()),
-        parent=spec.parent.model_dump() if spec.parent else None,
+        parent=spec.parent.model_dump() if spec.parent else None, change_ref=spec.change_ref,
     )
     if src.event_time not in src.column_names:
         raise PolicyError(f"{name}: event_time {src.event_time!r} is not a column")
+    if src.change_ref is not None and (src.change_ref not in src.column_names
+                                       or len(src.column(src.change_ref).staging_columns()) != 1):
+        raise PolicyError(f"{name}: change_ref {src.change_ref!r} must be a column that reaches staging as one column")
     if set(src.key) - set(src.column_names):
         raise PolicyError(f"{name}: key must name columns")
     for col in src.subject:

@@ -86,18 +86,53 @@ def check_raw_key_version(con, key: MasterKey) -> None:
         )
 
 
-def prepare(con, key: MasterKey) -> None:
-    """Macros, the watermark table and the key check, before any staging transaction."""
+#: How many staging versions the change log covers (a daily run makes about a dozen): a build whose
+#: published marts are older than that rebuilds everything.
+CHANGE_LOG_VERSIONS = 5000
+
+
+def prepare(con, key: MasterKey | None = None) -> None:
+    """Macros, the watermark and change-log tables and the key check, before any staging transaction."""
     sqlf.run_file(con, "macros.sql")
-    sqlf.run(con, SQL, "version_table")
-    check_raw_key_version(con, key)
+    ensure_tables(con)
+    if key is not None:
+        check_raw_key_version(con, key)
+
+
+def ensure_tables(con) -> None:
+    for name in ("version_table", "changes_table", "changes_trimmed_table"):
+        sqlf.run(con, SQL, name)
+
+
+def next_version(con) -> int:
+    """The version the caller's transaction will commit (writers of staging are serialized by its lock)."""
+    return current_version(con) + 1
 
 
 def bump_version(con, what: str) -> int:
-    """Inside the caller's transaction: staging changed; returns the new watermark."""
+    """Inside the caller's transaction: staging changed; returns the new watermark (:func:`next_version`)."""
     sqlf.run(con, SQL, "bump_version", {"now": dt.datetime.now(dt.UTC).replace(tzinfo=None), "what": what})
     sqlf.run(con, SQL, "trim_versions")
-    return current_version(con)
+    version = current_version(con)
+    cut = version - CHANGE_LOG_VERSIONS
+    if cut > 0 and cut % 100 == 0:  # now and then: the log is a few rows per version
+        sqlf.run(con, SQL, "trim_changes", {"cut": cut})
+        sqlf.run(con, SQL, "forget_trimmed")
+        sqlf.run(con, SQL, "mark_trimmed", {"cut": cut})
+    return version
+
+
+def log_changes(con, src: Source, version: int, where: str, params: dict | None = None) -> None:
+    """Record in the change log the day and change_ref of the rows of ``src``'s staging table (alias ``s``)
+    matching ``where`` (called before deleting them and after inserting them)."""
+    ref = f"cast({_q(src.change_ref_column)} as varchar)" if src.change_ref else "null"
+    sqlf.run(con, SQL, "log_changes", {**(params or {}), "version": version, "table": src.staging_table},
+             event_time=_q(src.event_time), ref=ref, table=src.staging_table, where=where)
+
+
+def log_everything(con, version: int) -> None:
+    """Everything in staging may have changed (key rotation, policy change): the next build is a full one."""
+    sqlf.run(con, SQL, "log_everything", {"version": version})
 
 
 def current_version(con, database: str | None = None) -> int:
@@ -130,11 +165,17 @@ def stage_rows(con, src: Source, key: MasterKey, day: dt.date | None = None, unt
         con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
         have, span = [], {"day": None, "until": None}  # ... so every day is deleted, inserted and counted
     params = {**span, "key_version": key.version}
+    version = next_version(con)
     if not have:
         con.execute(f"create table {table} as select * from ({select}) where false", params)
-    con.execute(f"delete from {table} where ($day is null or _dt between $day and $until)", span)
+        if span["day"] is None:
+            log_everything(con, version)
+    in_span = "($day is null or _dt between $day and $until)"
+    log_changes(con, src, version, in_span, span)  # the rows replaced ...
+    con.execute(f"delete from {table} where {in_span}", span)
     con.execute(f"insert into {table} {select}", params)
-    return duck.scalar(con, f"select count(*) from {table} where ($day is null or _dt between $day and $until)", span)
+    log_changes(con, src, version, in_span, span)  # ... and their replacements
+    return duck.scalar(con, f"select count(*) from {table} where {in_span}", span)
 
 
 def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, until: dt.date | None = None) -> int:
@@ -152,6 +193,7 @@ def restage_all(con, sources, key: MasterKey, what: str = "restage") -> dict[str
     change): readers of staging see either all old rows or all new ones."""
     prepare(con, key)
     with transaction(con):
+        log_everything(con, next_version(con))
         counts = {src.name: stage_rows(con, src, key) for src in sources}
         bump_version(con, what)
     return counts
@@ -193,18 +235,21 @@ def restage_erased(con, sources, key: MasterKey, requests: list[str]) -> dict[st
     prepare(con, key)
     present = tables(con)
     with transaction(con):
+        version = next_version(con)
         for src in sources:
             if src.staging_table not in present:
                 continue
             pairs, _ = _staging_key(src)
             key_exprs = ", ".join(f"cast({_q(c)} as varchar)" for c, _ in pairs)
-            sqlf.run(con, SQL, "erased_keys", {"source": src.name, "requests": requests},
-                     table=src.staging_table, key_exprs=key_exprs)
-            _restage_changed(con, src, key, requests)
+            erased = sqlf.named(SQL, "erased_keys", key_exprs=key_exprs)
+            params = {"source": src.name, "requests": requests}
+            log_changes(con, src, version, erased, params)
+            con.execute(f"delete from {src.staging_table} where {erased}", params)
+            _restage_changed(con, src, key, requests, version)
         return bump_version(con, f"erasure of {len(requests)} request(s)")
 
 
-def _restage_changed(con, src: Source, key: MasterKey, requests: list[str]) -> None:
+def _restage_changed(con, src: Source, key: MasterKey, requests: list[str], version: int) -> None:
     sqlf.run(con, SQL, "changed_rows", {"source": src.name, "requests": requests})
     if not duck.scalar(con, "select count(*) from _changed_rows"):
         return
@@ -215,6 +260,9 @@ def _restage_changed(con, src: Source, key: MasterKey, requests: list[str]) -> N
     ctx = dict(table=src.staging_table, changed_keys=changed_keys, match=match)
     if src.visitor:
         sqlf.run(con, SQL, "prev_visitor_of_changed", s_keys=", ".join(f"s.{_q(k)}" for k in src.key), **ctx)
-    sqlf.run(con, SQL, "delete_changed", **ctx)
+    changed = sqlf.named(SQL, "changed", **ctx)
+    log_changes(con, src, version, changed)
+    con.execute(f"delete from {src.staging_table} s where {changed}")
     con.execute(f"insert into {src.staging_table} {compile_select(src, changed_rows=True)}",
                 {"day": None, "until": None, "key_version": key.version})
+    log_changes(con, src, version, changed)

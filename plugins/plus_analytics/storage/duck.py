@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from plus_analytics.config import DUCKDB_CONN_ID, ConfigError
+from plus_analytics.storage import faults
 
 MEMORY = ":memory:"
 
@@ -56,6 +57,7 @@ def transaction(con) -> Iterator[duckdb.DuckDBPyConnection]:
         con.execute("rollback")
         raise
     con.execute("commit")
+    faults.reached("commit")
 
 
 def with_frame(con, name: str, frame, sql: str, params: dict | None = None):
@@ -86,19 +88,21 @@ def update_rows(con, sql: str, rows: list[tuple]) -> None:
         con.executemany(sql, rows)
 
 
-def tables(con, database: str | None = None) -> set[str]:
-    """Names of the tables of ``database`` (default: the connection's current database)."""
+def tables(con, database: str | None = None, schema: str = "main") -> set[str]:
+    """Names of the tables of ``database`` (default: the connection's current database), in ``schema``."""
     if database is None:
         return {r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where database_name = current_database()").fetchall()}
+            "select table_name from duckdb_tables() where database_name = current_database() and schema_name = ?",
+            [schema]).fetchall()}
     return {r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where database_name = ?", [database]).fetchall()}
+        "select table_name from duckdb_tables() where database_name = ? and schema_name = ?", [database, schema]).fetchall()}
 
 
 def table_columns(con, table: str) -> list[str]:
     """Column names of ``table`` in the current database, in order (empty if it does not exist)."""
     return [r[0] for r in con.execute(
         "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
+        "and table_schema = 'main' "
         "order by ordinal_position", [table]).fetchall()]
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from plus_analytics.storage import faults
+
 SCAN_CHUNK = 64 * 2**20
 
 
@@ -34,17 +36,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+    faults.reached("file")
 
 
 def dirty_marker(path: Path) -> Path:
     return path.with_name(path.name + ".needs-rewrite")
 
 
-def mark_dirty(path: Path) -> None:
-    """Record, durably, that ``path`` will hold deleted values in freed blocks until it is rewritten."""
+def mark_dirty(path: Path) -> bool:
+    """Record, durably, that ``path`` will hold deleted values in freed blocks until it is rewritten.
+    Returns whether this call made the mark (False: it was there already)."""
     marker = dirty_marker(path)
-    if not marker.exists():
-        atomic_write_bytes(marker, b"deleted values may remain in freed blocks until this file is rewritten\n")
+    if marker.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, b"deleted values may remain in freed blocks until this file is rewritten\n")
+    return True
+
+
+def unmark_dirty(path: Path) -> None:
+    """Nothing was deleted after all: the mark this run made goes without a rewrite."""
+    dirty_marker(path).unlink(missing_ok=True)
 
 
 def is_dirty(path: Path) -> bool:
@@ -77,6 +89,7 @@ def rewrite_database(path: Path) -> int:
     os.replace(fresh, path)
     Path(str(path) + ".wal").unlink(missing_ok=True)
     fsync_dir(path.parent)
+    faults.reached("file")
     dirty_marker(path).unlink(missing_ok=True)
     return path.stat().st_size
 

@@ -1,0 +1,81 @@
+"""Who may use the console, checked on every request through Airflow's auth manager (Airflow does not
+authenticate plugin apps), and protection of its forms against cross-site requests.
+
+* The caller is the user of the Airflow session: the JWT in the ``Authorization: Bearer`` header or in
+  the UI's ``_token`` cookie, resolved by the auth manager (no or an expired token: 401).
+* The auth manager must allow the custom view "Plus Privacy" (FAB and other role-based managers: grant
+  it to the DPO's role); with the simple auth manager, whose custom views any viewer may see, the user's
+  role must also be one of ``PLUS_PRIVACY_ROLES`` (default ADMIN). Otherwise: 403.
+* A POST must carry the form's CSRF token (an HMAC of the user and the day under the API's JWT secret)
+  and come from this origin (Origin, else Referer); a forged cross-site POST gets 403.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request, status
+
+RESOURCE = "Plus Privacy"
+
+
+async def caller(request: Request):
+    """The authenticated Airflow user making the request (401 without a valid session)."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in to Airflow first")
+    try:
+        return await resolve_user_from_token(token)
+    except HTTPException as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "your Airflow session is not valid: log in again") from exc
+
+
+def allowed(user, method: str) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    from plus_analytics.config import settings
+
+    if not get_auth_manager().is_authorized_custom_view(method=method, resource_name=RESOURCE, user=user):
+        return False
+    role = getattr(user, "role", None)  # the simple auth manager's users carry one role
+    return role is None or str(role).upper() in settings().privacy_roles
+
+
+def require(user, method: str) -> None:
+    if not allowed(user, method):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the Privacy page is for the DPO's role only")
+
+
+@lru_cache(maxsize=1)
+def _csrf_key() -> bytes:
+    from airflow.configuration import conf
+
+    secret = conf.get("api_auth", "jwt_secret", fallback="") or ""
+    return hashlib.sha256(b"plus-privacy-csrf\x00" + secret.encode()).digest() if secret else secrets.token_bytes(32)
+
+
+def csrf_token(user, day: dt.date | None = None) -> str:
+    day = day or dt.datetime.now(dt.UTC).date()
+    return hmac.new(_csrf_key(), f"{user.get_id()}:{day.isoformat()}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_post(request: Request, user, token: str | None) -> None:
+    """A state-changing request must come from this origin and carry this user's form token (today's or
+    yesterday's, so a form opened before midnight UTC still works)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    here = f"{request.url.scheme}://{request.url.netloc}"
+    if not origin or f"{urlsplit(origin).scheme}://{urlsplit(origin).netloc}" != here:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
+    today = dt.datetime.now(dt.UTC).date()
+    valid = {csrf_token(user, today), csrf_token(user, today - dt.timedelta(days=1))}
+    if not token or not any(hmac.compare_digest(token, v) for v in valid):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form has expired or was not issued to you: reload the page")

@@ -1,0 +1,166 @@
+"""Every DAG at once under the real scheduler (scheduler, DAG processor, API server, triggerer; LocalExecutor,
+tasks in parallel worker processes with no metadata-database access), on SQLite and on PostgreSQL, while
+an analyst queries the published database every half second.
+
+Asserted: every run succeeds; no task log holds a lock error; no analyst query fails; the erasure request
+is verified; the published marts equal those of the ``dag.test()`` path on the same data with the same
+erasure; on PostgreSQL, no byte of the erased identifier is anywhere in the metadata database's files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import nullcontext
+
+import duckdb
+import pytest
+
+from plus_analytics import jobs
+from plus_analytics.config import Paths
+from plus_analytics.erasure.intake import Request
+from plus_analytics.generate import generate
+from plus_analytics.policy import load_policy
+from plus_analytics.scheduler import ALL_DAGS, LocalAirflow
+from plus_analytics.storage.files import files_under, scan_bytes
+from tests.conftest import DAYS, SCALE, START
+from tests.helpers import build, ctx, gate, opened, publish, run_erasure
+from tests.services import free_port, postgres
+
+pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
+MARTS = ["mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
+         "mart_crm_pipeline", "mart_ad_performance", "meta_consent_exclusions"]
+LOCK_ERRORS = ("Could not set lock", "Conflicting lock", "ZoneBusy", "database is locked", "NestedZoneSession")
+
+ANALYST = textwrap.dedent("""
+    import sys, time, duckdb
+    path, stop = sys.argv[1], sys.argv[2]
+    ok = failed = 0
+    import os
+    while not os.path.exists(stop):
+        try:
+            con = duckdb.connect(path, read_only=True)
+            con.execute("select count(*), max(build_id) from mart_daily_active_usage, meta_build_info").fetchall()
+            con.close()
+            ok += 1
+        except Exception as exc:
+            failed += 1
+            print("FAILED", type(exc).__name__, exc, flush=True)
+        time.sleep(0.5)
+    print("OK", ok, "FAILED", failed, flush=True)
+""")
+
+
+def _marts(path) -> dict:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {m: sorted(map(tuple, con.execute(f"select * from {m}").fetchall()), key=repr) for m in MARTS}
+    finally:
+        con.close()
+
+
+def _subject(raw_db) -> str:
+    """A person the ad network saw the most: a cookie (and the device id and consent records linked to it)."""
+    con = duckdb.connect(str(raw_db), read_only=True)
+    try:
+        return con.execute("select cookie_id from raw_adtech_interactions group by 1 order by count(*) desc, 1 limit 1"
+                           ).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def baseline(pipeline, tmp_path_factory, key):
+    """The dag.test() path on the same generated data, with the same erasure: what the marts must be."""
+    home = Paths(tmp_path_factory.mktemp("baseline")).ensure()
+    for d in ("landing", "restricted", "warehouse", "analytics"):
+        shutil.copytree(pipeline.home / d, home.home / d, dirs_exist_ok=True)
+    cookie = _subject(home.raw_db)
+    jobs.register_requests([Request("cookie_id", cookie, "scheduler test")], ctx(home, key))
+    out = run_erasure(home, key)
+    assert out["verify"]["verified"] == 1
+    return {"marts": _marts(home.analytics_db), "cookie": cookie}
+
+
+def _prepare(home: Paths, key, cookie: str) -> str:
+    """Every day landed and ingested once, the marts published (analysts have something from the start),
+    and a deletion request pending: the concurrent runs re-ingest, rebuild and erase on top of that."""
+    generate(home.landing, days=DAYS, scale=SCALE, seed=11, start=START)
+    c = ctx(home, key)
+    for src in load_policy():
+        jobs.ingest_source(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
+        jobs.stage_source(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
+    b = build(home)
+    publish(home, b, gate(home, b))
+    [rid] = jobs.register_requests([Request("cookie_id", cookie, "scheduler test")], c)
+    return rid
+
+
+def _trigger_everything(af: LocalAirflow) -> list[tuple[str, str]]:
+    runs = []
+    for i in range(DAYS):
+        logical = (dt.datetime.combine(START + dt.timedelta(days=i + 1), dt.time()).isoformat() + "Z")
+        for product in ("platform", "connect", "crm", "adtech"):
+            runs.append((f"plus_ingest_{product}", af.trigger(f"plus_ingest_{product}", logical)))
+    now = dt.datetime.now(dt.UTC).isoformat()
+    runs.append(("plus_backfill", af.trigger("plus_backfill", now)))
+    runs.append(("plus_marts", af.trigger("plus_marts", now)))
+    runs.append(("plus_erasure", af.trigger("plus_erasure", now)))
+    runs.append(("plus_retention", af.trigger("plus_retention", now, {"as_of": (START + dt.timedelta(days=DAYS)).isoformat()})))
+    runs.append(("plus_pii_audit", af.trigger("plus_pii_audit", now)))
+    runs.append(("plus_rotate_keys", af.trigger("plus_rotate_keys", now)))
+    return runs
+
+
+def _lock_errors(logs) -> list[str]:
+    found = []
+    for f in files_under(logs):
+        text = f.read_text(errors="replace")
+        found += [f"{f.relative_to(logs)}: {e}" for e in LOCK_ERRORS if e in text]
+    return found
+
+
+@pytest.mark.parametrize("metadata", ["sqlite", "postgres"])
+def test_every_dag_at_once_under_the_real_scheduler(metadata, baseline, tmp_path, key):
+    home = Paths(tmp_path / "home").ensure()
+    rid = _prepare(home, key, baseline["cookie"])
+    env = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # task logs as a deployment keeps them (and the audit reads)
+    with postgres() if metadata == "postgres" else nullcontext() as pg:
+        if pg:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = pg[0]
+        af = LocalAirflow(home, port=free_port(), env=env)
+        stop = tmp_path / "analyst.stop"
+        analyst = subprocess.Popen([sys.executable, "-c", ANALYST, str(home.analytics_db), str(stop)],
+                                   stdout=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        af.start()
+        try:
+            af.wait_ready()
+            af.unpause(ALL_DAGS)
+            runs = _trigger_everything(af)
+            states = af.wait(runs, timeout=1500)
+            failed = {r: af.task_states(*r) for r, s in states.items() if s != "success"}
+            assert not failed, f"runs that did not succeed (task states): {failed}"
+            final = ("plus_marts", af.trigger("plus_marts", dt.datetime.now(dt.UTC).isoformat()))
+            assert af.wait([final], timeout=600)[final] == "success"  # the freshness check: staging newer? rebuild
+        finally:
+            af.stop()
+            stop.touch()
+            out, _ = analyst.communicate(timeout=60)
+        assert af.leftovers() == [], "every Airflow process (the API server's workers too) is stopped"
+        elapsed = time.monotonic() - started
+        if pg:
+            leaked = scan_bytes(pg[1], [baseline["cookie"].encode()])
+            assert leaked == {}, f"the erased identifier is in PostgreSQL's files: {sorted(leaked)[:3]}"
+    print(f"\n{metadata}: {len(runs) + 1} runs in {elapsed:.0f}s; analyst: {out.strip().splitlines()[-1]}")
+    assert out.strip().splitlines()[-1].endswith("FAILED 0") and int(out.split("OK ")[-1].split()[0]) > 10, out[-2000:]
+    assert _lock_errors(home.airflow_home / "logs") == []
+    with opened(home.privacy_db, read_only=True) as con:
+        assert con.execute("select status from tombstones where request_id = ?", [rid]).fetchone()[0] == "verified"
+    assert _marts(home.analytics_db) == baseline["marts"]
+
