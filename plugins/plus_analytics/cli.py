@@ -160,8 +160,13 @@ def _summary(paths: Paths) -> None:
     with locks.zone(paths.raw_db) as con:
         q = con.execute("select count(*) from quarantine").fetchone()[0]
         loaded = con.execute("select sum(rows_loaded) from ingest_log").fetchone()[0]
-    print(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
-    print(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'}, data quality: {paths.reports / 'quality'})")
+        print(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
+        worst = con.execute("select source, col, sum(rows_quarantined)::bigint n from ingest_column_log "
+                            "group by all order by n desc, source, col limit 5").fetchall()
+    if worst:
+        print("  most quarantined columns: " + "; ".join(f"{s}.{c} {n:,}" for s, c, n in worst))
+    print(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'}, data quality per source, day and column: "
+          f"{paths.reports / 'quality'}/<source>.csv)")
     print("\nsample analyst query:\n  plus-analytics query \"" + " ".join(SAMPLE_QUERY.split()) + "\"")
     _print_query(paths, SAMPLE_QUERY)
 

@@ -91,6 +91,7 @@ def backfill_bounds(source: str, first=None, last=None, ctx: Context | None = No
 def ingest_source(source: str, day, ctx: Context | None = None, until=None) -> dict:
     """Ingest one landing day of ``source`` (a daily run), or every day from ``day`` to ``until`` in
     batches (a backfill). Returns the day's counts, or for a range their sums."""
+    from plus_analytics.ingest import quality
     from plus_analytics.ingest.loader import ingest_days
     from plus_analytics.ledger.outbox import copy_outboxes
 
@@ -104,6 +105,8 @@ def ingest_source(source: str, day, ctx: Context | None = None, until=None) -> d
         marked = requests_exist and files.mark_dirty(paths.raw_db)
         results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb)]
         suppressed = any(r["rows_suppressed"] for r in results)
+        per_column = quality.by_column(con, src.name, days)
+        quality.write_report(con, src.name, paths.reports / "quality")
         if marked and not suppressed:
             files.unmark_dirty(paths.raw_db)  # under the lock: no other writer can have used the mark
     if suppressed:
@@ -111,10 +114,10 @@ def ingest_source(source: str, day, ctx: Context | None = None, until=None) -> d
         with locks.zone(paths.privacy_db, write=True, read={"raw": paths.raw_db}) as con:
             copy_outboxes(con, ["raw"])
     if until is None:
-        return results[0]
+        return {**results[0], "quarantined_by_column": per_column}
     counts = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_suppressed")
     return {"source": source, "day": days[0].isoformat(), "until": days[-1].isoformat(), "days": len(days),
-            **{c: sum(r[c] for r in results) for c in counts}}
+            **{c: sum(r[c] for r in results) for c in counts}, "quarantined_by_column": per_column}
 
 
 def stage_source(source: str, day, ctx: Context | None = None, until=None) -> dict:

@@ -9,6 +9,7 @@ suppression cannot be what keeps it out."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 
@@ -144,8 +145,10 @@ def clean_landing(tmp_path_factory):
 def _published_text(path) -> set[str]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        cols = con.execute("select table_name, column_name from duckdb_columns() where data_type = 'VARCHAR'").fetchall()
-        return {v for t, c in cols for (v,) in con.execute(f'select distinct "{c}" from "{t}" where "{c}" is not null').fetchall()}
+        cols = con.execute("select schema_name, table_name, column_name from duckdb_columns() "
+                           "where data_type = 'VARCHAR' and not internal").fetchall()
+        return {v for s, t, c in cols
+                for (v,) in con.execute(f'select distinct "{c}" from "{s}"."{t}" where "{c}" is not null').fetchall()}
     finally:
         con.close()
 
@@ -160,9 +163,11 @@ def test_nothing_free_form_is_published(values, clean_landing, tmp_path_factory,
     planted = _poison(home.landing, values)
     assert planted > 100
     c = ctx(home, key)
+    by_column = {}
     for src in load_policy():
         out = jobs.ingest_source(src, DAY, c)
         assert out["rows_read"] == out["rows_loaded"] + out["rows_quarantined"] + out["rows_suppressed"], src
+        by_column.update({(src, col): n for col, n in out["quarantined_by_column"].items()})
         jobs.stage_source(src, DAY, c)
     b = build(home)
     assert gate(home, b)["passed"]  # nothing slipped through for the gate to block
@@ -174,6 +179,15 @@ def test_nothing_free_form_is_published(values, clean_landing, tmp_path_factory,
                                   "or reason like 'value does not match%' or reason like 'value not allowed%'").fetchone()[0]
         per_column = con.execute("select count(distinct col) from ingest_column_log").fetchone()[0]
     assert quarantined > 0 and per_column > 0, "the rows are quarantined with a reason, and counted per column"
+    # The engineer's quality report: the same per-column counts, one CSV per source, and never a value.
+    report = {}
+    for f in (home.reports / "quality").glob("*.csv"):
+        with f.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                report[(f.stem, row["column"])] = report.get((f.stem, row["column"]), 0) + int(row["rows_quarantined"])
+    assert report == by_column and sum(report.values()) > 0
+    text = "\n".join(f.read_text(encoding="utf-8") for f in (home.reports / "quality").glob("*.csv"))
+    assert not [v for v in values if len(v.strip()) >= 4 and v.strip() in text], "a value reached the quality report"
 
 
 @given(value=hostile())

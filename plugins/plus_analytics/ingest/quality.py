@@ -1,0 +1,41 @@
+"""The engineers' data-quality report: per source, day and column, how many rows each problem sent to
+quarantine (``ingest_column_log``), written after every ingest as ``reports/quality/<source>.csv``.
+
+A problem names the column and the rule it broke ("value not in vocabulary features", "invalid ip in
+ip: ..."), never the value, so the report may leave the restricted zone. The quarantined lines
+themselves, with file and line number, stay in the restricted zone's ``quarantine`` table.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+COLUMNS = ("day", "column", "problem", "rows_quarantined")
+
+
+def by_column(con, source: str, days: list) -> dict[str, int]:
+    """Rows quarantined per column on ``days`` (for the task's result: column names and counts only)."""
+    rows = con.execute(
+        "select col, sum(rows_quarantined)::bigint from ingest_column_log "
+        "where source = ? and list_contains(cast(? as date[]), _dt) group by col order by 2 desc, 1",
+        [source, days]).fetchall()
+    return {c: int(n) for c, n in rows}
+
+
+def write_report(con, source: str, out_dir: Path) -> Path:
+    """Rewrite ``<out_dir>/<source>.csv`` from every day of ``source`` in ``ingest_column_log`` (newest
+    day first), atomically: a reader never sees half a file."""
+    rows = con.execute(
+        "select _dt, col, problem, sum(rows_quarantined)::bigint from ingest_column_log where source = ? "
+        "group by all order by _dt desc, 4 desc, col, problem", [source]).fetchall()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{source}.csv"
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        w.writerows((d.isoformat(), c, p, n) for d, c, p, n in rows)
+    os.replace(tmp, path)
+    return path
