@@ -208,24 +208,29 @@ def valid_rows(clean_landing):
     return {src.name: _rows(clean_landing, src)[0] for src in load_policy().values()}
 
 
+def _ingest_one(con, root, src, row, key):
+    (root / "landing" / src.name / f"dt={DAY}").mkdir(parents=True, exist_ok=True)
+    _write(root / "landing", src, [row])
+    return ingest_partition(con, src, DAY, root / "landing", key)
+
+
+def test_the_unmodified_rows_load(valid_rows, tmp_path, key):
+    """The baseline of the next test: each source's valid row, unmodified, loads."""
+    with opened(tmp_path / "raw.duckdb") as con:
+        for src in {s.name: s for s, _ in _kept_text_columns()}.values():
+            r = _ingest_one(con, tmp_path, src, dict(valid_rows[src.name]), key)
+            assert r.rows_loaded == 1, (src.name, "the unmodified row must load")
+
+
 @given(value=hostile())
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_hostile_value_in_any_kept_text_column_is_quarantined(value, valid_rows, tmp_path_factory, key):
-    """Ingest alone, many more examples: a valid row loads; the same row with the value in any one kept
-    text column is quarantined with a reason naming that column."""
+    """Ingest alone, more examples: the valid row with the value in any one kept text column is quarantined
+    with a reason naming that column and not echoing the value."""
     root = tmp_path_factory.mktemp("one")
     with opened(root / "raw.duckdb") as con:
         for src, col in _kept_text_columns():
-            for poisoned in (False, True):
-                row = dict(valid_rows[src.name])
-                if poisoned:
-                    row[col.name] = value
-                _write(root / "landing", src, [row]) if (root / "landing" / src.name / f"dt={DAY}").exists() else \
-                    ((root / "landing" / src.name / f"dt={DAY}").mkdir(parents=True), _write(root / "landing", src, [row]))
-                r = ingest_partition(con, src, DAY, root / "landing", key)
-                if not poisoned:
-                    assert r.rows_loaded == 1, (src.name, "the unmodified row must load")
-                    continue
-                assert r.rows_loaded == 0 and r.rows_quarantined == 1, (src.name, col.name)
-                reason = con.execute("select reason from quarantine where source = ?", [src.name]).fetchone()[0]
-                assert col.name in reason and value not in reason
+            r = _ingest_one(con, root, src, {**valid_rows[src.name], col.name: value}, key)
+            assert r.rows_loaded == 0 and r.rows_quarantined == 1, (src.name, col.name)
+            reason = con.execute("select reason from quarantine where source = ?", [src.name]).fetchone()[0]
+            assert col.name in reason and value not in reason
