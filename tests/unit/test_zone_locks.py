@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -29,15 +31,19 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def _holder(path, exclusive: bool, seconds: float) -> subprocess.Popen:
+@contextmanager
+def holder(path, exclusive: bool, seconds: float, wait_held: bool = True) -> Iterator[subprocess.Popen]:
+    """Another process holding ``path``'s lock for ``seconds`` (killed at the end of the block if still there)."""
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "1" if exclusive else "0", str(seconds)],
                             stdout=subprocess.PIPE, text=True)
-    return proc
-
-
-def _wait_held(proc: subprocess.Popen) -> None:
-    line = proc.stdout.readline()
-    assert line.startswith("HELD"), line
+    try:
+        if wait_held:
+            line = proc.stdout.readline()
+            assert line.startswith("HELD"), line
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture
@@ -46,72 +52,50 @@ def zone_file(tmp_path):
 
 
 def test_readers_share(zone_file):
-    other = _holder(zone_file, exclusive=False, seconds=5)
-    try:
-        _wait_held(other)
+    with holder(zone_file, exclusive=False, seconds=5):
         t = time.monotonic()
         with locks.hold({zone_file: False}, timeout=2):
             assert time.monotonic() - t < 1.5
-    finally:
-        other.kill()
-        other.wait()
 
 
 def test_a_writer_excludes_and_the_bounded_wait_names_the_holder(zone_file):
-    writer = _holder(zone_file, exclusive=True, seconds=30)
-    try:
-        _wait_held(writer)
+    with holder(zone_file, exclusive=True, seconds=30) as writer:
         for exclusive in (False, True):
             t = time.monotonic()
             with pytest.raises(locks.ZoneBusy) as err, locks.hold({zone_file: exclusive}, timeout=0.5):
                 pass
             assert 0.4 < time.monotonic() - t < 5
             assert f"pid {writer.pid}" in str(err.value) and "plus_marts.build" in str(err.value)
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 def test_a_waiting_session_gets_the_file_when_the_holder_finishes(zone_file):
-    writer = _holder(zone_file, exclusive=True, seconds=1.0)
-    try:
-        _wait_held(writer)
+    with holder(zone_file, exclusive=True, seconds=1.0):
         t = time.monotonic()
         with locks.hold({zone_file: False}, timeout=30):
             waited = time.monotonic() - t
         assert 0.5 < waited < 10
-    finally:
-        writer.wait()
 
 
 def test_a_killed_holder_releases_its_lock(zone_file):
-    writer = _holder(zone_file, exclusive=True, seconds=300)
-    _wait_held(writer)
-    os.kill(writer.pid, signal.SIGKILL)
-    writer.wait()
-    with locks.hold({zone_file: True}, timeout=5):
-        pass
+    with holder(zone_file, exclusive=True, seconds=300) as writer:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        with locks.hold({zone_file: True}, timeout=5):
+            pass
 
 
 def test_a_waiting_writer_is_not_starved_by_new_readers(zone_file):
     """A reader holds the file; a writer starts waiting; a reader arriving after the writer waits behind it."""
-    first_reader = _holder(zone_file, exclusive=False, seconds=2.0)
-    _wait_held(first_reader)
-    writer = _holder(zone_file, exclusive=True, seconds=1.0)
-    time.sleep(0.5)  # the writer is now queued at the turnstile, holding it
-    try:
+    with holder(zone_file, exclusive=False, seconds=2.0), \
+            holder(zone_file, exclusive=True, seconds=1.0, wait_held=False) as writer:
+        time.sleep(0.5)  # the writer is now queued at the turnstile, holding it
         t = time.monotonic()
         with locks.hold({zone_file: False}, timeout=30):
             waited = time.monotonic() - t
-        writer_line = writer.stdout.readline()
-        assert writer_line.startswith("HELD")
+        assert writer.stdout.readline().startswith("HELD")
         # The late reader got in only after the writer had held and released the file (about 1.5 s of the
         # first reader plus 1 s of the writer), not alongside the first reader.
         assert waited > 2.0, waited
-    finally:
-        for p in (first_reader, writer):
-            p.kill()
-            p.wait()
 
 
 def test_sessions_do_not_nest(zone_file, tmp_path):
