@@ -218,7 +218,7 @@ def daily_increment(workdir: Path, scale: float, history_days: int = 395, repeat
     home = workdir / "daily"
     subprocess.run(["rm", "-rf", str(home)], check=True)
     total = history_days + repeats
-    start = START - dt.timedelta(days=total)
+    start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=total)  # the last day is yesterday: all in the marts' window
     m = generate(home / "landing", days=total, scale=scale, seed=9, start=start)
     days = [start + dt.timedelta(days=i) for i in range(total)]
     t = time.perf_counter()
@@ -252,7 +252,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    ap.add_argument("--daily-scale", type=float, default=3.0,
+    ap.add_argument("--daily-scale", type=float, default=2.0,
                     help="per-day size of the daily-increment history (scale 1 = 3,500 usage + ad events a day)")
     ap.add_argument("--reuse", action="store_true", help="reuse an earlier run's generated data (erasure will have changed it)")
     ap.add_argument("--workdir", default=None, help="keep the generated data there (default: a temporary directory, removed)")
