@@ -87,17 +87,22 @@ def child(home: str, step: str, *args: str) -> None:
         sys.path.insert(0, str(BENCH))
         from plain_sql_peer import run
 
-        out = run(paths.landing, Path(home) / "peer.duckdb", memory_limit=os.environ["PLUS_DUCKDB_MEMORY_LIMIT"])
+        # The peer's output (raw identifiers in plain tables) goes beside the data directory, never into
+        # it: erasure's byte verification would rightly find the subjects there.
+        out_file = Path(home).parent / f"peer-{Path(home).name}.duckdb"
+        out = run(paths.landing, out_file, memory_limit=os.environ["PLUS_DUCKDB_MEMORY_LIMIT"])
+        out_file.unlink()
         print(json.dumps({"seconds": out["seconds"]}))
     elif step == "erase":
-        import duckdb
 
         from plus_analytics.erasure.intake import Request
+        from plus_analytics.storage import locks
 
-        con = duckdb.connect(str(paths.raw_db), read_only=True)
-        subjects = [r[0] for r in con.execute(
-            "select distinct cookie_id from raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
-        con.close()
+        # Through the zone layer, as the console does: its first use in a process loads Airflow's connection
+        # machinery (seconds), which the console's server pays once at start, not per registration.
+        with locks.zone(paths.raw_db) as con:
+            subjects = [r[0] for r in con.execute(
+                "select distinct cookie_id from raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
         t = time.perf_counter()
         jobs.register_requests([Request("cookie_id", s, "benchmark") for s in subjects], ctx)
         intake = time.perf_counter() - t
@@ -184,7 +189,7 @@ def run_size(events: int, workdir: Path) -> dict:
     manifest = home / "landing" / "_manifest.json"
     if REUSE and manifest.exists() and json.loads(manifest.read_text())["scale"] == scale:
         m = json.loads(manifest.read_text())  # same data as last time: reuse it
-        for d in ("restricted", "warehouse", "analytics", "reports", "peer.duckdb"):
+        for d in ("restricted", "warehouse", "analytics", "reports"):
             subprocess.run(["rm", "-rf", str(home / d)], check=True)
     else:
         subprocess.run(["rm", "-rf", str(home)], check=True)

@@ -301,13 +301,15 @@ def register_requests(requests: list, ctx: Context | None = None) -> list[str]:
 
 def _check_pseudonym_key(ctx: Context) -> None:
     """The pseudonym key must be the one the restricted zone was written with (a lost key would make an
-    erasure find nothing and report it done)."""
-    from plus_analytics.privacy.identifiers import check_key, ensure_schema
+    erasure find nothing and report it done). A read-only check: a zone without a key registry holds no
+    pseudonym yet, and ingest registers the key on first use."""
+    from plus_analytics.privacy.identifiers import check_key
+    from plus_analytics.storage.duck import tables
 
     if ctx.paths.raw_db.exists():
-        with locks.zone(ctx.paths.raw_db, write=True) as con:
-            ensure_schema(con)
-            check_key(con, ctx.key)
+        with locks.zone(ctx.paths.raw_db) as con:
+            if "key_registry" in tables(con):
+                check_key(con, ctx.key, register=False)
 
 
 def check_keys(ctx: Context) -> None:
