@@ -56,3 +56,18 @@ def run_erasure(paths: Paths, key=None, report: bool = True) -> dict:
     if report:
         out["report"] = jobs.dpo_report(c, fail_on_overdue=False)
     return out
+
+
+def table_rows(path: Path, tables: list[str] | None = None) -> dict[str, list[tuple]]:
+    """Every row of ``tables`` (default: every table but ``meta_build_info``) of a DuckDB file, sorted: two
+    builds compare equal when they hold the same rows, whatever their order."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        if tables is None:
+            tables = [r[0] for r in con.execute(
+                "select table_name from duckdb_tables() where table_name <> 'meta_build_info'").fetchall()]
+        return {t: sorted(map(tuple, con.execute(f'select * from "{t}"').fetchall()), key=repr) for t in tables}
+    finally:
+        con.close()

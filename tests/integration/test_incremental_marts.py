@@ -19,19 +19,14 @@ from plus_analytics.erasure.intake import Request
 from plus_analytics.generate import generate
 from plus_analytics.policy import load_policy
 from tests.conftest import START
-from tests.helpers import ctx, opened
+from tests.helpers import ctx, opened, table_rows
 
 pytestmark = pytest.mark.integration
 DAYS = 4
 
 
 def _marts(path) -> dict:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        names = [r[0] for r in con.execute("select table_name from duckdb_tables() where table_name <> 'meta_build_info'").fetchall()]
-        return {t: sorted(map(tuple, con.execute(f'select * from "{t}"').fetchall()), key=repr) for t in names}
-    finally:
-        con.close()
+    return table_rows(path)
 
 
 def _meta(path) -> dict:

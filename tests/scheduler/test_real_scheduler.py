@@ -28,7 +28,7 @@ from plus_analytics.policy import load_policy
 from plus_analytics.scheduler import ALL_DAGS, LocalAirflow
 from plus_analytics.storage.files import files_under, scan_bytes
 from tests.conftest import DAYS, SCALE, START
-from tests.helpers import build, ctx, gate, opened, publish, run_erasure
+from tests.helpers import build, ctx, gate, opened, publish, run_erasure, table_rows
 from tests.services import free_port, postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
@@ -56,11 +56,7 @@ ANALYST = textwrap.dedent("""
 
 
 def _marts(path) -> dict:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return {m: sorted(map(tuple, con.execute(f"select * from {m}").fetchall()), key=repr) for m in MARTS}
-    finally:
-        con.close()
+    return table_rows(path, MARTS)
 
 
 def _subject(raw_db) -> str:
