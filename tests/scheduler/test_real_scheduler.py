@@ -120,6 +120,25 @@ def _lock_errors(logs) -> list[str]:
     return found
 
 
+def _diagnosis(home: Paths, failed: dict) -> str:
+    """What a CI log needs to tell why: the failed tasks' last log lines, the audit's findings, the
+    erasure ledger (all hold locations and states, never an identifier)."""
+    out = []
+    for (dag_id, run_id), tasks in failed.items():
+        for task_id, state in tasks.items():
+            if state in ("failed", "upstream_failed"):
+                for f in sorted((home.airflow_home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*.log")):
+                    out += [f"--- {f.relative_to(home.airflow_home)}"] + f.read_text(errors="replace").splitlines()[-15:]
+    for f in sorted((home.reports / "audit").glob("*.json"))[-1:]:
+        out += [f"--- {f.name}", f.read_text()[:3000]]
+    try:
+        with opened(home.privacy_db, read_only=True) as con:
+            out += ["--- tombstones", str(con.execute("select request_id, status from tombstones").fetchall())]
+    except duckdb.Error as exc:
+        out += [f"--- tombstones unreadable: {exc}"]
+    return "\n".join(out)
+
+
 @pytest.mark.parametrize("metadata", ["sqlite", "postgres"])
 def test_every_dag_at_once_under_the_real_scheduler(metadata, baseline, tmp_path, key):
     home = Paths(tmp_path / "home").ensure()
@@ -141,7 +160,7 @@ def test_every_dag_at_once_under_the_real_scheduler(metadata, baseline, tmp_path
             runs = _trigger_everything(af)
             states = af.wait(runs, timeout=1500)
             failed = {r: af.task_states(*r) for r, s in states.items() if s != "success"}
-            assert not failed, f"runs that did not succeed (task states): {failed}"
+            assert not failed, f"runs that did not succeed (task states): {failed}\n{_diagnosis(home, failed)}"
             final = ("plus_marts", af.trigger("plus_marts", dt.datetime.now(dt.UTC).isoformat()))
             assert af.wait([final], timeout=600)[final] == "success"  # the freshness check: staging newer? rebuild
         finally:

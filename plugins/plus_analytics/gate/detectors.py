@@ -63,12 +63,20 @@ def _luhn(digits: str) -> bool:
 
 
 def _card(candidate: str) -> bool:
-    """A run of digit groups holds a card when some consecutive groups (13-19 digits) pass Luhn: two
-    card numbers written one after the other with a single space are two cards, not one long run."""
+    """A run of digit groups holds a card when some consecutive groups (13-19 digits) pass Luhn and are
+    written the way cards are: one unbroken run, or groups of 3 to 6 digits starting with a group of four
+    (4-4-4-4, 4-6-5, 4-4-4-4-3). Two card numbers written one after the other with a single space are two
+    cards, not one long run; a date with a counter after it (2026-10-04-1795648292) is not a card."""
     groups = re.split(r"[ \-]", digits_to_ascii(candidate))
     for i in range(len(groups)):
+        if 13 <= len(groups[i]) <= 19 and _luhn(groups[i]):
+            return True
+        if len(groups[i]) != 4:
+            continue
         digits = ""
         for g in groups[i:]:
+            if not 3 <= len(g) <= 6:
+                break
             digits += g
             if len(digits) > 19:
                 break
