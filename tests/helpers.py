@@ -71,3 +71,43 @@ def table_rows(path: Path, tables: list[str] | None = None) -> dict[str, list[tu
         return {t: sorted(map(tuple, con.execute(f'select * from "{t}"').fetchall()), key=repr) for t in tables}
     finally:
         con.close()
+
+
+def erasure_subject(raw_db) -> dict:
+    """A person who is a platform user, a CRM customer (same email, written differently), has a LINE chat
+    and a cookie seen by the ad network: everything they are known by, read from the restricted zone."""
+    import duckdb
+
+    con = duckdb.connect(str(raw_db), read_only=True)
+    row = con.execute("""
+        select a.email, a.account_id, a.phone, c.customer_id, c.email, c.line_id, c.phone
+        from raw_platform_accounts a join raw_crm_customers c on lower(trim(c.email)) = lower(trim(a.email))
+        where c.line_id in (select contact_platform_id from raw_connect_conversations)
+          and a.account_id in (select account_id from raw_platform_usage_events)
+        order by a.account_id limit 1""").fetchone()
+    assert row, "the generator must link people across products"
+    email, account, phone, customer, cust_email, line_id, cust_phone = row
+    cookies = [r[0] for r in con.execute(
+        "select distinct cookie_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
+    sessions = [r[0] for r in con.execute(
+        "select distinct session_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
+    ads = con.execute("select count(*) from raw_adtech_interactions where cookie_id in (select unnest(?))", [cookies]).fetchone()[0]
+    con.close()
+    assert ads > 0, "the subject must have ad interactions"
+    forms = {email, email.strip(), cust_email, cust_email.strip(), account, customer, line_id, *cookies, *sessions}
+    forms |= {p for p in (phone, cust_phone) if p}
+    return {"email": email, "account": account, "customer": customer, "line_id": line_id, "cookies": cookies,
+            "forms": sorted(f for f in forms if f and len(f.encode()) >= 6)}
+
+
+def busiest_cookie(raw_db) -> str:
+    """A person the ad network saw the most: a cookie, linked through usage events to an account that
+    also owns CRM records, conversations and campaigns (references redacted, rows kept)."""
+    import duckdb
+
+    con = duckdb.connect(str(raw_db), read_only=True)
+    try:
+        return con.execute("select cookie_id from raw_adtech_interactions group by 1 order by count(*) desc, 1 limit 1"
+                           ).fetchone()[0]
+    finally:
+        con.close()

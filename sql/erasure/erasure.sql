@@ -78,7 +78,27 @@ anti join _erase_rows e on e.source = $source and e._file = h._file and e._line 
 select source, _dt, _file, _line, payload from raw.quarantine
 
 -- name: store_rows
-insert into erasure_rows select * from _erase_rows
+-- The selection grows, never shrinks: a rerun after rows were already removed keeps their record.
+insert into erasure_rows select distinct on (request_id, source, _file, _line) e.* from _erase_rows e
+anti join erasure_rows r using (request_id, source, _file, _line)
+
+-- name: ingested_since_selection
+-- Ingests (of any source and day) committed after the latest selection of the earliest-selected request.
+select count(*) from raw.ingest_log where ingested_at >= (
+    select min(selected_at) from (select max(done_at) as selected_at from erasure_steps
+                                  where step = 'selected' and request_id in (select unnest($ids)) group by request_id))
+
+-- name: redactions_table
+create or replace temp table _redactions (request_id varchar, source varchar, _file varchar, _line bigint, col varchar)
+
+-- name: store_redactions
+insert into erasure_redactions select * from _redactions except select * from erasure_redactions
+
+-- name: quarantine_table
+create or replace temp table _quarantined (request_id varchar, source varchar, _dt date, _file varchar, _line bigint)
+
+-- name: store_quarantine
+insert into erasure_quarantine select * from _quarantined except select * from erasure_quarantine
 
 -- name: removed_per_table
 select request_id, source, count(*) from erasure_rows where request_id in (select unnest($ids)) group by all

@@ -18,13 +18,15 @@ select b.kind, b.normalized, plus_pid(t.ipad, t.opad, b.normalized) as blind
 from (select distinct kind, normalized from _batch_ids) b join _tomb_key t using (kind)
 
 -- name: suppressed
--- Only requests already resolved suppress: a pending request's data is loaded, so resolution can follow
--- it to every linked identifier, and the erasure removes it with the rest.
+-- Only requests already removed suppress. Until then a request's data is loaded like anyone's, so
+-- resolution follows it to every linked identifier and the selection finds every row (suppressing would
+-- also forget the identifiers the selection looks rows up by); the removal, which takes the restricted
+-- zone's write lock, tops its selection up with what an ingest loaded since and removes it with the rest.
 create or replace temp table _suppressed as
 select distinct b._file, b._line, ts.request_id, b.kind, b.raw_value, b.normalized
 from _batch_ids b join _batch_blind bb using (kind, normalized)
 join ledger.tombstone_subjects ts on ts.kind = bb.kind and ts.blind = bb.blind
-join ledger.tombstones t on t.request_id = ts.request_id and t.status <> 'pending'
+join ledger.tombstones t on t.request_id = ts.request_id and t.status not in ('pending', 'resolved', 'selected')
 
 -- name: values_of_suppressed
 select {{ kind }} as kind, {{ column }} as v from _checked

@@ -6,7 +6,7 @@
 
 -- Deletion requests. status is the last step done:
 --   pending -> resolved -> selected -> removed -> restaged -> published -> rewritten -> verified | no_data
--- and failed (verification found something: rechecked by every run until it passes).
+-- and failed (verification found something: the next run propagates it again from resolve and re-verifies).
 create table if not exists tombstones (
     request_id    varchar not null,
     received_at   timestamp not null,

@@ -18,36 +18,11 @@ from plus_analytics.ledger import evidence
 from plus_analytics.policy import load_policy
 from plus_analytics.privacy.staging import stage_source
 from plus_analytics.storage.files import scan_bytes
-from tests.helpers import build, ctx, opened, run_erasure
+from tests.helpers import build, ctx, erasure_subject, opened, run_erasure
 
 pytestmark = pytest.mark.integration
 MARTS = ["mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
          "mart_crm_pipeline", "mart_ad_performance"]
-
-
-def _subject(raw_db) -> dict:
-    """A person who is a platform user, a CRM customer (same email, written differently), has a LINE chat
-    and a cookie seen by the ad network: everything they are known by, read from the restricted zone."""
-    con = duckdb.connect(str(raw_db), read_only=True)
-    row = con.execute("""
-        select a.email, a.account_id, a.phone, c.customer_id, c.email, c.line_id, c.phone
-        from raw_platform_accounts a join raw_crm_customers c on lower(trim(c.email)) = lower(trim(a.email))
-        where c.line_id in (select contact_platform_id from raw_connect_conversations)
-          and a.account_id in (select account_id from raw_platform_usage_events)
-        order by a.account_id limit 1""").fetchone()
-    assert row, "the generator must link people across products"
-    email, account, phone, customer, cust_email, line_id, cust_phone = row
-    cookies = [r[0] for r in con.execute(
-        "select distinct cookie_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
-    sessions = [r[0] for r in con.execute(
-        "select distinct session_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
-    ads = con.execute("select count(*) from raw_adtech_interactions where cookie_id in (select unnest(?))", [cookies]).fetchone()[0]
-    con.close()
-    assert ads > 0, "the subject must have ad interactions"
-    forms = {email, email.strip(), cust_email, cust_email.strip(), account, customer, line_id, *cookies, *sessions}
-    forms |= {p for p in (phone, cust_phone) if p}
-    return {"email": email, "account": account, "customer": customer, "line_id": line_id, "cookies": cookies,
-            "forms": sorted(f for f in forms if f and len(f.encode()) >= 6)}
 
 
 def _marts(path) -> dict:
@@ -63,7 +38,7 @@ def erased(pipeline, tmp_path_factory, key):
     shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
     for stale in home.builds.glob("*"):
         stale.unlink()
-    subject = _subject(home.raw_db)
+    subject = erasure_subject(home.raw_db)
     with opened(home.raw_db, read_only=True) as con:
         before_rows = {s.raw_table: con.execute(f"select count(*) from {s.raw_table}").fetchone()[0] for s in load_policy().values()}
         others = {r[0] for r in con.execute("select distinct account_id from raw_platform_usage_events where account_id <> ?",

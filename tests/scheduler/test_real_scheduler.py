@@ -28,7 +28,7 @@ from plus_analytics.policy import load_policy
 from plus_analytics.scheduler import ALL_DAGS, LocalAirflow
 from plus_analytics.storage.files import files_under, scan_bytes
 from tests.conftest import DAYS, SCALE, START
-from tests.helpers import build, ctx, gate, opened, publish, run_erasure, table_rows
+from tests.helpers import build, busiest_cookie, ctx, gate, opened, publish, run_erasure, table_rows
 from tests.services import free_port, postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
@@ -59,23 +59,13 @@ def _marts(path) -> dict:
     return table_rows(path, MARTS)
 
 
-def _subject(raw_db) -> str:
-    """A person the ad network saw the most: a cookie (and the device id and consent records linked to it)."""
-    con = duckdb.connect(str(raw_db), read_only=True)
-    try:
-        return con.execute("select cookie_id from raw_adtech_interactions group by 1 order by count(*) desc, 1 limit 1"
-                           ).fetchone()[0]
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def baseline(pipeline, tmp_path_factory, key):
     """The dag.test() path on the same generated data, with the same erasure: what the marts must be."""
     home = Paths(tmp_path_factory.mktemp("baseline")).ensure()
     for d in ("landing", "restricted", "warehouse", "analytics"):
         shutil.copytree(pipeline.home / d, home.home / d, dirs_exist_ok=True)
-    cookie = _subject(home.raw_db)
+    cookie = busiest_cookie(home.raw_db)
     jobs.register_requests([Request("cookie_id", cookie, "scheduler test")], ctx(home, key))
     out = run_erasure(home, key)
     assert out["verify"]["verified"] == 1

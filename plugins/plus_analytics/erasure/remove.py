@@ -81,21 +81,31 @@ def _select_quarantine(con, subjects: list[requests.Subject]) -> list[tuple]:
     return sorted(hits)
 
 
-def select(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
-    """Record what ``apply`` will remove for the resolved requests ``ids``; ``con`` is the ledger
-    (read-write) with the restricted zone attached read-only as ``raw``."""
-    subjects = requests.subjects(con, key, tomb_key, ids)
+def _record_selection(con, subjects: list[requests.Subject], sources: list[Source]) -> dict:
+    """Add to the ledger's selection of ``subjects``' requests whatever it does not hold yet (``con``'s
+    current database is the ledger, the restricted zone attached as ``raw``). Returns what was added."""
     requests.load_subjects_table(con, subjects)
     _select_rows(con, sources)
     redactions = _select_redactions(con, sources)
     quarantined = _select_quarantine(con, subjects)
     with transaction(con):
-        sqlf.run(con, SQL, "store_rows")
-        insert_rows(con, "erasure_redactions", redactions)
-        insert_rows(con, "erasure_quarantine", quarantined)
+        rows = sqlf.run(con, SQL, "store_rows").fetchone()[0]
+        sqlf.run(con, SQL, "redactions_table")
+        insert_rows(con, "_redactions", redactions)
+        sqlf.run(con, SQL, "store_redactions")
+        sqlf.run(con, SQL, "quarantine_table")
+        insert_rows(con, "_quarantined", quarantined)
+        sqlf.run(con, SQL, "store_quarantine")
+    return {"rows": rows, "redactions": len(redactions), "quarantined": len(quarantined)}
+
+
+def select(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
+    """Record what ``apply`` will remove for the resolved requests ``ids``; ``con`` is the ledger
+    (read-write) with the restricted zone attached read-only as ``raw``."""
+    added = _record_selection(con, requests.subjects(con, key, tomb_key, ids), sources)
+    with transaction(con):
         requests.advance(con, ids, "selected", run_id)
-    return {"requests": len(ids), "rows": duck.scalar(con, "select count(*) from _erase_rows"),
-            "redactions": len(redactions), "quarantined": len(quarantined)}
+    return {"requests": len(ids), **added}
 
 
 def _landing(con, landing: Path, ids: list[str]) -> dict[str, int]:
@@ -155,10 +165,15 @@ def apply(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: M
     zone = duck.scalar(con, "select current_database()")
     con.execute("use ledger")
     subjects = requests.subjects(con, key, tomb_key, ids)
+    # Rows of the subject an ingest loaded since the selection (the restricted zone's write lock, held
+    # from here to the end, keeps any more from arriving): the selection grows to hold them too. Ingest
+    # and selection exclude each other on that lock, so "since" is safely told by the clock.
+    ingested = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
+    topped_up = _record_selection(con, subjects, sources) if ingested else {"rows": 0, "ingests_since_selection": 0}
     con.execute(f"use {zone}")
     changed = _landing(con, landing, ids)
     _restricted(con, sources, subjects, ids)
     con.execute("use ledger")
     _record(con, ids, changed, run_id)
     con.execute(f"use {zone}")
-    return {"requests": len(ids), "landing_files_rewritten": len(changed)}
+    return {"requests": len(ids), "landing_files_rewritten": len(changed), "selection_topped_up": topped_up}

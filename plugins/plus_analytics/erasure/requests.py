@@ -7,7 +7,8 @@ next one resumes each request at the first step not done, and a request is never
 along than it is.
 
     pending -> resolved -> selected -> removed -> restaged -> published -> rewritten -> verified | no_data
-                                                                                     -> failed (rechecked)
+       ^                                                                                 |
+       +---------------------- failed (propagated again by the next run) <---------------+
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from plus_analytics.storage.duck import insert_rows, transaction, update_rows
 SQL = "erasure/erasure.sql"
 STEPS = ("registered", "resolved", "selected", "removed", "restaged", "published", "rewritten", "verified")
 #: The status a request has when each step may take it.
-WAITING_FOR = {"resolve": ("pending",), "select": ("resolved",), "remove": ("selected",), "restage": ("removed",),
-               "confirm_published": ("restaged",), "rewrite": ("published",), "verify": ("rewritten", "failed")}
+WAITING_FOR = {"resolve": ("pending", "failed"), "select": ("resolved",), "remove": ("selected",), "restage": ("removed",),
+               "confirm_published": ("restaged",), "rewrite": ("published",), "verify": ("rewritten",)}
 DONE = ("verified", "no_data")
 IN_PROGRESS = ("resolved", "selected", "removed", "restaged", "published", "rewritten")
 

@@ -10,7 +10,8 @@ and every pseudonym of the subject under the active key, finds nothing:
 
 A request whose identifier was found nowhere, and whose checks all find nothing, is ``no_data`` (the
 DPO's answer: we hold nothing about you), never ``verified`` by default; a request any check finds
-something for is ``failed`` and is checked again by every run until it passes. The sealed forms are
+something for is ``failed``: the next run propagates it again from resolution (whatever was missed or
+arrived since is selected, removed and rewritten) and verifies again, until it passes. The sealed forms are
 destroyed once a request passes.
 """
 

@@ -1,0 +1,138 @@
+"""Erasure steps interleaved with ingest of the same days, as the real scheduler runs them (the
+daily ingest DAGs, a backfill and ``plus_erasure`` at once): whatever lands between two steps, the
+request ends verified with no byte of the person left; a request that fails verification is carried
+out again by the next run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plus_analytics import jobs
+from plus_analytics.config import Paths
+from plus_analytics.erasure.intake import Request
+from plus_analytics.ingest.loader import ingest_partition
+from plus_analytics.policy import load_policy
+from plus_analytics.storage.files import scan_bytes
+from tests.conftest import DAYS, START
+from tests.helpers import busiest_cookie, ctx, erasure_subject, opened, run_erasure
+
+pytestmark = pytest.mark.integration
+LATE_FILE = "part-99999.ndjson"
+
+
+@pytest.fixture
+def home(pipeline, tmp_path) -> Paths:
+    home = Paths(tmp_path / "home")
+    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
+    for stale in home.builds.glob("*"):
+        stale.unlink()
+    return home
+
+
+def _register(home: Paths, key) -> tuple[str, dict]:
+    subject = erasure_subject(home.raw_db)
+    [rid] = jobs.register_requests([Request("email", subject["email"], "test DPO")], ctx(home, key))
+    return rid, subject
+
+
+def _reingest_everything(home: Paths, key) -> dict:
+    """What a backfill does: every source, every day, ingested and staged again; the sources where people
+    are seen by their cookies and accounts last (as when their product's daily DAG runs after the backfill)."""
+    c, last = ctx(home, key), START + dt.timedelta(days=DAYS - 1)
+    out = {}
+    for src in sorted(load_policy(), key=lambda s: s in ("platform_usage_events", "adtech_interactions")):
+        out[src] = jobs.ingest_source(src, START, c, until=last)
+        jobs.stage_source(src, START, c, until=last)
+    return out
+
+
+def _land_event_of(home: Paths, account: str) -> str:
+    """A new usage event of ``account`` in a new landing file of the first day (an upstream re-sync)."""
+    event = {"event_id": "ev_resync_000001", "event_ts": f"{START}T10:00:00Z", "account_id": account,
+             "session_id": "ses_resync_1", "cookie_id": None, "product": "crm", "event_type": "page_view",
+             "feature": "contacts", "ip": "1.46.3.4", "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}
+    path = home.landing / "platform_usage_events" / f"dt={START}" / LATE_FILE
+    path.write_text(json.dumps(event) + "\n")
+    return str(path)
+
+
+def _status(home: Paths, rid: str) -> str:
+    with opened(home.privacy_db, read_only=True) as con:
+        return con.execute("select status from tombstones where request_id = ?", [rid]).fetchone()[0]
+
+
+def _nothing_left(home: Paths, subject: dict) -> None:
+    assert scan_bytes(home.home, [f.encode() for f in subject["forms"]]) == {}
+
+
+@pytest.mark.parametrize("who", ["person", "cookie"])
+def test_an_ingest_between_resolution_and_selection_loses_nothing(home, key, who):
+    """A backfill re-ingests every day after the request was resolved and before its rows are selected:
+    ingest must not forget the identifiers the selection finds rows by (the cookie's account is referenced
+    by other people's CRM records, conversations and campaigns: the references the selection redacts)."""
+    if who == "person":
+        rid, subject = _register(home, key)
+    else:
+        subject = {"forms": [busiest_cookie(home.raw_db)]}
+        [rid] = jobs.register_requests([Request("cookie_id", subject["forms"][0], "test DPO")], ctx(home, key))
+    assert jobs.erasure_resolve(ctx(home, key))["requests"] == 1
+    reingested = _reingest_everything(home, key)
+    assert sum(r["rows_suppressed"] for r in reingested.values()) == 0, "not removed yet: loaded like anyone's"
+    out = run_erasure(home, key)
+    assert out["verify"]["verified"] == 1, out["verify"]
+    assert _status(home, rid) == "verified"
+    _nothing_left(home, subject)
+
+
+def test_rows_loaded_between_selection_and_removal_are_removed(home, key):
+    """An ingest loads a new row of the subject after the selection was recorded: the removal, under the
+    restricted zone's write lock, tops the selection up and removes it too."""
+    rid, subject = _register(home, key)
+    c = ctx(home, key)
+    jobs.erasure_resolve(c)
+    jobs.erasure_select(c)
+    late = _land_event_of(home, subject["account"])
+    loaded = jobs.ingest_source("platform_usage_events", START, c)
+    assert loaded["rows_suppressed"] == 0
+    removed = jobs.erasure_remove(c)
+    assert removed["selection_topped_up"]["rows"] >= 1, removed
+    out = run_erasure(home, key)
+    assert out["verify"]["verified"] == 1, out["verify"]
+    assert subject["account"].encode() not in Path(late).read_bytes()
+    _nothing_left(home, subject)
+
+
+def test_after_removal_a_late_arrival_is_suppressed(home, key):
+    rid, subject = _register(home, key)
+    c = ctx(home, key)
+    for step in ("resolve", "select", "remove"):
+        getattr(jobs, f"erasure_{step}")(c)
+    _land_event_of(home, subject["account"])
+    assert jobs.ingest_source("platform_usage_events", START, c)["rows_suppressed"] == 1
+    assert run_erasure(home, key)["verify"]["verified"] == 1
+    _nothing_left(home, subject)
+
+
+def test_a_failed_request_is_carried_out_again_by_the_next_run(home, key):
+    """A row of the subject that escaped the removal (loaded with suppression bypassed, as an older
+    release or a hand-run load would) makes verification fail; the next run removes it and verifies."""
+    rid, subject = _register(home, key)
+    c = ctx(home, key)
+    for step in ("resolve", "select", "remove"):
+        getattr(jobs, f"erasure_{step}")(c)
+    late = _land_event_of(home, subject["account"])
+    with opened(home.raw_db) as con:
+        assert ingest_partition(con, load_policy()["platform_usage_events"], START, home.landing, key, None).rows_loaded > 0
+    first = run_erasure(home, key, report=False)
+    assert first["verify"]["failed"] == 1, first["verify"]
+    assert _status(home, rid) == "failed"
+    second = run_erasure(home, key)
+    assert second["resolve"]["requests"] == 1 and second["remove"]["requests"] == 1
+    assert second["verify"]["verified"] == 1, second["verify"]
+    assert subject["account"].encode() not in Path(late).read_bytes()
+    _nothing_left(home, subject)
