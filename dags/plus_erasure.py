@@ -10,7 +10,7 @@ so a failed or killed run is resumed by the next one where each request stands:
 **remove** (landing files, restricted zone, quarantine) → **restage** (staging) → **write_audit_publish**
 (marts rebuilt, gated, published) → **confirm_published** → **rewrite** (database files rewritten so no
 deleted value survives in free blocks) → **verify** (rows, staging, marts and every byte under the data
-directory: verified, no data found, or failed and rechecked) → **dpo_report** (report and signed
+directory: verified, no data found, or failed and carried out again from resolve by the next run) → **dpo_report** (report and signed
 certificates; an overdue or failed request fails the run loudly).
 """
 

@@ -160,7 +160,7 @@ def verify(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids:
                  check_result=checks["bytes"], detail=f"files containing any form of the subject's identifiers "
                                                        f"({patterns[rid]} byte patterns, {scanned} files scanned)"),
             dict(request_id=rid, event=outcome[rid], layer="all", detail="every check found nothing" if outcome[rid] != "failed"
-                 else "something of the subject remains: see the checks above; checked again by every run")]
+                 else "something of the subject remains: see the checks above; the next run carries the request out again and re-verifies")]
     _record(con, ids, outcome, records, run_id)
     return {"requests": len(ids), **{s: sum(1 for o in outcome.values() if o == s) for s in ("verified", "no_data", "failed")}}
 
