@@ -64,8 +64,10 @@ class RestApiRecords:
         base = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'http'}://{conn.host}:{conn.port or 8080}"
         return cls(httpx.Client(base_url=base.rstrip("/"), timeout=60), conn.login, conn.password, since)
 
-    def _get(self, path: str, **params) -> dict:
+    def _get(self, path: str, missing_ok: bool = False, **params) -> dict:
         r = self.client.get(path, params=params, headers=self.headers)
+        if missing_ok and r.status_code == 404:
+            return {}
         if r.status_code >= 300:
             raise AuditIncomplete(f"Airflow's API answered HTTP {r.status_code} for {path.split('?')[0]}")
         return r.json()
@@ -87,8 +89,9 @@ class RestApiRecords:
                 yield f"metadata:dag_run.conf:{r['dag_id']}/{r['dag_run_id']}", json.dumps(r["conf"], ensure_ascii=False)
         for x in self._pages("/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries", "xcom_entries", **since):
             where = f"{x['dag_id']}/{x['run_id']}/{x['task_id']}/{x['key']}"
+            # missing_ok: an entry listed a moment ago is gone when its task was retried or cleared since
             value = self._get(f"/api/v2/dags/{x['dag_id']}/dagRuns/{x['run_id']}/taskInstances/{x['task_id']}/xcomEntries/"
-                              f"{x['key']}", map_index=x["map_index"], stringify=True).get("value")
+                              f"{x['key']}", missing_ok=True, map_index=x["map_index"], stringify=True).get("value")
             if value:
                 yield f"metadata:xcom:{where}", str(value)
         for t in self._pages("/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", **since):
