@@ -108,10 +108,13 @@ def _write(landing, src, rows: list[dict]) -> None:
         (part / "part-00000.ndjson").write_bytes(b"".join(_json_line(r) for r in rows))
     else:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(src.column_names), lineterminator="\n")
+        # CRLF records, as RFC 4180 exporters write them: a value holding a CR or LF is then quoted. (With
+        # "\n" records Python leaves a lone CR unquoted, which ends the record for every CSV reader: a
+        # different, broken file, whose two halves ingest quarantines, each with its reason.)
+        w = csv.DictWriter(buf, fieldnames=list(src.column_names), lineterminator="\r\n")
         w.writeheader()
         w.writerows(rows)
-        (part / "part-00000.csv").write_text(buf.getvalue(), encoding="utf-8")
+        (part / "part-00000.csv").write_bytes(buf.getvalue().encode("utf-8"))
 
 
 def _poison(landing, values: list[str]) -> int:
