@@ -97,7 +97,7 @@ insert into erasure_redactions select * from _redactions except select * from er
 -- name: quarantine_table
 create or replace temp table _quarantined (request_id varchar, source varchar, _dt date, _file varchar, _line bigint)
 
--- name: store_quarantine
+-- name: store_quarantined
 insert into erasure_quarantine select * from _quarantined except select * from erasure_quarantine
 
 -- name: removed_per_table

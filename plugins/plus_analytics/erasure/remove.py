@@ -82,28 +82,23 @@ def _select_quarantine(con, subjects: list[requests.Subject]) -> list[tuple]:
 
 
 def _record_selection(con, subjects: list[requests.Subject], sources: list[Source]) -> dict:
-    """Add to the ledger's selection of ``subjects``' requests whatever it does not hold yet (``con``'s
-    current database is the ledger, the restricted zone attached as ``raw``). Returns what was added."""
+    """Add to the ledger's selection of ``subjects``' requests whatever it does not hold yet, inside the
+    caller's transaction (``con``'s current database is the ledger, the restricted zone attached as
+    ``raw``). Returns how many rows, redactions and quarantined lines were added."""
     requests.load_subjects_table(con, subjects)
     _select_rows(con, sources)
-    redactions = _select_redactions(con, sources)
-    quarantined = _select_quarantine(con, subjects)
-    with transaction(con):
-        rows = sqlf.run(con, SQL, "store_rows").fetchone()[0]
-        sqlf.run(con, SQL, "redactions_table")
-        insert_rows(con, "_redactions", redactions)
-        sqlf.run(con, SQL, "store_redactions")
-        sqlf.run(con, SQL, "quarantine_table")
-        insert_rows(con, "_quarantined", quarantined)
-        sqlf.run(con, SQL, "store_quarantine")
-    return {"rows": rows, "redactions": len(redactions), "quarantined": len(quarantined)}
+    sqlf.run(con, SQL, "redactions_table")
+    insert_rows(con, "_redactions", _select_redactions(con, sources))
+    sqlf.run(con, SQL, "quarantine_table")
+    insert_rows(con, "_quarantined", _select_quarantine(con, subjects))
+    return {what: sqlf.run(con, SQL, f"store_{what}").fetchone()[0] for what in ("rows", "redactions", "quarantined")}
 
 
 def select(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
-    """Record what ``apply`` will remove for the resolved requests ``ids``; ``con`` is the ledger
-    (read-write) with the restricted zone attached read-only as ``raw``."""
-    added = _record_selection(con, requests.subjects(con, key, tomb_key, ids), sources)
+    """Record what ``apply`` will remove for the resolved requests ``ids``, and the step, in one ledger
+    transaction; ``con`` is the ledger (read-write) with the restricted zone attached read-only as ``raw``."""
     with transaction(con):
+        added = _record_selection(con, requests.subjects(con, key, tomb_key, ids), sources)
         requests.advance(con, ids, "selected", run_id)
     return {"requests": len(ids), **added}
 
@@ -168,8 +163,10 @@ def apply(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: M
     # Rows of the subject an ingest loaded since the selection (the restricted zone's write lock, held
     # from here to the end, keeps any more from arriving): the selection grows to hold them too. Ingest
     # and selection exclude each other on that lock, so "since" is safely told by the clock.
-    ingested = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
-    topped_up = _record_selection(con, subjects, sources) if ingested else {"rows": 0, "ingests_since_selection": 0}
+    topped_up = {"ingests_since_selection": sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]}
+    if topped_up["ingests_since_selection"]:
+        with transaction(con):
+            topped_up.update(_record_selection(con, subjects, sources))
     con.execute(f"use {zone}")
     changed = _landing(con, landing, ids)
     _restricted(con, sources, subjects, ids)
