@@ -9,10 +9,12 @@ export GX_ANALYTICS_ENABLED := false
 
 .PHONY: demo test lint airflow setup system-packages clean bench bench-scale
 
-$(BIN)/.installed: requirements.lock pyproject.toml
+# --compile-bytecode: wheels install without .pyc and PYTHONDONTWRITEBYTECODE may be set (it is on our machines),
+# and then every process (each airflow command, each task, each benchmark step) compiles Airflow from source: 5 s.
+$(BIN)/.installed: requirements.lock pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
