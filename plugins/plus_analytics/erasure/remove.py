@@ -163,8 +163,9 @@ def apply(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: M
     # Rows of the subject an ingest loaded since the selection (the restricted zone's write lock, held
     # from here to the end, keeps any more from arriving): the selection grows to hold them too. Ingest
     # and selection exclude each other on that lock, so "since" is safely told by the clock.
-    topped_up = {"ingests_since_selection": sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]}
-    if topped_up["ingests_since_selection"]:
+    ingests = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
+    topped_up = {"ingests_since_selection": ingests, "rows": 0, "redactions": 0, "quarantined": 0}
+    if ingests:
         with transaction(con):
             topped_up.update(_record_selection(con, subjects, sources))
     con.execute(f"use {zone}")
