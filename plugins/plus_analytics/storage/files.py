@@ -27,11 +27,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: readers see the old file or the new one, never a mix."""
+def atomic_write_bytes(path: Path, data: bytes | list) -> None:
+    """Replace ``path`` with ``data`` (bytes, or a list of byte buffers written one after the other):
+    readers see the old file or the new one, never a mix."""
     tmp = path.with_name(path.name + ".writing")
     with open(tmp, "wb") as fh:
-        fh.write(data)
+        if isinstance(data, list):
+            fh.writelines(data)
+        else:
+            fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

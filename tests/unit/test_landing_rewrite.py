@@ -1,0 +1,94 @@
+"""Blanking and redacting landing lines: the spliced rewrite gives exactly what splitting the file into
+lines, replacing some and joining them again gives, on any bytes (CR, invalid UTF-8, no final newline,
+line numbers past the end), and a rerun changes nothing."""
+
+import csv
+import io
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plus_analytics.ingest import landing as landing_module
+from plus_analytics.ingest.landing import rewrite_lines
+from plus_analytics.policy import REDACTED
+
+
+def reference(data: bytes, gone: set[int], redact: dict[int, set[str]], header: list[str] | None) -> bytes:
+    """What the rewrite must produce, the obvious way: one object per line."""
+    lines = data.split(b"\n")
+    for k, cols in redact.items():
+        if k not in gone and 0 < k <= len(lines) and lines[k - 1]:
+            if header is None:
+                obj = json.loads(lines[k - 1])
+                obj.update(dict.fromkeys(cols, REDACTED))
+                lines[k - 1] = json.dumps(obj, ensure_ascii=False).encode()
+            else:
+                fields = next(csv.reader([lines[k - 1].decode()]))
+                for c in cols:
+                    fields[header.index(c)] = REDACTED
+                buf = io.StringIO()
+                csv.writer(buf, lineterminator="").writerow(fields)
+                lines[k - 1] = buf.getvalue().encode()
+    for k in gone:
+        if 0 < k <= len(lines):
+            lines[k - 1] = b""
+    return b"\n".join(lines)
+
+
+hostile_line = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\n" not in b),   # anything: invalid UTF-8, NUL, lone CR
+    st.text(max_size=20).map(lambda t: t.replace("\n", " ").encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"", b"\r", "ข้อความ ไทย".encode(), b'{"x": 1}\r']),
+)
+json_row = st.fixed_dictionaries({"email": st.text(max_size=12), "n": st.integers()}).map(
+    lambda d: json.dumps(d, ensure_ascii=False).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.one_of(hostile_line, json_row), max_size=30), final_newline=st.booleans(),
+       gone=st.sets(st.integers(-2, 35), max_size=8), picks=st.sets(st.integers(-2, 35), max_size=6),
+       chunk=st.sampled_from([1, 3, 7, 64, landing_module.NEWLINE_CHUNK]))
+def test_blanking_and_redaction_equal_the_line_by_line_rewrite(tmp_path_factory, lines, final_newline, gone, picks, chunk):
+    body = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    split = body.split(b"\n")
+    # redact only lines that hold a JSON object with the column (the pipeline only redacts loaded rows)
+    redact = {k: {"email"} for k in picks if 0 < k <= len(split) and split[k - 1].startswith(b'{"email"')}
+    landing = tmp_path_factory.mktemp("landing")
+    (landing / "src").mkdir()
+    (landing / "src" / "part-0.ndjson").write_bytes(body)
+    default, landing_module.NEWLINE_CHUNK = landing_module.NEWLINE_CHUNK, chunk  # newlines on chunk boundaries
+    try:
+        changed = rewrite_lines(landing, {"src/part-0.ndjson": gone}, {"src/part-0.ndjson": redact})
+    finally:
+        landing_module.NEWLINE_CHUNK = default
+    expected = reference(body, gone, redact, None)
+    assert (landing / "src" / "part-0.ndjson").read_bytes() == expected
+    assert changed == {"src/part-0.ndjson": sum(1 for k in gone if 0 < k <= len(split)) +
+                       sum(1 for k in redact if k not in gone and split[k - 1])}
+    rewrite_lines(landing, {"src/part-0.ndjson": gone}, {"src/part-0.ndjson": redact})
+    assert (landing / "src" / "part-0.ndjson").read_bytes() == expected  # a rerun changes nothing
+
+
+def test_csv_redaction_uses_the_header_and_keeps_quoting(tmp_path):
+    body = b'id,email,note\r\n1,a@example.com,"x, y"\n2,b@example.com,"he said ""hi"""\n3,,z'
+    (tmp_path / "crm").mkdir()
+    path = tmp_path / "crm" / "part-0.csv"
+    path.write_bytes(body)
+    header = ["id", "email", "note\r"]
+    changed = rewrite_lines(tmp_path, {"crm/part-0.csv": {4, 99}}, {"crm/part-0.csv": {2: {"email"}, 3: {"email"}, 4: {"email"}}})
+    assert path.read_bytes() == reference(body, {4, 99}, {2: {"email"}, 3: {"email"}}, header)
+    assert path.read_bytes().split(b"\n")[1] == f'1,{REDACTED},"x, y"'.encode()
+    assert changed == {"crm/part-0.csv": 3}
+
+
+def test_many_files_at_once_and_a_missing_file_is_not_reported(tmp_path):
+    (tmp_path / "s").mkdir()
+    for i in range(12):
+        (tmp_path / "s" / f"part-{i}.ndjson").write_bytes(b"\n".join(f'{{"i": {i}, "l": {j}}}'.encode() for j in range(50)))
+    blank = {f"s/part-{i}.ndjson": {i + 1, 50} for i in range(12)} | {"s/gone.ndjson": {1}}
+    assert rewrite_lines(tmp_path, blank) == {f"s/part-{i}.ndjson": 2 for i in range(12)}
+    for i in range(12):
+        lines = (tmp_path / "s" / f"part-{i}.ndjson").read_bytes().split(b"\n")
+        assert len(lines) == 50 and lines[i] == b"" and lines[49] == b"" and lines[i + 1 if i < 48 else 0]
+    assert not list(tmp_path.rglob("*.writing"))
