@@ -20,11 +20,18 @@ select s.request_id, r._file, r._line from raw.{{ table }} r
 join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
 join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
 
+-- name: subject_rows
+-- The subject columns of the rows of {{ table }} a subject's identifiers were found in (found once per
+-- source and round, then read once per column).
+create or replace temp table _subject_rows as
+select h.request_id, {{ columns }}
+from (select distinct request_id, _file, _line from ({{ hits }})) h
+join raw.{{ table }} r on r._file = h._file and r._line = h._line
+
 -- name: linked
--- The other identifiers, in subject columns, of the rows a subject's identifiers were found in.
-select h.request_id, {{ kind }} as kind, m.pseudonym
-from ({{ hits }}) h join raw.{{ table }} r on r._file = h._file and r._line = h._line
-join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
+-- The identifiers in one subject column of those rows.
+select r.request_id, {{ kind }} as kind, m.pseudonym
+from _subject_rows r join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
 where m.pseudonym is not null
 
 -- name: expand
@@ -185,10 +192,13 @@ update tombstones set verified_at = $value where request_id in (select unnest($i
 update tombstones set restaged_version = $value where request_id in (select unnest($ids))
 
 -- name: rekey_subject
-update tombstone_subjects set pseudonym = ?, key_version = ? where request_id = ? and kind = ? and blind = ?
+update tombstone_subjects as t set pseudonym = u.pseudonym, key_version = cast(u.key_version as integer)
+from _update_rows as u where t.request_id = u.request_id and t.kind = u.kind and t.blind = u.blind
 
 -- name: reseal_subject
-update tombstone_subjects set sealed = ?, key_version = ?, pseudonym = ? where request_id = ? and kind = ? and blind = ?
+update tombstone_subjects as t set sealed = cast(u.sealed as blob), key_version = cast(u.key_version as integer),
+    pseudonym = u.pseudonym
+from _update_rows as u where t.request_id = u.request_id and t.kind = u.kind and t.blind = u.blind
 
 -- name: subjects_to_rekey
 select request_id, kind, blind, sealed from tombstone_subjects where sealed is not null and key_version <> ?

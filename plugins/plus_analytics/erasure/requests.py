@@ -92,5 +92,5 @@ def rekey_requests(con, key: MasterKey, tomb_key: MasterKey) -> int:
     updates = [(key.pseudonym(kind, unseal(tomb_key, rid, kind, sealed)[0]), key.version, rid, kind, blind)
                for rid, kind, blind, sealed in rows]
     with transaction(con):
-        update_rows(con, sqlf.named(SQL, "rekey_subject"), updates)
+        update_rows(con, sqlf.named(SQL, "rekey_subject"), updates, ["pseudonym", "key_version", "request_id", "kind", "blind"])
     return len(updates)

@@ -35,9 +35,10 @@ def expand(con, sources: list[Source]) -> int:
     for _ in range(MAX_ROUNDS):
         for src in sources:
             if src.subject:
-                hits = hits_sql(src, src.subject)
-                linked = " union ".join(sqlf.named(SQL, "linked", hits=hits, table=src.raw_table, column=q(c),
-                                                   kind=sql_string(src.column(c).kind)) for c in src.subject)
+                sqlf.run(con, SQL, "subject_rows", hits=hits_sql(src, src.subject), table=src.raw_table,
+                         columns=", ".join(f"r.{q(c)}" for c in src.subject))
+                linked = " union ".join(sqlf.named(SQL, "linked", column=q(c), kind=sql_string(src.column(c).kind))
+                                        for c in src.subject)
                 sqlf.run(con, SQL, "expand", linked=linked)
         grown = duck.scalar(con, "select count(*) from _subjects")
         if grown == size:
@@ -67,7 +68,8 @@ def resolve(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids
             new.append((rid, kind, pseudonym, key.version, tomb_key.pseudonym(kind, normalized), sealed))
     with transaction(con):
         insert_rows(con, "tombstone_subjects", new)
-        update_rows(con, sqlf.named(SQL, "reseal_subject"), resealed)
+        update_rows(con, sqlf.named(SQL, "reseal_subject"), resealed,
+                    ["sealed", "key_version", "pseudonym", "request_id", "kind", "blind"])
         evidence.append_many(con, [dict(request_id=rid, event="resolved", layer="restricted", location="id_map",
                                         check_result=n, detail="identifiers of the subject found in the restricted zone "
                                                                "(the one given included)") for rid, n in linked.items()])

@@ -82,10 +82,14 @@ def insert_rows(con, table: str, rows: list[tuple]) -> int:
     return len(rows)
 
 
-def update_rows(con, sql: str, rows: list[tuple]) -> None:
-    """``executemany`` that accepts an empty list."""
-    if rows:
-        con.executemany(sql, rows)
+def update_rows(con, sql: str, rows: list[tuple], columns: list[str]) -> None:
+    """One set-based ``sql`` (an ``update ... from _update_rows``) over ``rows``, read as the relation
+    ``_update_rows`` with ``columns``; nothing when empty. One statement, not one per row."""
+    if not rows:
+        return
+    import pandas as pd
+
+    with_frame(con, "_update_rows", pd.DataFrame(rows, columns=columns, dtype=object), sql)
 
 
 def tables(con, database: str | None = None, schema: str = "main") -> set[str]:
