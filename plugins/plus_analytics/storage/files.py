@@ -98,16 +98,34 @@ def rewrite_database(path: Path) -> int:
     return path.stat().st_size
 
 
-def _scan_file(ac, path: Path, overlap: int) -> set[int]:
+def _matcher(needles: list[bytes]):
+    """A Hyperscan database matching every needle as an exact byte string (each byte escaped, so NUL and
+    any other byte are literal), each reported once per scan, whatever else overlaps it."""
+    import hyperscan
+
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=[b"".join(b"\\x%02x" % c for c in n) for n in needles], ids=list(range(len(needles))),
+               elements=len(needles), flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(needles))
+    return db
+
+
+def _scan_file(db, path: Path, overlap: int) -> set[int]:
     """Needle indexes found in one file, read in chunks (a database file can be larger than memory
     should hold); consecutive chunks overlap by the longest needle less one byte, so nothing straddling
-    a boundary is missed."""
+    a boundary is missed. Each thread has its own scratch space."""
+    import hyperscan
+
     hits: set[int] = set()
+    scratch = hyperscan.Scratch(db)
+
+    def found(needle: int, start: int, end: int, flags: int, context) -> None:
+        hits.add(needle)
+
     tail = b""
     with open(path, "rb") as fh:
         while chunk := fh.read(SCAN_CHUNK):
             data = tail + chunk
-            hits.update(m[0] for m in ac.find_matches_as_indexes(data, overlapping=True))
+            db.scan(data, match_event_handler=found, scratch=scratch)
             tail = data[-overlap:] if overlap else b""
     return hits
 
@@ -125,20 +143,20 @@ def files_under(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
 
 def scan_bytes(paths: Path | Iterable[Path], needles: list[bytes]) -> dict[str, list[int]]:
     """{file: [needle indexes found]} over the raw bytes of ``paths`` (a directory: every file under
-    it), Aho-Corasick on every core (the matcher releases the GIL). A file that cannot be read is
+    it), Hyperscan on every core (it releases the GIL while it scans). A file that cannot be read is
     reported as a hit of every needle: a scan that could not look must not pass."""
-    from ahocorasick_rs import BytesAhoCorasick
-
     if not needles:
         raise ValueError("a byte scan with nothing to look for proves nothing")
+    if not all(needles):
+        raise ValueError("an empty needle would match every file")
     if isinstance(paths, Path) and paths.is_dir():
         paths = files_under(paths)
-    ac = BytesAhoCorasick(needles)
+    db = _matcher(needles)
     overlap = max(map(len, needles)) - 1
 
     def scan(p: Path) -> tuple[str, set[int]]:
         try:
-            return str(p), _scan_file(ac, p, overlap)
+            return str(p), _scan_file(db, p, overlap)
         except FileNotFoundError:
             return str(p), set()  # removed while we walked (a rewrite's temporary file)
         except OSError:
