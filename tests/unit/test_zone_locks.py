@@ -1,6 +1,7 @@
 """The zone-lock discipline (plus_analytics.storage.locks), process against process, without Airflow or
 DuckDB: readers share, a writer excludes, a bounded wait names the holder, a killed holder releases,
-a waiting writer is not starved by new readers, and sessions never nest."""
+a waiting writer is not starved by new readers, and sessions never nest; a new build clears the lock files
+of builds that finished or died, never those of a build that is running."""
 
 from __future__ import annotations
 
@@ -104,3 +105,20 @@ def test_sessions_do_not_nest(zone_file, tmp_path):
         pass
     with locks.hold({tmp_path / "staging.duckdb": True}, timeout=1):  # usable again once the first has ended
         pass
+
+
+def test_unfinished_builds_and_lock_files_left_by_renamed_builds_go_unless_a_build_is_running(tmp_path):
+    from plus_analytics.marts.publish import remove_unfinished_builds
+
+    died = tmp_path / "building-20261126T000000-aaaaaaaa.duckdb"  # a build that died before its rename
+    died.write_bytes(b"partial")
+    renamed = tmp_path / "building-20261126T000001-bbbbbbbb.duckdb"  # finished: renamed, its lock files left
+    for p in (locks.lock_file(renamed), tmp_path / (locks.lock_file(renamed).name + ".turn")):
+        p.write_bytes(b"")
+    running = tmp_path / "building-20261126T000002-cccccccc.duckdb"
+    running.write_bytes(b"in progress")
+    with holder(running, True, 60):
+        removed = remove_unfinished_builds(tmp_path)
+    assert sorted(removed) == [died.name, renamed.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [running.name, locks.lock_file(running).name, locks.lock_file(running).name + ".turn"])

@@ -91,9 +91,12 @@ def remove_stale_builds(builds: Path, upto_version: int) -> list[str]:
 
 def remove_unfinished_builds(builds: Path) -> list[str]:
     """Build files still under their temporary name whose build is not running (its lock is free): a
-    build that died before it finished. Removed before a new build starts."""
+    build that died before it finished; and the lock files a finished build left under that name when it
+    was renamed. Removed before a new build starts."""
     removed = []
-    for f in sorted(builds.glob("building-*.duckdb")):
+    names = {f.name for f in builds.glob("building-*.duckdb")} | \
+        {f.name.removesuffix(".lock") for f in builds.glob("building-*.duckdb.lock")}
+    for f in sorted(builds / n for n in names):
         try:
             with locks.hold({f: True}, timeout=0):
                 _remove_build(f)
