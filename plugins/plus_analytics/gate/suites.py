@@ -16,10 +16,14 @@ failed and never which values, so validation results, Data Docs, logs and except
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import shutil
+import sys
+import threading
+import types
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -135,9 +139,43 @@ def _expand(template: dict, column: str) -> dict:
     return json.loads(json.dumps(template).replace("{column}", column))
 
 
+#: Modules great_expectations imports at start only for expectations the gate never runs (KL divergence and
+#: Kolmogorov-Smirnov tests, and their charts): 1.5-2 s of every gate task's start, loaded on first use instead.
+DEFERRED_IMPORTS = ("scipy.stats", "altair")
+_DEFER_LOCK = threading.Lock()
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module until something reads one of its attributes; then the real module is imported
+    (and replaces this one in ``sys.modules``) and every attribute read is forwarded to it. ``__spec__`` is
+    None, so an ``import`` statement that finds it does not load it (a ``LazyLoader`` module would be loaded
+    by the import system's own check of its spec)."""
+
+    def __getattr__(self, attr: str):
+        with _DEFER_LOCK:
+            real = self.__dict__.get("_module")
+            if real is None:
+                if sys.modules.get(self.__name__) is self:
+                    del sys.modules[self.__name__]
+                real = self.__dict__["_module"] = importlib.import_module(self.__name__)
+        return getattr(real, attr)
+
+
+def defer_unused_gx_imports() -> list[str]:
+    """Before great_expectations is first imported: stand-ins for :data:`DEFERRED_IMPORTS` not imported yet.
+    Returns the names deferred."""
+    if "great_expectations" in sys.modules:
+        return []
+    names = [n for n in DEFERRED_IMPORTS if n not in sys.modules]
+    for name in names:
+        sys.modules[name] = _Deferred(name)
+    return names
+
+
 def _context(out_dir: Path):
     """A file-backed context inside the build's report folder, so Data Docs can be built."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    defer_unused_gx_imports()
     import great_expectations as gx
 
     ctx = gx.get_context(mode="file", project_root_dir=str(out_dir))
