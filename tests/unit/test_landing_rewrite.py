@@ -1,10 +1,12 @@
-"""Blanking and redacting landing lines: the spliced rewrite gives exactly what splitting the file into
-lines, replacing some and joining them again gives, on any bytes (CR, invalid UTF-8, no final newline,
-line numbers past the end), and a rerun changes nothing."""
+"""Blanking and redacting landing lines: the result is exactly what splitting the file into lines,
+replacing some and joining them again gives, on any bytes (CR, invalid UTF-8, no final newline, line
+numbers past the end); a rerun changes nothing; a file whose changes keep their lengths is overwritten
+where it is, not replaced."""
 
 import csv
 import io
 import json
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,14 +17,16 @@ from plus_analytics.policy import REDACTED
 
 
 def reference(data: bytes, gone: set[int], redact: dict[int, set[str]], header: list[str] | None) -> bytes:
-    """What the rewrite must produce, the obvious way: one object per line."""
+    """What the rewrite must produce, the obvious way: one object per line. A blanked line becomes spaces
+    of its length; a redacted JSON line is padded with spaces to its length when it got shorter."""
     lines = data.split(b"\n")
     for k, cols in redact.items():
-        if k not in gone and 0 < k <= len(lines) and lines[k - 1]:
+        if k not in gone and 0 < k <= len(lines) and lines[k - 1].strip(b" \t\f\v\r"):
             if header is None:
                 obj = json.loads(lines[k - 1])
                 obj.update(dict.fromkeys(cols, REDACTED))
-                lines[k - 1] = json.dumps(obj, ensure_ascii=False).encode()
+                text = json.dumps(obj, ensure_ascii=False).encode()
+                lines[k - 1] = text.ljust(len(lines[k - 1]), b" ")
             else:
                 fields = next(csv.reader([lines[k - 1].decode()]))
                 for c in cols:
@@ -32,7 +36,7 @@ def reference(data: bytes, gone: set[int], redact: dict[int, set[str]], header: 
                 lines[k - 1] = buf.getvalue().encode()
     for k in gone:
         if 0 < k <= len(lines):
-            lines[k - 1] = b""
+            lines[k - 1] = b" " * len(lines[k - 1])
     return b"\n".join(lines)
 
 
@@ -73,7 +77,7 @@ def test_blanking_and_redaction_equal_the_line_by_line_rewrite(tmp_path_factory,
     expected = reference(body, gone, redact, None)
     assert (landing / "src" / "part-0.ndjson").read_bytes() == expected
     assert changed == {"src/part-0.ndjson": sum(1 for k in gone if 0 < k <= len(split)) +
-                       sum(1 for k in redact if k not in gone and split[k - 1])}
+                       sum(1 for k in redact if k not in gone and split[k - 1].strip(b" \t\f\v\r"))}
     rewrite_lines(landing, {"src/part-0.ndjson": gone}, {"src/part-0.ndjson": redact})
     assert (landing / "src" / "part-0.ndjson").read_bytes() == expected  # a rerun changes nothing
 
@@ -98,5 +102,25 @@ def test_many_files_at_once_and_a_missing_file_is_not_reported(tmp_path):
     assert rewrite_lines(tmp_path, blank) == {f"s/part-{i}.ndjson": 2 for i in range(12)}
     for i in range(12):
         lines = (tmp_path / "s" / f"part-{i}.ndjson").read_bytes().split(b"\n")
-        assert len(lines) == 50 and lines[i] == b"" and lines[49] == b"" and lines[i + 1 if i < 48 else 0]
+        assert len(lines) == 50 and not lines[i].strip() and not lines[49].strip() and lines[i + 1 if i < 48 else 0]
+    assert not list(tmp_path.rglob("*.writing"))
+
+
+def test_changes_that_keep_their_length_overwrite_the_file_where_it_is(tmp_path):
+    """Blanks and shorter JSON redactions are written over the old bytes (same file, same size: no copy of
+    the old content left behind in a replaced file's blocks); a longer line makes the file be replaced."""
+    (tmp_path / "s").mkdir()
+    path = tmp_path / "s" / "part-0.ndjson"
+    rows = [{"email": "somchai.longname@example.com", "n": 1}, {"email": "a@b.co", "n": 2}, {"email": "x", "n": 3}]
+    body = b"\n".join(json.dumps(r).encode() for r in rows) + b"\n"
+    path.write_bytes(body)
+    inode = os.stat(path).st_ino
+    assert rewrite_lines(tmp_path, {"s/part-0.ndjson": {2}}, {"s/part-0.ndjson": {1: {"email"}}}) == {"s/part-0.ndjson": 2}
+    after = path.read_bytes()
+    assert os.stat(path).st_ino == inode and len(after) == len(body)
+    first, second, third, _ = after.split(b"\n")
+    assert json.loads(first) == {"email": REDACTED, "n": 1} and first.endswith(b" ") and not second.strip()
+    assert b"somchai" not in after and b"a@b.co" not in after
+    rewrite_lines(tmp_path, {}, {"s/part-0.ndjson": {3: {"email"}}})  # "x" -> the marker: longer
+    assert os.stat(path).st_ino != inode and json.loads(path.read_bytes().split(b"\n")[2])["email"] == REDACTED
     assert not list(tmp_path.rglob("*.writing"))

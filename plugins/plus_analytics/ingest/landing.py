@@ -1,6 +1,12 @@
 """Rewriting landing files in place: blank whole lines (every other row's line number stays valid) and
-redact single fields. Used by erasure and by ingest (late arrivals of erased subjects). Each file is
-replaced atomically; doing it twice gives the same file, so a run that died half-way is simply redone."""
+redact single fields. Used by erasure and by ingest (late arrivals of erased subjects).
+
+A blanked line keeps its length (spaces: ingest skips a line of whitespace as it skips an empty one), and
+a redacted NDJSON line is padded with spaces to its old length (whitespace after a JSON value is no part
+of it); so the changed lines are overwritten where they are, without copying the file. Only a change that
+cannot keep its length (a redacted CSV line, or a redacted line longer than before) makes the file be
+rewritten and replaced atomically. Doing it twice gives the same file, so a run that died half-way is
+simply redone."""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from plus_analytics.policy import REDACTED
-from plus_analytics.storage.files import atomic_write_bytes
+from plus_analytics.storage.files import atomic_write_bytes, overwrite_in_place
 
 #: Files rewritten at once: one file's read, write and fsync overlap the next one's newline index.
 REWRITE_THREADS = 4
 NEWLINE_CHUNK = 8 * 2**20
+#: What a line holding no record may hold besides nothing: ingest skips it, a blanked line is made of it.
+BLANK = " \t\f\v\r"
 
 
 def _redact_line(text: str, cols: set[str], header: list[str] | None) -> str:
@@ -41,10 +49,11 @@ def _newlines(data: bytes) -> np.ndarray:
     return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
-def _rewrite_file(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[list | None, int]:
-    """The new content of one file as a list of byte buffers (None: nothing to change) and how many lines
-    it changes. Lines are found by a vectorized newline index and spliced, never split into one object per
-    line: a landing file holds millions of lines and an erasure touches a few of them."""
+def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
+    """(the file's bytes, its changes as ``(start, end, new bytes)`` in file order, lines changed). Lines
+    are found by a vectorized newline index, never split into one object per line: a landing file holds
+    millions of lines and an erasure touches a few of them. A change equal to what is there is left out
+    (a rerun finds its lines already blank)."""
     data = path.read_bytes()
     newlines = _newlines(data)
     count = len(newlines) + 1  # as bytes.split(b"\n") counts: a final newline ends in an empty last line
@@ -55,39 +64,49 @@ def _rewrite_file(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tu
     header = None
     if path.suffix == ".csv":
         header = next(csv.reader([data[slice(*line(1))].decode("utf-8", "replace")]))
-    new: dict[int, bytes] = {}
+    new: dict[int, tuple[int, int, bytes]] = {}
     for k, cols in redact.items():
-        if k not in gone and 0 < k <= count and (text := data[slice(*line(k))]):
-            new[k] = _redact_line(text.decode("utf-8"), set(cols), header).encode("utf-8")
-    n = len(new)
+        if k not in gone and 0 < k <= count:
+            start, end = line(k)
+            if data[start:end].strip(BLANK.encode()):  # a blank line holds no field to redact
+                text = _redact_line(data[start:end].decode("utf-8"), set(cols), header).encode("utf-8")
+                if header is None and len(text) < end - start:
+                    text += b" " * (end - start - len(text))
+                new[k] = (start, end, text)
     for k in gone:
         if 0 < k <= count:
-            new[k] = b""
-            n += 1
-    view, parts, at, differs = memoryview(data), [], 0, False
-    for k in sorted(new):
-        start, end = line(k)
-        differs = differs or view[start:end] != new[k]
-        parts += [view[at:start], new[k]]
+            start, end = line(k)
+            new[k] = (start, end, b" " * (end - start))
+    changes = [new[k] for k in sorted(new) if data[new[k][0]:new[k][1]] != new[k][2]]
+    return data, changes, len(new)
+
+
+def _spliced(data: bytes, changes: list[tuple[int, int, bytes]]) -> list:
+    view, parts, at = memoryview(data), [], 0
+    for start, end, text in changes:
+        parts += [view[at:start], text]
         at = end
     parts.append(view[at:])
-    return (parts if differs else None), n
+    return parts
 
 
 def rewrite_lines(landing: Path, blank: dict[str, set[int]], redact: dict | None = None) -> dict[str, int]:
     """Blank the lines ``blank`` ({file: line numbers}) and set the fields ``redact`` ({file: {line:
     columns}}) to the redaction marker. Files are relative to ``landing``. Returns lines changed per file.
     Files are done on a few threads: reading, the newline index, writing and fsync release the GIL, so
-    one file's disk wait overlaps the next one's work. Each file is replaced atomically."""
+    one file's disk wait overlaps the next one's work."""
     redact = redact or {}
 
     def one(f: str) -> tuple[str, int | None]:
         path = Path(landing) / f
         if not path.exists():
             return f, None
-        parts, n = _rewrite_file(path, blank.get(f, set()), redact.get(f, {}))
-        if parts is not None:  # a rerun finds its lines already blank: nothing to write
-            atomic_write_bytes(path, parts)
+        data, changes, n = _changes(path, blank.get(f, set()), redact.get(f, {}))
+        if all(end - start == len(text) for start, end, text in changes):
+            if changes:
+                overwrite_in_place(path, [(start, text) for start, _, text in changes])
+        else:
+            atomic_write_bytes(path, _spliced(data, changes))
         return f, n
 
     with ThreadPoolExecutor(max_workers=REWRITE_THREADS) as pool:

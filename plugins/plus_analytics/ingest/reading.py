@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plus_analytics.ingest.landing import BLANK
 from plus_analytics.policy import Source, UndeclaredColumnError
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import with_frame
@@ -89,7 +90,7 @@ def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Pa
         lines, bad = split_lines(Path(f).read_bytes())
         for n in bad:
             lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
-        keep = [i for i, line in enumerate(lines) if line.strip(" \t\f\v\r")]  # blank lines hold no record
+        keep = [i for i, line in enumerate(lines) if line.strip(BLANK)]  # blank lines hold no record
         frame = pd.DataFrame({"n": np.asarray(keep, dtype="int64") + 1, "p": [lines[i] for i in keep]})
         with_frame(con, "_file_lines", frame, sqlf.named(SQL, "insert_file_lines"),
                    {"name": file_name(landing, f), "day": day, "bad": bad})

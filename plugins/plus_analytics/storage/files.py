@@ -1,4 +1,4 @@
-"""Physical erasure of files: atomic rewrites, DuckDB file compaction, pending-rewrite markers, byte scans.
+"""Physical erasure of files: atomic rewrites, overwrites in place, DuckDB file compaction, pending-rewrite markers, byte scans.
 
 DuckDB's DELETE leaves the deleted strings in the file's freed blocks (even after CHECKPOINT and
 VACUUM), so a file that had personal data deleted from it is rewritten: its live data copied into a
@@ -40,6 +40,21 @@ def atomic_write_bytes(path: Path, data: bytes | list) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+    faults.reached("file")
+
+
+def overwrite_in_place(path: Path, spans: list[tuple[int, bytes]]) -> None:
+    """Write each ``(offset, bytes)`` over the same bytes of ``path`` and fsync: the file keeps its size and
+    its blocks, so on an overwrite-in-place file system (ext4, XFS) the old bytes are gone from the disk too,
+    where a replacing rename leaves the whole old file in free blocks. A process killed half-way leaves
+    some spans written and the rest untouched; the caller's rerun writes them again."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for offset, data in spans:
+            os.pwrite(fd, data, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     faults.reached("file")
 
 
