@@ -1,5 +1,6 @@
-"""Rewriting landing files in place: blank whole lines (every other row's line number stays valid) and
-redact single fields. Used by erasure and by ingest (late arrivals of erased subjects).
+"""Rewriting landing files in place: blank whole records (every other row's line number stays valid) and
+redact single fields. Used by erasure and by ingest (late arrivals of erased subjects). A record is one
+line, or for CSV every line a quoted line break makes it span (:mod:`plus_analytics.ingest.csv_records`).
 
 A blanked line keeps its length (spaces: ingest skips a line of whitespace as it skips an empty one), and
 a redacted NDJSON line is padded with spaces to its old length (whitespace after a JSON value is no part
@@ -13,11 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from plus_analytics.ingest import csv_records
 from plus_analytics.policy import REDACTED
 from plus_analytics.storage.files import atomic_write_bytes, overwrite_in_place
 
@@ -28,18 +31,30 @@ NEWLINE_CHUNK = 8 * 2**20
 BLANK = " \t\f\v\r"
 
 
-def _redact_line(text: str, cols: set[str], header: list[str] | None) -> str:
+def _redacted(span: bytes, cols: set[str], header: list[str] | None) -> bytes:
+    """A record with the fields ``cols`` set to the marker. JSON: padded with spaces to its old length when
+    shorter. CSV: as many line breaks as before (a redacted value that held some leaves empty lines)."""
     if header is None:
-        obj = json.loads(text)
+        obj = json.loads(span)
         for c in cols:
             obj[c] = REDACTED
-        return json.dumps(obj, ensure_ascii=False)
-    fields = next(csv.reader([text]))
+        text = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return text + b" " * (len(span) - len(text)) if len(text) < len(span) else text
+    old = span.decode("utf-8", "surrogateescape")
+    fields = next(csv.reader(csv_records.split_lines(old)))
     for c in cols:
         fields[header.index(c)] = REDACTED
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(fields)
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(fields)  # (a value holding a character of the terminator is quoted)
+    text = buf.getvalue()[:-2]
+    return (text + "\n" * (old.count("\n") - text.count("\n"))).encode("utf-8", "surrogateescape")
+
+
+def _blanked(span: bytes) -> bytes:
+    """Every byte but the line breaks made a space: the same length, the same lines, no record."""
+    arr = np.frombuffer(span, dtype=np.uint8).copy()
+    arr[arr != 0x0A] = 0x20
+    return arr.tobytes()
 
 
 def _newlines(data: bytes) -> np.ndarray:
@@ -50,10 +65,10 @@ def _newlines(data: bytes) -> np.ndarray:
 
 
 def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
-    """(the file's bytes, its changes as ``(start, end, new bytes)`` in file order, lines changed). Lines
+    """(the file's bytes, its changes as ``(start, end, new bytes)`` in file order, records changed). Lines
     are found by a vectorized newline index, never split into one object per line: a landing file holds
     millions of lines and an erasure touches a few of them. A change equal to what is there is left out
-    (a rerun finds its lines already blank)."""
+    (a rerun finds its records already blank)."""
     data = path.read_bytes()
     newlines = _newlines(data)
     count = len(newlines) + 1  # as bytes.split(b"\n") counts: a final newline ends in an empty last line
@@ -61,23 +76,40 @@ def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[b
     def line(k: int) -> tuple[int, int]:  # line k (1-based) is data[start:end], without its newline
         return (int(newlines[k - 2]) + 1 if k > 1 else 0), (int(newlines[k - 1]) if k <= len(newlines) else len(data))
 
+    def text_lines(k: int) -> Iterator[str]:  # lines k, k+1, ... as ingest reads a CSV file
+        for i in range(k, count + 1):
+            start, end = line(i)
+            if i < count or end > start:
+                yield data[start:end].decode("utf-8", "surrogateescape") + ("\n" if i < count else "")
+
     header = None
     if path.suffix == ".csv":
-        header = next(csv.reader([data[slice(*line(1))].decode("utf-8", "replace")]))
+        first = next(csv_records.records(text_lines(1)), None)
+        header = [h.strip() for h in first.fields] if first is not None and first.fields else []
+
+    def extent(k: int) -> tuple[int, int]:  # bounds of the record starting at line k
+        last = k
+        if header is not None:
+            rec = next(csv_records.records(text_lines(k), k), None)
+            last = rec.last if rec is not None else k
+        return line(k)[0], line(last)[1]
+
     new: dict[int, tuple[int, int, bytes]] = {}
     for k, cols in redact.items():
         if k not in gone and 0 < k <= count:
-            start, end = line(k)
-            if data[start:end].strip(BLANK.encode()):  # a blank line holds no field to redact
-                text = _redact_line(data[start:end].decode("utf-8"), set(cols), header).encode("utf-8")
-                if header is None and len(text) < end - start:
-                    text += b" " * (end - start - len(text))
-                new[k] = (start, end, text)
+            start, end = extent(k)
+            if data[start:end].strip(BLANK.encode()):  # a blank record holds no field to redact
+                new[k] = (start, end, _redacted(data[start:end], set(cols), header))
     for k in gone:
         if 0 < k <= count:
-            start, end = line(k)
-            new[k] = (start, end, b" " * (end - start))
-    changes = [new[k] for k in sorted(new) if data[new[k][0]:new[k][1]] != new[k][2]]
+            start, end = extent(k)
+            new[k] = (start, end, _blanked(data[start:end]))
+    changes, at = [], 0
+    for k in sorted(new):
+        start, end, text = new[k]
+        if start >= at and data[start:end] != text:  # (a line inside a record already changed is no record)
+            changes.append((start, end, text))
+        at = max(at, end)
     return data, changes, len(new)
 
 

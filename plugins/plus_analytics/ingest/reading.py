@@ -10,7 +10,6 @@ split does. A landed column the policy does not declare stops the batch (fail cl
 from __future__ import annotations
 
 import codecs
-import csv
 import datetime as dt
 import threading
 from pathlib import Path
@@ -18,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plus_analytics.ingest import csv_records
 from plus_analytics.ingest.landing import BLANK
-from plus_analytics.policy import Source, UndeclaredColumnError
+from plus_analytics.policy import PolicyError, Source, UndeclaredColumnError
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import with_frame
 from plus_analytics.storage.sql import q
 
 SQL = "ingest/ingest.sql"
 PAYLOAD_KEEP = 4000  # characters of a quarantined line kept for engineers (restricted zone only)
-csv.field_size_limit(10_000_000)
 
 
 def partition_files(landing: Path, src: Source, day: dt.date) -> list[Path]:
@@ -108,34 +107,35 @@ def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Pa
 
 def _csv_records(src: Source, landing: Path, day: dt.date, f: Path) -> list[list]:
     declared = list(src.column_names)
+    lines = csv_records.split_lines(Path(f).read_bytes().decode("utf-8", "surrogateescape"))
+    found = csv_records.records(lines)
+    header = next(found, None)
+    if header is None:
+        return []
+    if header.fields is None:
+        raise PolicyError(f"source {src.name!r}: the header of {file_name(landing, f)} cannot be read ({header.error}), "
+                          f"so its columns cannot be checked against the policy")
+    names = [h.strip() for h in header.fields]
+    src.check_columns(names)  # fail closed on an undeclared column
+    pos = {h: i for i, h in enumerate(names)}
     records = []
-    with open(f, encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return records
-        header = [h.strip() for h in header]
-        src.check_columns(header)  # fail closed on an undeclared column
-        pos = {h: i for i, h in enumerate(header)}
-        start = reader.line_num
-        for fields in reader:
-            line = start + 1
-            start = reader.line_num
-            if not fields or all(not x.strip() for x in fields):
-                continue
-            payload = ",".join(fields)
-            err = None
-            if any("\udc80" <= ch <= "\udcff" for ch in payload):
-                err = "invalid UTF-8"
-                payload = payload.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            elif len(fields) != len(header):
-                err = f"wrong number of fields: expected {len(header)}, got {len(fields)}"
-            values = []
-            for c in declared:
-                i = pos.get(c)
-                v = fields[i] if (err is None and i is not None and i < len(fields)) else None
-                values.append(v if v != "" else None)
-            records.append([day, file_name(landing, f), line, payload[:PAYLOAD_KEEP], err] + values)
+    for rec in found:
+        fields = rec.fields
+        if fields is not None and (not fields or all(not x.strip() for x in fields)):
+            continue
+        err = rec.error
+        payload = ",".join(fields) if fields is not None else "".join(lines[rec.first - 1:rec.last]).rstrip("\n")
+        if any("\udc80" <= ch <= "\udcff" for ch in payload):
+            err = "invalid UTF-8"
+            payload = payload.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        elif err is None and len(fields) != len(names):
+            err = f"wrong number of fields: expected {len(names)}, got {len(fields)}"
+        values = []
+        for c in declared:
+            i = pos.get(c)
+            v = fields[i] if (err is None and i is not None and i < len(fields)) else None
+            values.append(v if v != "" else None)
+        records.append([day, file_name(landing, f), rec.first, payload[:PAYLOAD_KEEP], err] + values)
     return records
 
 

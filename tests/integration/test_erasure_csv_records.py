@@ -1,0 +1,93 @@
+"""A CRM export as upstream systems really write it: addresses on several lines inside quotes (Faker's
+en_US addresses hold a line break), a lone carriage return inside a quoted value, and a record the CSV
+reader rejects. Ingest numbers every record by the line it starts on, and erasing a customer whose record
+spans lines blanks all of them, leaves every other record loadable at the same line, and verifies."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+
+import pytest
+from faker import Faker
+
+from plus_analytics import jobs
+from plus_analytics.config import Paths
+from plus_analytics.erasure.intake import Request
+from plus_analytics.ingest import csv_records
+from plus_analytics.storage.files import scan_bytes
+from tests.conftest import START
+from tests.helpers import ctx, opened, run_erasure
+
+pytestmark = pytest.mark.integration
+HEADER = ["customer_id", "account_id", "created_at", "updated_at", "full_name", "phone", "email", "line_id",
+          "national_id", "address", "lifecycle_stage"]
+
+
+def _row(i: int, account: str, address: str, phone: str, email: str) -> list[str]:
+    return [f"cus_8800000{i}", account, f"{START}T09:00:00.000Z", f"{START}T10:00:00.000Z", f"Customer {i}", phone, email,
+            "", "", address, "customer"]
+
+
+@pytest.fixture
+def hostile_export(pipeline, tmp_path, key):
+    home = Paths(tmp_path / "home")
+    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
+    for stale in home.builds.glob("*"):
+        stale.unlink()
+    path = sorted((home.landing / "crm_customers" / f"dt={START}").glob("*.csv"))[0]
+    kept = path.read_bytes().split(b"\n", 1)[1]  # the generated rows (invalid UTF-8 among them)
+    account = kept.split(b",")[1].decode()
+    fake = Faker("en_US")
+    fake.seed_instance(3)
+    subject_address = fake.address()
+    assert "\n" in subject_address
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HEADER)
+    # quoted: Python's writer quotes a lone CR only when its line terminator holds one
+    csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(
+        _row(1, account, "12 Soi Sukhumvit\r31", "0810000001", "lone.cr@example.com"))
+    buf.write(f"cus_88000002,{account},{START}T09:00:00.000Z,x,Broken,0810000002,broken\r@example.com,,,,lead\n")
+    w.writerow(_row(3, account, subject_address, "0810000003", "multi.line@example.com"))
+    w.writerow(_row(4, account, fake.address().replace("\n", "\r\n"), "0810000004", "after.crlf@example.com"))
+    path.write_bytes(buf.getvalue().encode() + kept)
+    jobs.ingest_source("crm_customers", START, ctx(home, key))
+    jobs.stage_source("crm_customers", START, ctx(home, key))
+    return home, path, subject_address
+
+
+def _loaded(home: Paths) -> dict[str, int]:
+    with opened(home.raw_db, read_only=True) as con:
+        return dict(con.execute("select customer_id, _line from raw_crm_customers where _dt = ?", [START]).fetchall())
+
+
+def test_records_are_numbered_by_the_line_they_start_on(hostile_export):
+    home, path, _ = hostile_export
+    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    starts = {r.fields[0]: r.first for r in csv_records.records(csv_records.split_lines(text)) if r.fields}
+    loaded = _loaded(home)
+    mine = ("cus_88000001", "cus_88000003", "cus_88000004")
+    assert {c: loaded[c] for c in mine} == {c: starts[c] for c in mine} == dict(zip(mine, (2, 4, 6), strict=True))
+    assert all(loaded[c] == line for c, line in starts.items() if c in loaded)
+    with opened(home.raw_db, read_only=True) as con:
+        reason = con.execute("select reason from quarantine where _file like 'crm_customers/%' and _dt = ? and _line = 3",
+                             [START]).fetchone()
+    assert reason == ("malformed CSV record: a line break in an unquoted value",)
+
+
+def test_erasing_a_record_that_spans_lines_blanks_every_one_of_them(hostile_export, key):
+    home, path, address = hostile_export
+    before = _loaded(home)
+    [rid] = jobs.register_requests([Request("email", "multi.line@example.com", "test DPO")], ctx(home, key))
+    out = run_erasure(home, key, report=False)
+    assert out["verify"]["verified"] == 1, out
+    data = path.read_bytes()
+    for part in [*address.split("\n"), "multi.line@example.com", "0810000003", "cus_88000003"]:
+        assert part.encode() not in data
+    assert scan_bytes([path], [b"multi.line@example.com", address.split("\n")[1].encode()]) == {}
+    # every other record is where it was: a fresh ingest of the rewritten file loads it at the same line
+    jobs.ingest_source("crm_customers", START, ctx(home, key))
+    after = _loaded(home)
+    assert after == {c: line for c, line in before.items() if c != "cus_88000003"}
