@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,16 @@ def opened(path: Path, read_only: bool = False, **attached):
     ``attached`` ({alias: path}) attached read-only."""
     with locks.zone(Path(path), write=not read_only, read={a: Path(p) for a, p in attached.items()}) as con:
         yield con
+
+
+def copy_home(pipeline: Paths, dest: Path) -> Paths:
+    """A copy of the session pipeline's data directory at ``dest`` for a test to change, without its
+    leftover build files."""
+    home = Paths(Path(dest))
+    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
+    for stale in home.builds.glob("*"):
+        stale.unlink()
+    return home
 
 
 def ctx(paths: Paths, key=None, tomb=None) -> jobs.Context:

@@ -359,7 +359,8 @@ def erasure_select(ctx: Context | None = None) -> dict:
 
     ctx = ctx or context()
     return _ledger_step(ctx, "select", {"raw": ctx.paths.raw_db},
-                        lambda con, ids: select(con, present_sources(con, "raw"), ctx.key, ctx.tomb, ids, ctx.run_id))
+                        lambda con, ids: select(con, present_sources(con, "raw"), ctx.paths.landing, ctx.key, ctx.tomb, ids,
+                                               ctx.run_id))
 
 
 def erasure_remove(ctx: Context | None = None) -> dict:

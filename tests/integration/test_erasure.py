@@ -18,7 +18,7 @@ from plus_analytics.ledger import evidence
 from plus_analytics.policy import load_policy
 from plus_analytics.privacy.staging import stage_source
 from plus_analytics.storage.files import scan_bytes
-from tests.helpers import build, ctx, erasure_subject, opened, run_erasure
+from tests.helpers import build, copy_home, ctx, erasure_subject, opened, run_erasure
 
 pytestmark = pytest.mark.integration
 MARTS = ["mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
@@ -34,10 +34,7 @@ def _marts(path) -> dict:
 
 @pytest.fixture(scope="module")
 def erased(pipeline, tmp_path_factory, key):
-    home = Paths(tmp_path_factory.mktemp("erasure-home"))
-    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
-    for stale in home.builds.glob("*"):
-        stale.unlink()
+    home = copy_home(pipeline, tmp_path_factory.mktemp("erasure-home"))
     subject = erasure_subject(home.raw_db)
     with opened(home.raw_db, read_only=True) as con:
         before_rows = {s.raw_table: con.execute(f"select count(*) from {s.raw_table}").fetchone()[0] for s in load_policy().values()}

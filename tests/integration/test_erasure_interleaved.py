@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import DAYS, START
-from tests.helpers import busiest_cookie, ctx, erasure_subject, opened, run_erasure
+from tests.helpers import busiest_cookie, copy_home, ctx, erasure_subject, opened, run_erasure
 
 pytestmark = pytest.mark.integration
 LATE_FILE = "part-99999.ndjson"
@@ -27,11 +26,7 @@ LATE_FILE = "part-99999.ndjson"
 
 @pytest.fixture
 def home(pipeline, tmp_path) -> Paths:
-    home = Paths(tmp_path / "home")
-    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
-    for stale in home.builds.glob("*"):
-        stale.unlink()
-    return home
+    return copy_home(pipeline, tmp_path / "home")
 
 
 def _register(home: Paths, key) -> tuple[str, dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 
 import duckdb
 import pytest
@@ -15,17 +14,10 @@ from plus_analytics.policy import load_policy
 from plus_analytics.policy.retention import load_retention
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import START
-from tests.helpers import build, ctx, opened
+from tests.helpers import build, copy_home, ctx, opened
 
 pytestmark = pytest.mark.integration
 
-
-def _copy_home(pipeline, tmp_path) -> Paths:
-    home = Paths(tmp_path / "home")
-    shutil.copytree(pipeline.home, home.home)
-    for stale in home.builds.glob("*"):
-        stale.unlink()
-    return home
 
 
 def _spec(rows_days: int, column_days: int):
@@ -42,7 +34,7 @@ def enforce(home: Paths, as_of, spec) -> dict:
 
 
 def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
-    home = _copy_home(pipeline, tmp_path)
+    home = copy_home(pipeline, tmp_path / "home")
     policy = load_policy()
     with opened(home.raw_db, read_only=True) as con:
         before = {s.raw_table: dict(con.execute(f"select _dt, count(*) from {s.raw_table} group by 1").fetchall()) for s in policy.values()}
@@ -75,7 +67,7 @@ def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
 
 
 def test_column_retention_destroys_message_text_but_keeps_the_rows(pipeline, tmp_path):
-    home = _copy_home(pipeline, tmp_path)
+    home = copy_home(pipeline, tmp_path / "home")
     with opened(home.raw_db, read_only=True) as con:
         n_msgs = con.execute("select count(*) from raw_connect_messages").fetchone()[0]
         only_day0 = [r[0] for r in con.execute("""select text from raw_connect_messages where _dt = ? and length(text) > 12
@@ -90,7 +82,7 @@ def test_column_retention_destroys_message_text_but_keeps_the_rows(pipeline, tmp
 
 
 def test_withdrawal_removes_later_events_from_marts(pipeline, tmp_path, key):
-    home = _copy_home(pipeline, tmp_path)
+    home = copy_home(pipeline, tmp_path / "home")
     day = START + dt.timedelta(days=1)
     withdrawn_at = dt.datetime.combine(day, dt.time(12, 0))
     # The cookie with the most events that counted (consented) after the moment it will withdraw.

@@ -21,7 +21,8 @@ import pandas as pd
 
 from plus_analytics.erasure import requests
 from plus_analytics.erasure.resolve import hits_sql
-from plus_analytics.ingest.landing import rewrite_lines
+from plus_analytics.ingest.landing import read_records, rewrite_lines
+from plus_analytics.ingest.reading import PAYLOAD_KEEP
 from plus_analytics.ledger import evidence
 from plus_analytics.policy import REDACTED, Source
 from plus_analytics.privacy.identifiers import collect_orphans
@@ -71,17 +72,24 @@ def _select_redactions(con, sources: list[Source]) -> list[tuple]:
     return rows
 
 
-def _select_quarantine(con, subjects: list[requests.Subject]) -> list[tuple]:
-    """Quarantined lines containing any form of a subject identifier (Aho-Corasick over the payloads)."""
+def _select_quarantine(con, subjects: list[requests.Subject], landing: Path) -> list[tuple]:
+    """Quarantined lines containing any form of a subject identifier (Aho-Corasick over the payloads). The
+    zone keeps only the first characters of a quarantined line: a longer one is read whole from landing."""
     from plus_analytics.erasure.verify import text_hits
 
     forms = [(s.request_id, f) for s in subjects for f in {s.normalized, *s.forms} if f and len(f.encode()) >= 6]
     payloads = sqlf.run(con, SQL, "quarantine_payloads").fetchall()
-    hits = {(forms[j][0], *payloads[i][:4]) for i, j in text_hits([p[4] for p in payloads], [f for _, f in forms])}
+    cut: dict[str, set[int]] = defaultdict(set)
+    for p in payloads:
+        if p[4] is not None and len(p[4]) >= PAYLOAD_KEEP:
+            cut[p[2]].add(int(p[3]))
+    whole = read_records(landing, cut)
+    texts = [whole.get((p[2], int(p[3])), p[4]) for p in payloads]
+    hits = {(forms[j][0], *payloads[i][:4]) for i, j in text_hits(texts, [f for _, f in forms])}
     return sorted(hits)
 
 
-def _record_selection(con, subjects: list[requests.Subject], sources: list[Source]) -> dict:
+def _record_selection(con, subjects: list[requests.Subject], sources: list[Source], landing: Path) -> dict:
     """Add to the ledger's selection of ``subjects``' requests whatever it does not hold yet, inside the
     caller's transaction (``con``'s current database is the ledger, the restricted zone attached as
     ``raw``). Returns how many rows, redactions and quarantined lines were added."""
@@ -90,15 +98,16 @@ def _record_selection(con, subjects: list[requests.Subject], sources: list[Sourc
     sqlf.run(con, SQL, "redactions_table")
     insert_rows(con, "_redactions", _select_redactions(con, sources))
     sqlf.run(con, SQL, "quarantine_table")
-    insert_rows(con, "_quarantined", _select_quarantine(con, subjects))
+    insert_rows(con, "_quarantined", _select_quarantine(con, subjects, landing))
     return {what: sqlf.run(con, SQL, f"store_{what}").fetchone()[0] for what in ("rows", "redactions", "quarantined")}
 
 
-def select(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
+def select(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: MasterKey, ids: list[str],
+           run_id: str | None) -> dict:
     """Record what ``apply`` will remove for the resolved requests ``ids``, and the step, in one ledger
     transaction; ``con`` is the ledger (read-write) with the restricted zone attached read-only as ``raw``."""
     with transaction(con):
-        added = _record_selection(con, requests.subjects(con, key, tomb_key, ids), sources)
+        added = _record_selection(con, requests.subjects(con, key, tomb_key, ids), sources, landing)
         requests.advance(con, ids, "selected", run_id)
     return {"requests": len(ids), **added}
 
@@ -167,7 +176,7 @@ def apply(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: M
     topped_up = {"ingests_since_selection": ingests, "rows": 0, "redactions": 0, "quarantined": 0}
     if ingests:
         with transaction(con):
-            topped_up.update(_record_selection(con, subjects, sources))
+            topped_up.update(_record_selection(con, subjects, sources, landing))
     con.execute(f"use {zone}")
     changed = _landing(con, landing, ids)
     _restricted(con, sources, subjects, ids)

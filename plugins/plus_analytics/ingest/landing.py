@@ -64,45 +64,55 @@ def _newlines(data: bytes) -> np.ndarray:
     return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
-def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
-    """(the file's bytes, its changes as ``(start, end, new bytes)`` in file order, records changed). Lines
-    are found by a vectorized newline index, never split into one object per line: a landing file holds
-    millions of lines and an erasure touches a few of them. A change equal to what is there is left out
-    (a rerun finds its records already blank)."""
-    data = path.read_bytes()
-    newlines = _newlines(data)
-    count = len(newlines) + 1  # as bytes.split(b"\n") counts: a final newline ends in an empty last line
+class _Records:
+    """One landing file's bytes and newline index: where line k is and where the record starting at it
+    ends, without splitting the file into one object per line (a landing file holds millions of lines
+    and an erasure touches a few of them)."""
 
-    def line(k: int) -> tuple[int, int]:  # line k (1-based) is data[start:end], without its newline
-        return (int(newlines[k - 2]) + 1 if k > 1 else 0), (int(newlines[k - 1]) if k <= len(newlines) else len(data))
+    def __init__(self, path: Path):
+        self.data = path.read_bytes()
+        self.newlines = _newlines(self.data)
+        self.count = len(self.newlines) + 1  # as bytes.split(b"\n") counts: a final newline ends in an empty last line
+        self.csv = path.suffix == ".csv"
 
-    def text_lines(k: int) -> Iterator[str]:  # lines k, k+1, ... as ingest reads a CSV file
-        for i in range(k, count + 1):
-            start, end = line(i)
-            if i < count or end > start:
-                yield data[start:end].decode("utf-8", "surrogateescape") + ("\n" if i < count else "")
+    def line(self, k: int) -> tuple[int, int]:
+        """Line k (1-based) is data[start:end], without its newline."""
+        nl = self.newlines
+        return (int(nl[k - 2]) + 1 if k > 1 else 0), (int(nl[k - 1]) if k <= len(nl) else len(self.data))
 
-    header = None
-    if path.suffix == ".csv":
-        first = next(csv_records.records(text_lines(1)), None)
-        header = [h.strip() for h in first.fields] if first is not None and first.fields else []
+    def _texts(self, k: int) -> Iterator[str]:  # lines k, k+1, ... as ingest reads a CSV file
+        for i in range(k, self.count + 1):
+            start, end = self.line(i)
+            if i < self.count or end > start:
+                yield self.data[start:end].decode("utf-8", "surrogateescape") + ("\n" if i < self.count else "")
 
-    def extent(k: int) -> tuple[int, int]:  # bounds of the record starting at line k
+    def header(self) -> list[str]:
+        first = next(csv_records.records(self._texts(1)), None)
+        return [h.strip() for h in first.fields] if first is not None and first.fields else []
+
+    def record(self, k: int) -> tuple[int, int]:
+        """Bounds of the record starting at line k: that line, or a CSV record's every line."""
         last = k
-        if header is not None:
-            rec = next(csv_records.records(text_lines(k), k), None)
+        if self.csv:
+            rec = next(csv_records.records(self._texts(k), k), None)
             last = rec.last if rec is not None else k
-        return line(k)[0], line(last)[1]
+        return self.line(k)[0], self.line(last)[1]
 
+
+def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
+    """(the file's bytes, its changes as ``(start, end, new bytes)`` in file order, records changed). A
+    change equal to what is there is left out (a rerun finds its records already blank)."""
+    f = _Records(path)
+    data, header = f.data, (f.header() if f.csv else None)
     new: dict[int, tuple[int, int, bytes]] = {}
     for k, cols in redact.items():
-        if k not in gone and 0 < k <= count:
-            start, end = extent(k)
+        if k not in gone and 0 < k <= f.count:
+            start, end = f.record(k)
             if data[start:end].strip(BLANK.encode()):  # a blank record holds no field to redact
                 new[k] = (start, end, _redacted(data[start:end], set(cols), header))
     for k in gone:
-        if 0 < k <= count:
-            start, end = extent(k)
+        if 0 < k <= f.count:
+            start, end = f.record(k)
             new[k] = (start, end, _blanked(data[start:end]))
     changes, at = [], 0
     for k in sorted(new):
@@ -111,6 +121,23 @@ def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[b
             changes.append((start, end, text))
         at = max(at, end)
     return data, changes, len(new)
+
+
+def read_records(landing: Path, wanted: dict[str, set[int]]) -> dict[tuple[str, int], str]:
+    """The whole text of the records starting at the lines ``wanted`` ({file: line numbers}, files
+    relative to ``landing``), decoded with invalid bytes replaced; a file or line that is gone is left out.
+    For what the restricted zone keeps only the start of (a quarantined line's payload)."""
+    out = {}
+    for name, lines in wanted.items():
+        path = Path(landing) / name
+        if not path.exists():
+            continue
+        f = _Records(path)
+        for k in lines:
+            if 0 < k <= f.count:
+                start, end = f.record(k)
+                out[(name, k)] = f.data[start:end].decode("utf-8", "replace")
+    return out
 
 
 def _spliced(data: bytes, changes: list[tuple[int, int, bytes]]) -> list:

@@ -1,13 +1,17 @@
-"""A CRM export as upstream systems really write it: addresses on several lines inside quotes (Faker's
-en_US addresses hold a line break), a lone carriage return inside a quoted value, and a record the CSV
-reader rejects. Ingest numbers every record by the line it starts on, and erasing a customer whose record
-spans lines blanks all of them, leaves every other record loadable at the same line, and verifies."""
+"""Landing files as upstream systems really write them, erased.
+
+* A CRM export with addresses on several lines inside quotes (Faker's en_US addresses hold a line break),
+  a lone carriage return inside a quoted value, and a record the CSV reader rejects: ingest numbers every
+  record by the line it starts on, and erasing a customer whose record spans lines blanks all of them,
+  leaves every other record loadable at the same line, and verifies.
+* A quarantined line longer than the part of it the restricted zone keeps, with the subject's account
+  after that part: erasure reads the line whole from landing, blanks it, and verifies."""
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
+import json
 
 import pytest
 from faker import Faker
@@ -16,9 +20,10 @@ from plus_analytics import jobs
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.ingest import csv_records
+from plus_analytics.ingest.reading import PAYLOAD_KEEP
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import START
-from tests.helpers import ctx, opened, run_erasure
+from tests.helpers import copy_home, ctx, erasure_subject, opened, run_erasure
 
 pytestmark = pytest.mark.integration
 HEADER = ["customer_id", "account_id", "created_at", "updated_at", "full_name", "phone", "email", "line_id",
@@ -31,11 +36,12 @@ def _row(i: int, account: str, address: str, phone: str, email: str) -> list[str
 
 
 @pytest.fixture
-def hostile_export(pipeline, tmp_path, key):
-    home = Paths(tmp_path / "home")
-    shutil.copytree(pipeline.home, home.home, dirs_exist_ok=True)
-    for stale in home.builds.glob("*"):
-        stale.unlink()
+def home(pipeline, tmp_path) -> Paths:
+    return copy_home(pipeline, tmp_path / "home")
+
+
+@pytest.fixture
+def hostile_export(home, key):
     path = sorted((home.landing / "crm_customers" / f"dt={START}").glob("*.csv"))[0]
     kept = path.read_bytes().split(b"\n", 1)[1]  # the generated rows (invalid UTF-8 among them)
     account = kept.split(b",")[1].decode()
@@ -91,3 +97,20 @@ def test_erasing_a_record_that_spans_lines_blanks_every_one_of_them(hostile_expo
     jobs.ingest_source("crm_customers", START, ctx(home, key))
     after = _loaded(home)
     assert after == {c: line for c, line in before.items() if c != "cus_88000003"}
+
+
+def test_a_quarantined_line_longer_than_its_kept_payload_is_found_whole(home, key):
+    subject = erasure_subject(home.raw_db)
+    path = sorted((home.landing / "platform_usage_events" / f"dt={START}").glob("*.ndjson"))[0]
+    event = {"event_id": "ev_long_000001", "event_ts": f"{START}T10:00:00Z", "user_agent": "Mozilla/5.0 " + "x" * PAYLOAD_KEEP,
+             "session_id": "ses_long_1", "cookie_id": None, "product": "crm", "event_type": "page_view",
+             "feature": "contacts", "ip": "1.46.3.4", "account_id": subject["account"]}  # the account past the kept part
+    path.write_bytes(path.read_bytes() + json.dumps(event).encode() + b"\n")
+    jobs.ingest_source("platform_usage_events", START, ctx(home, key))
+    with opened(home.raw_db, read_only=True) as con:
+        [(payload,)] = con.execute("select payload from quarantine where payload like '%ev_long_000001%'").fetchall()
+    assert subject["account"] not in payload
+    jobs.register_requests([Request("email", subject["email"], "test DPO")], ctx(home, key))
+    out = run_erasure(home, key, report=False)
+    assert out["verify"]["verified"] == 1, out
+    assert b"ev_long_000001" not in path.read_bytes() and subject["account"].encode() not in path.read_bytes()
