@@ -31,17 +31,19 @@ NEWLINE_CHUNK = 8 * 2**20
 BLANK = " \t\f\v\r"
 
 
-def _redacted(span: bytes, cols: set[str], header: list[str] | None) -> bytes:
+def _redacted(span: bytes, cols: set[str], header: list[str] | None, fields: list[str] | None) -> bytes:
     """A record with the fields ``cols`` set to the marker. JSON: padded with spaces to its old length when
-    shorter. CSV: as many line breaks as before (a redacted value that held some leaves empty lines)."""
+    shorter. CSV (``fields`` as the reader read them): as many line breaks as before (a redacted value that
+    held some leaves empty lines)."""
     if header is None:
         obj = json.loads(span)
         for c in cols:
             obj[c] = REDACTED
         text = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         return text + b" " * (len(span) - len(text)) if len(text) < len(span) else text
-    old = span.decode("utf-8", "surrogateescape")
-    fields = next(csv.reader(csv_records.split_lines(old)))
+    if fields is None:
+        raise ValueError("a CSV record the reader rejects holds no field to redact")
+    old, fields = span.decode("utf-8", "surrogateescape"), list(fields)
     for c in cols:
         fields[header.index(c)] = REDACTED
     buf = io.StringIO()
@@ -90,13 +92,14 @@ class _Records:
         first = next(csv_records.records(self._texts(1)), None)
         return [h.strip() for h in first.fields] if first is not None and first.fields else []
 
-    def record(self, k: int) -> tuple[int, int]:
-        """Bounds of the record starting at line k: that line, or a CSV record's every line."""
-        last = k
+    def record(self, k: int) -> tuple[int, int, list[str] | None]:
+        """Bounds of the record starting at line k (that line, or a CSV record's every line) and, for CSV,
+        its fields as the reader read them (None: rejected)."""
+        last, fields = k, None
         if self.csv:
             rec = next(csv_records.records(self._texts(k), k), None)
-            last = rec.last if rec is not None else k
-        return self.line(k)[0], self.line(last)[1]
+            last, fields = (rec.last, rec.fields) if rec is not None else (k, None)
+        return self.line(k)[0], self.line(last)[1], fields
 
 
 def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
@@ -107,12 +110,12 @@ def _changes(path: Path, gone: set[int], redact: dict[int, set[str]]) -> tuple[b
     new: dict[int, tuple[int, int, bytes]] = {}
     for k, cols in redact.items():
         if k not in gone and 0 < k <= f.count:
-            start, end = f.record(k)
+            start, end, fields = f.record(k)
             if data[start:end].strip(BLANK.encode()):  # a blank record holds no field to redact
-                new[k] = (start, end, _redacted(data[start:end], set(cols), header))
+                new[k] = (start, end, _redacted(data[start:end], set(cols), header, fields))
     for k in gone:
         if 0 < k <= f.count:
-            start, end = f.record(k)
+            start, end, _ = f.record(k)
             new[k] = (start, end, _blanked(data[start:end]))
     changes, at = [], 0
     for k in sorted(new):
@@ -135,7 +138,7 @@ def read_records(landing: Path, wanted: dict[str, set[int]]) -> dict[tuple[str, 
         f = _Records(path)
         for k in lines:
             if 0 < k <= f.count:
-                start, end = f.record(k)
+                start, end, _ = f.record(k)
                 out[(name, k)] = f.data[start:end].decode("utf-8", "replace")
     return out
 
