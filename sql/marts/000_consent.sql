@@ -7,19 +7,34 @@
 --                withdrawn analytics consent at the time.
 -- Excluded events are counted per day in meta_consent_exclusions (documented metadata).
 -- The two temp tables hold only the columns the marts read (at 10M events, all columns cost 3x the time).
+-- The marts only count distinct accounts, sessions and visitors, so usage_events holds each pseudonym as
+-- the 128-bit md5_number of it instead of its 32 characters: a pseudonym is itself 128 bits of an HMAC, so
+-- two of them sharing an md5 is as unlikely as two people sharing a pseudonym, and every count stays what it
+-- was. Measured at 10M events under the 1,500 MB limit, same staging, equal marts: this temp table, the DAU
+-- and the feature mart 22.7 s vs 37.4 s (the ASOF join sorts its rows with their payload; strings spill).
+-- A NULL pseudonym stays NULL and is not counted, as before.
 create temp table usage_events as
 with consent as (
     select cookie_pid, recorded_at, granted
     from stg.stg_platform_consent
     where purpose = 'analytics'
+),
+events as materialized (
+    select
+        event_ts, cookie_pid, product, event_type, feature,
+        md5_number(account_pid) as account_pid,
+        md5_number(session_pid) as session_pid,
+        md5_number(visitor_hash) as visitor_hash,
+        device_type, os_family, browser_family, country
+    from stg.stg_platform_usage_events
+    where cast(event_ts as date) >= current_date - cast(getvariable('mart_days') as integer)
+        and in_build('consent_events', cast(event_ts as date))
 )
 select e.event_ts, e.product, e.event_type, e.feature, e.account_pid, e.session_pid, e.visitor_hash,
        e.device_type, e.os_family, e.browser_family, e.country, coalesce(c.granted, true) as consented
-from stg.stg_platform_usage_events as e
+from events as e
 asof left join consent as c
-    on c.cookie_pid = e.cookie_pid and c.recorded_at <= e.event_ts
-where cast(e.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer)
-    and in_build('consent_events', cast(e.event_ts as date));
+    on c.cookie_pid = e.cookie_pid and c.recorded_at <= e.event_ts;
 
 create temp table ad_interactions as
 with consent as (
