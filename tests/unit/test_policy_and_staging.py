@@ -87,3 +87,55 @@ def test_policy_table_lists_every_column():
     for src in load_policy().values():
         for c in src.columns:
             assert f"| {src.name} | {c.name} |" in md
+
+
+def _visitor_hash(ipad: bytes, opad: bytes, msg: str) -> str:
+    """The daily visitor hash of one row, computed in Python (HMAC-SHA-256 from the day's pads, the first
+    128 bits as letters), independently of the SQL that stages it."""
+    import hashlib
+
+    from plus_analytics.privacy.keys import _HEX_TO_LETTERS
+
+    inner = hashlib.sha256(ipad + msg.encode()).digest()
+    return hashlib.sha256(opad + inner).hexdigest()[:32].translate(_HEX_TO_LETTERS)
+
+
+@pytest.mark.parametrize("name", ["platform_usage_events", "adtech_interactions"])
+def test_visitor_hash_is_each_rows_own_keyed_hash(tmp_path, key, landing, name):
+    """Staging computes the daily visitor hash once per distinct (day, IP, user agent, account), not per
+    row: every row must still get the HMAC of its own values under its own day's salt. Checked row by row
+    in Python, with rows written straight into the zone that ingest would never produce the same way: no
+    IP, an IP the zone never saw, no or an empty user agent, a user agent holding the separator character
+    and Thai, no account, and an event on a day that has no salt. Then a restage after the day's salt is
+    gone keeps every hash (a salt lives two days)."""
+    from plus_analytics.privacy.staging import stage_source
+
+    src = load_policy()[name]
+    ip, ua, acct = (src.visitor[k] for k in ("ip", "user_agent", "account"))
+    (keycol,) = src.key
+    day = dt.date(2026, 10, 1)
+    raw = tmp_path / "raw.duckdb"
+    hostile = [(ip, None), (ip, "198.51.100.7"), (ua, None), (ua, ""), (ua, "Mozilla\x1f/5.0 ไทย"), (acct, None),
+               ("event_ts", dt.datetime(2020, 1, 1, 12))]
+    with opened(raw) as con:
+        ingest_partition(con, src, day, landing, key)
+        con.execute(f"create temp table one as select * from {src.raw_table} where {ip} is not null limit 1")
+        for i, (col, value) in enumerate(hostile):
+            con.execute(f'insert into {src.raw_table} by name select * replace (? as "{col}", ? as "{keycol}", '
+                        f'? as _line) from one', [value, f"hostile-{i}", 1_000_000 + i])
+        pads = {d: (bytes(i_), bytes(o_)) for d, i_, o_ in con.execute("select day, ipad, opad from visitor_salt").fetchall()}
+        rows = con.execute(f'select r."{keycol}", cast(r.event_ts as date), m.normalized, r."{ua}", r."{acct}" '
+                           f"from {src.raw_table} r left join id_map m on m.kind = 'ip' and m.raw_value = r.\"{ip}\"").fetchall()
+    assert dt.date(2020, 1, 1) not in pads and len(rows) > 50
+    want = {k: (_visitor_hash(*pads[d], f"{norm}\x1f{u or ''}\x1f{a or ''}") if norm is not None and d in pads else None)
+            for k, d, norm, u, a in rows}
+    assert sum(v is None for v in want.values()) == 3  # no IP, an unknown IP, no salt
+    with opened(tmp_path / "stg.duckdb", raw=raw) as con:
+        stage_source(con, src, key, day)
+        got = dict(con.execute(f'select "{keycol}", visitor_hash from {src.staging_table}').fetchall())
+    assert got == want
+    with opened(raw) as con:
+        con.execute("delete from visitor_salt")
+    with opened(tmp_path / "stg.duckdb", raw=raw) as con:
+        stage_source(con, src, key, day)
+        assert dict(con.execute(f'select "{keycol}", visitor_hash from {src.staging_table}').fetchall()) == want

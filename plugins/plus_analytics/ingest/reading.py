@@ -61,7 +61,7 @@ def _collect_bad_bytes(exc: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("plus_analytics_collect", _collect_bad_bytes)
 
 
-def split_lines(data: bytes) -> tuple[list[str], list[int]]:
+def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
     """The lines of a landing file (``\\r\\n`` or ``\\n``), and the numbers of the lines that are not valid
     UTF-8 (decoded with replacement characters, to be quarantined). One decoding pass whatever the
     number of bad lines: the error handler records where the bad bytes are."""
@@ -86,7 +86,7 @@ def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Pa
     """``_cand`` from NDJSON files: lines, then one JSON extraction of every declared key."""
     sqlf.run(con, SQL, "lines_table")
     for day, f in files:
-        lines, bad = split_lines(Path(f).read_bytes())
+        lines, bad = decode_lines(Path(f).read_bytes())
         for n in bad:
             lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
         keep = [i for i, line in enumerate(lines) if line.strip(BLANK)]  # blank lines hold no record

@@ -62,19 +62,34 @@ def compile_select(src: Source, changed_rows: bool = False) -> str:
             exprs.append(f"{_length_bucket(col)} as {_q(c.name + '_length_bucket')}")
             exprs.append(f"{_language(col)} as {_q(c.name + '_language')}")
         # drop: nothing leaves
+    where = "($day is null or r._dt between $day and $until)" + (
+        "\n  and (r._file, r._line) in (select _file, _line from _changed_rows)" if changed_rows else "")
     if src.visitor:
-        ip, ua, acct = (src.visitor[k] for k in ("ip", "user_agent", "account"))
-        joins.append(f"left join {RAW}.visitor_salt vs on vs.day = cast(r.{_q(src.event_time)} as date)")
-        # A day's salt lives two days (retention); restaging older rows keeps the hash computed back then.
-        joins.append("left join _prev_visitor pv on " + " and ".join(f"pv.{_q(k)} = r.{_q(k)}" for k in src.key))
-        exprs.append(
-            f"coalesce(plus_pid(vs.ipad, vs.opad, {_q('m_' + ip)}.normalized || chr(31) || coalesce(r.{_q(ua)}, '') "
-            f"|| chr(31) || coalesce(r.{_q(acct)}, '')), pv.visitor_hash) as visitor_hash"
-        )
+        joins += _visitor_hash_joins(src, where)
+        exprs.append("coalesce(vh.visitor_hash, pv.visitor_hash) as visitor_hash")
     exprs.append("cast($key_version as integer) as key_version")
     return ("select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
-            + "\nwhere ($day is null or r._dt between $day and $until)"
-            + ("\n  and (r._file, r._line) in (select _file, _line from _changed_rows)" if changed_rows else ""))
+            + "\nwhere " + where)
+
+
+def _visitor_hash_joins(src: Source, where: str) -> list[str]:
+    """The daily visitor hash: a keyed hash (that day's salt) of the normalized IP, the user agent and the
+    account. Computed once per distinct (day, IP, user agent, account) of the rows ``where`` selects, not
+    once per row: a visitor has many events a day, and the two SHA-256 of the HMAC were two thirds of
+    staging them (usage events at 10M: 5.7M rows, 0.8M distinct). A missing IP, or a day without a salt,
+    gives no hash; a row staged before keeps the hash computed back then (a day's salt lives two days)."""
+    ip, ua, acct = (_q(src.visitor[k]) for k in ("ip", "user_agent", "account"))
+    return [
+        f"left join (\n    select d.day, d.ip, d.ua, d.acct, plus_pid(vs.ipad, vs.opad, m.normalized || chr(31) || d.ua || "
+        f"chr(31) || d.acct) as visitor_hash\n"
+        f"    from (select distinct cast(r.{_q(src.event_time)} as date) as day, r.{ip} as ip, coalesce(r.{ua}, '') as ua, "
+        f"coalesce(r.{acct}, '') as acct\n          from {RAW}.{src.raw_table} r where {where}) d\n"
+        f"    left join {RAW}.id_map m on m.kind = 'ip' and m.raw_value = d.ip\n"
+        f"    left join {RAW}.visitor_salt vs on vs.day = d.day\n"
+        f") vh on vh.day = cast(r.{_q(src.event_time)} as date) and vh.ip = r.{ip} and vh.ua = coalesce(r.{ua}, '') "
+        f"and vh.acct = coalesce(r.{acct}, '')",
+        "left join _prev_visitor pv on " + " and ".join(f"pv.{_q(k)} = r.{_q(k)}" for k in src.key),
+    ]
 
 
 def check_raw_key_version(con, key: MasterKey) -> None:
