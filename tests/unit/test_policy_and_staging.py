@@ -94,10 +94,10 @@ def _visitor_hash(ipad: bytes, opad: bytes, msg: str) -> str:
     128 bits as letters), independently of the SQL that stages it."""
     import hashlib
 
-    from plus_analytics.privacy.keys import _HEX_TO_LETTERS
+    from plus_analytics.privacy.keys import to_pseudonym
 
     inner = hashlib.sha256(ipad + msg.encode()).digest()
-    return hashlib.sha256(opad + inner).hexdigest()[:32].translate(_HEX_TO_LETTERS)
+    return to_pseudonym(hashlib.sha256(opad + inner).hexdigest())
 
 
 @pytest.mark.parametrize("name", ["platform_usage_events", "adtech_interactions"])
