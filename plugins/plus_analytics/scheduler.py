@@ -24,6 +24,22 @@ DAILY_DAGS = ("plus_ingest_platform", "plus_ingest_connect", "plus_ingest_crm", 
 ALL_DAGS = (*DAILY_DAGS, "plus_backfill", "plus_rotate_keys")
 
 
+class RestartBudget:
+    """How often ``make airflow`` starts a component that exited again: ``limit`` times within any
+    ``window`` seconds; one exit more, and something is wrong that a restart will not mend."""
+
+    def __init__(self, limit: int = 3, window: float = 600.0):
+        self.limit, self.window = limit, window
+        self.times: list[float] = []
+
+    def spend(self, now: float) -> bool:
+        self.times = [t for t in self.times if t > now - self.window]
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
 class LocalAirflow:
     """The four components as child processes; component logs under ``data/airflow/components``."""
 
@@ -33,6 +49,7 @@ class LocalAirflow:
         self.procs: dict[str, subprocess.Popen] = {}
         self.base_url = f"http://localhost:{port}"
         self._tokens: dict[str, str] = {}
+        self._orphaned: list[int] = []  # process groups of components that exited and were started again
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra}
@@ -42,19 +59,34 @@ class LocalAirflow:
         return env
 
     def start(self) -> None:
-        env = self.env()
-        migrate(self.paths, env)
+        migrate(self.paths, self.env())
+        for name in COMPONENTS:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
         logs = self.paths.airflow_home / "components"
         logs.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).with_name("airflow"))
-        for name in COMPONENTS:
-            with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
-                self.procs[name] = subprocess.Popen([airflow, name], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                    start_new_session=True)
+        with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
+            self.procs[name] = subprocess.Popen([airflow, name], env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+
+    def revive(self) -> list[str]:
+        """Start again every component that has exited; returns their names. Airflow's components are built
+        to be restarted: a new scheduler adopts the running tasks (their supervisors kept heartbeating
+        through the API server) and resets the ones its predecessor had queued but not started."""
+        dead = self.dead()
+        for name in dead:
+            self.procs[name].wait()
+            self._orphaned.append(self.procs[name].pid)  # its process group: tasks it ran may still be running
+            self._start(name)
+        return dead
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM to every component and every process it started (the API server's workers start their
-        own sessions, so a process-group signal would orphan them); SIGKILL to what is left at ``timeout``."""
+        own sessions, so a process-group signal would orphan them), and to what is left of the components
+        that exited and were started again (a killed scheduler's executor workers); SIGKILL to what is left
+        at ``timeout``."""
         import psutil
 
         family: list[psutil.Process] = []
@@ -64,6 +96,7 @@ class LocalAirflow:
                 family += [parent, *parent.children(recursive=True)]
             except psutil.NoSuchProcess:
                 pass
+        family += [proc for proc in psutil.process_iter() if _group(proc.pid) in self._orphaned and proc not in family]
         for proc in family:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.terminate()
@@ -174,6 +207,13 @@ class LocalAirflow:
         return {t["task_id"]: t["state"] for t in tis.get("task_instances", [])}
 
 
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
 def serve(paths: Paths, port: int | None = None) -> int:
     """``make airflow``: start everything, unpause the daily DAGs, say where to look, report DAG runs as
     they finish, stop every component on Ctrl-C."""
@@ -195,10 +235,16 @@ Ctrl-C stops every component.
 """, flush=True)
         seen: set[str] = set()
         since = dt.datetime.now(dt.UTC).isoformat()
+        budget = RestartBudget()
         while True:
             if af.dead():
-                print(f"Airflow component(s) {af.dead()} exited; see {paths.airflow_home / 'components'}", file=sys.stderr)
-                return 1
+                if not budget.spend(time.monotonic()):
+                    print(f"Airflow component(s) {af.dead()} exited again ({budget.limit} restarts in "
+                          f"{budget.window / 60:.0f} minutes); stopping. See {paths.airflow_home / 'components'}",
+                          file=sys.stderr)
+                    return 1
+                print(f"Airflow component(s) {af.revive()} exited and were started again; see "
+                      f"{paths.airflow_home / 'components'}", file=sys.stderr, flush=True)
             for line in _finished_runs(af, seen, since):
                 print(line, flush=True)
             time.sleep(10)
