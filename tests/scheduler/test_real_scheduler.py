@@ -146,10 +146,10 @@ def test_every_dag_at_once_under_the_real_scheduler(metadata, baseline, tmp_path
         af.start()
         try:
             af.wait_ready()
-            # Every run is created while the DAGs are paused, then they are unpaused at once: on SQLite, a
-            # public-API write (its action log is written from the API server's event loop) that meets a task's
-            # execution-API write stalls both for the whole busy timeout, and the scheduler, waiting as long,
-            # exits. That is Airflow's SQLite limit, not what this test is about (PostgreSQL has no such stall).
+            # Every run is created while the DAGs are paused, then they are unpaused at once: on SQLite, a run
+            # triggered while tasks were starting once held the API server and the scheduler on the database lock
+            # for the whole busy timeout, and the scheduler exited (README, "make airflow"). That is Airflow's
+            # SQLite limit, not what this test is about; PostgreSQL has no such stall.
             runs = _trigger_everything(af)
             af.unpause(ALL_DAGS)
             states = af.wait(runs, timeout=1500)
