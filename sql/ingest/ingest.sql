@@ -7,23 +7,27 @@ create or replace temp table _lines (_dt date, _file varchar, _line bigint, payl
 -- name: insert_file_lines
 insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null) from _file_lines
 
+-- name: json_objects
+-- Each line is parsed as few times as possible: JSON functions re-parse their text argument, and a CASE
+-- around them costs several times the call itself, so validity is settled by filters first.
+create or replace temp table _objects as
+select _dt, _file, _line, json_type(payload) = 'OBJECT' as is_object
+from _lines where _err is null and json_valid(payload)
+
+-- name: undeclared_keys
+select distinct k from (
+    select unnest(json_keys(l.payload)) as k from _lines l semi join _objects o
+    on o._file = l._file and o._line = l._line and o.is_object)
+where k not in (select unnest($declared))
+
 -- name: json_candidates
--- Two parses of a line where it is a JSON object, one where it is not (JSON functions re-parse their text
--- argument): json_valid, then json_transform pulls every declared key at once, as JSON text. Whether a
--- valid document is an object is its first character after JSON whitespace. A repeated key: the first one.
 create or replace temp table _cand as
 select _dt, _file, _line, payload, _err, {{ columns }}
 from (
-    select _dt, _file, _line, payload,
-           coalesce(_err, if(not valid, 'invalid JSON', if(is_object, null, 'not a JSON object'))) as _err,
-           if(valid and is_object, json_transform(payload, $structure), null) as j
-    from (select *, _err is null and json_valid(payload) as valid,
-                 regexp_matches(payload, '^[ \t\n\r]*[{]') as is_object
-          from _lines))
-
--- name: undeclared_keys
-select distinct k from (select unnest(json_keys(payload)) as k from _cand where _err is null)
-where k not in (select unnest($declared))
+    select l._dt, l._file, l._line, l.payload,
+           coalesce(l._err, if(o._line is null, 'invalid JSON', if(o.is_object, null, 'not a JSON object'))) as _err,
+           json_extract(if(o.is_object, l.payload, '{}'), $paths) as j
+    from _lines l left join _objects o on o._file = l._file and o._line = l._line)
 
 -- name: csv_candidates
 create or replace temp table _cand as

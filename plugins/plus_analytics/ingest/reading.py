@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import json
 import threading
 from pathlib import Path
 
@@ -84,8 +83,7 @@ def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
 
 
 def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Path) -> None:
-    """``_cand`` from NDJSON files: lines, then one JSON extraction of every declared key (``t_<col>`` is
-    NULL for a missing key and for JSON null alike: both are a missing value)."""
+    """``_cand`` from NDJSON files: lines, then one JSON extraction of every declared key."""
     sqlf.run(con, SQL, "lines_table")
     for day, f in files:
         lines, bad = decode_lines(Path(f).read_bytes())
@@ -96,12 +94,15 @@ def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Pa
         with_frame(con, "_file_lines", frame, sqlf.named(SQL, "insert_file_lines"),
                    {"name": file_name(landing, f), "day": day, "bad": bad})
     declared = list(src.column_names)
-    columns = ", ".join(f"json_type(j.{q(c)}) as {q('t_' + c)}, j.{q(c)} ->> '$' as {q('v_' + c)}" for c in declared)
-    sqlf.run(con, SQL, "json_candidates", {"structure": json.dumps(dict.fromkeys(declared, "JSON"))}, columns=columns)
-    con.execute("drop table _lines")
+    sqlf.run(con, SQL, "json_objects")
     undeclared = [r[0] for r in sqlf.run(con, SQL, "undeclared_keys", {"declared": declared}).fetchall()]
     if undeclared:
         raise UndeclaredColumnError(src.name, undeclared)
+    columns = ", ".join(f"json_type(j[{i}]) as {q('t_' + c)}, j[{i}] ->> '$' as {q('v_' + c)}"
+                        for i, c in enumerate(declared, 1))
+    sqlf.run(con, SQL, "json_candidates", {"paths": [f'$."{c}"' for c in declared]}, columns=columns)
+    con.execute("drop table _objects")
+    con.execute("drop table _lines")
 
 
 def _csv_records(src: Source, landing: Path, day: dt.date, f: Path) -> list[list]:
