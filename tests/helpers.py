@@ -122,3 +122,25 @@ def busiest_cookie(raw_db) -> str:
                            ).fetchone()[0]
     finally:
         con.close()
+
+
+def exported_rows(landing: Path, src, day) -> list[dict]:
+    """The valid rows of one day of ``src`` as the generated exports wrote them, as dicts (NDJSON: complete
+    objects; CSV: records with every field)."""
+    import csv
+    import json
+
+    out = []
+    for f in sorted((Path(landing) / src.name / f"dt={day}").glob("part-*")):
+        if src.format == "ndjson":
+            for line in f.read_bytes().split(b"\n"):
+                try:
+                    row = json.loads(line)
+                except (ValueError, UnicodeError):
+                    continue
+                if isinstance(row, dict) and set(row) == set(src.column_names):
+                    out.append(row)
+        else:
+            with open(f, encoding="utf-8", errors="replace", newline="") as fh:
+                out += [r for r in csv.DictReader(fh) if None not in r.values() and None not in r]
+    return out

@@ -59,17 +59,18 @@ class LocalAirflow:
         return env
 
     def start(self) -> None:
-        migrate(self.paths, self.env())
-        for name in COMPONENTS:
-            self._start(name)
+        env = self.env()
+        migrate(self.paths, env)
+        self._start(COMPONENTS, env)
 
-    def _start(self, name: str) -> None:
+    def _start(self, names, env: dict[str, str]) -> None:
         logs = self.paths.airflow_home / "components"
         logs.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).with_name("airflow"))
-        with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
-            self.procs[name] = subprocess.Popen([airflow, name], env=self.env(), stdout=out, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+        for name in names:
+            with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
+                self.procs[name] = subprocess.Popen([airflow, name], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
 
     def revive(self) -> list[str]:
         """Start again every component that has exited; returns their names. Airflow's components are built
@@ -79,7 +80,8 @@ class LocalAirflow:
         for name in dead:
             self.procs[name].wait()
             self._orphaned.append(self.procs[name].pid)  # its process group: tasks it ran may still be running
-            self._start(name)
+        if dead:
+            self._start(dead, self.env())
         return dead
 
     def stop(self, timeout: float = 30) -> None:

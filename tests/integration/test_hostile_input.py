@@ -25,7 +25,7 @@ from plus_analytics.generate import generate
 from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy, vocabularies
 from plus_analytics.privacy.lookups import parse_user_agent
-from tests.helpers import build, ctx, gate, opened
+from tests.helpers import build, ctx, exported_rows, gate, opened
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2026, 10, 1)
@@ -69,26 +69,6 @@ def _kept_text_columns():
                 yield src, c
 
 
-def _rows(landing, src) -> list[dict]:
-    """The valid rows of one day of ``src`` (as the exports wrote them), as dicts."""
-    import csv
-
-    out = []
-    for f in sorted((landing / src.name / f"dt={DAY}").glob("part-*")):
-        if src.format == "ndjson":
-            for line in f.read_bytes().split(b"\n"):
-                try:
-                    row = json.loads(line)
-                except (ValueError, UnicodeError):
-                    continue
-                if isinstance(row, dict) and set(row) == set(src.column_names):
-                    out.append(row)
-        else:
-            with open(f, encoding="utf-8", errors="replace", newline="") as fh:
-                out += [r for r in csv.DictReader(fh) if None not in r.values() and None not in r]
-    return out
-
-
 def _json_line(row: dict) -> bytes:
     """A row as the export wrote it: UTF-8, or \\u escapes where the generator planted a lone surrogate."""
     try:
@@ -122,7 +102,7 @@ def _poison(landing, values: list[str]) -> int:
     value in many rows); returns how many values were planted."""
     planted = 0
     for src in load_policy().values():
-        rows = _rows(landing, src)
+        rows = exported_rows(landing, src, DAY)
         targets = [c.name for s, c in _kept_text_columns() if s.name == src.name and not c.name.endswith("_id")]
         targets += [c.name for c in src.columns if c.how == "user_agent"]
         if not targets or not rows:
@@ -212,7 +192,7 @@ def test_user_agent_families_are_closed(value):
 @pytest.fixture(scope="module")
 def valid_rows(clean_landing):
     """One valid row of each source, as exported."""
-    return {src.name: _rows(clean_landing, src)[0] for src in load_policy().values()}
+    return {src.name: exported_rows(clean_landing, src, DAY)[0] for src in load_policy().values()}
 
 
 def _ingest_one(con, root, src, row, key):

@@ -13,7 +13,7 @@ import pytest
 from plus_analytics.generate import generate
 from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy
-from tests.helpers import opened
+from tests.helpers import exported_rows, opened
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2026, 10, 1)
@@ -23,17 +23,9 @@ BLANK = "blank"
 
 
 def _valid_row(tmp_path) -> dict:
-    src = load_policy()[SRC]
     generate(tmp_path / "generated", days=1, scale=0.3, seed=4, start=DAY)
-    for f in sorted((tmp_path / "generated" / SRC / f"dt={DAY}").glob("*.ndjson")):
-        for line in f.read_bytes().split(b"\n"):
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and set(row) == set(src.column_names) and all(row[c] for c in ("cookie_id", "feature")):
-                return row
-    raise AssertionError("the generator wrote no complete usage event")
+    rows = exported_rows(tmp_path / "generated", load_policy()[SRC], DAY)
+    return next(r for r in rows if r["cookie_id"] and r["feature"])
 
 
 def _lines(row: dict) -> list[tuple[str, str]]:
