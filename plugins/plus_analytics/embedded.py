@@ -95,11 +95,23 @@ def certificate_key(paths: Paths) -> str:
     return json.dumps({"conn_type": "generic", "password": _read_secret(f)["secret"]})
 
 
-def _generated(paths: Paths, name: str, make) -> str:
-    f = paths.secrets / name
-    if not f.exists():
-        _write_secret(f, {"value": make()})
-    return json.loads(f.read_text())["value"]
+#: Airflow signs its API tokens with HS512 when given a secret; RFC 7518 (3.2) wants a key at least as long
+#: as the hash, 64 bytes (PyJWT warns below that).
+JWT_SECRET_BYTES = 64
+
+
+def jwt_secret(paths: Paths) -> str:
+    """The API server's token-signing secret (generated once, data/secrets, mode 600): 64 random bytes,
+    base64. A shorter one, written by an earlier version, is replaced (tokens signed with it expire with
+    the restart that picks up the new one)."""
+    f = paths.secrets / "airflow_jwt_secret.json"
+    if f.exists():
+        value = json.loads(f.read_text())["value"]
+        if len(value.encode()) >= JWT_SECRET_BYTES:
+            return value
+    value = base64.urlsafe_b64encode(os.urandom(JWT_SECRET_BYTES)).decode()
+    _write_secret(f, {"value": value})
+    return value
 
 
 def user_passwords(paths: Paths) -> dict[str, str]:
@@ -139,8 +151,7 @@ def environment(paths: Paths, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__API__BASE_URL": api,
-        "AIRFLOW__API_AUTH__JWT_SECRET": _generated(paths, "airflow_jwt_secret.json",
-                                                    lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()),
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(paths),
         # SQLite serializes writers: the scheduler, the API server and every running task wait up to a minute
         # for each other instead of failing with "database is locked" (Postgres is what production runs).
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings().airflow_database
