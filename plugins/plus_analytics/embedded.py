@@ -10,7 +10,6 @@ workers, and runs Airflow its own way (Postgres metadata DB, its executor).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -102,14 +101,14 @@ JWT_SECRET_BYTES = 64
 
 def jwt_secret(paths: Paths) -> str:
     """The API server's token-signing secret (generated once, data/secrets, mode 600): 64 random bytes,
-    base64. A shorter one, written by an earlier version, is replaced (tokens signed with it expire with
-    the restart that picks up the new one)."""
+    URL-safe base64 (as the users' passwords). A shorter one, written by an earlier version, is replaced
+    (tokens signed with it expire with the restart that picks up the new one)."""
     f = paths.secrets / "airflow_jwt_secret.json"
     if f.exists():
         value = json.loads(f.read_text())["value"]
         if len(value.encode()) >= JWT_SECRET_BYTES:
             return value
-    value = base64.urlsafe_b64encode(os.urandom(JWT_SECRET_BYTES)).decode()
+    value = secrets.token_urlsafe(JWT_SECRET_BYTES)
     _write_secret(f, {"value": value})
     return value
 

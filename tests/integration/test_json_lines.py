@@ -25,7 +25,9 @@ BLANK = "blank"
 def _valid_row(tmp_path) -> dict:
     generate(tmp_path / "generated", days=1, scale=0.3, seed=4, start=DAY)
     rows = exported_rows(tmp_path / "generated", load_policy()[SRC], DAY)
-    return next(r for r in rows if r["cookie_id"] and r["feature"])
+    row = next((r for r in rows if r["cookie_id"] and r["feature"]), None)
+    assert row is not None, "the generator wrote no complete usage event"
+    return row
 
 
 def _lines(row: dict) -> list[tuple[str, str]]:
