@@ -29,4 +29,4 @@ def plus_backfill():
     staged >> write_audit_publish()
 
 
-plus_backfill()
+dag = plus_backfill()

@@ -36,4 +36,4 @@ def plus_erasure():
     chain(*steps, write_audit_publish(), *after, tasks.dpo_report())
 
 
-plus_erasure()
+dag = plus_erasure()

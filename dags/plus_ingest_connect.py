@@ -23,4 +23,4 @@ def plus_ingest_connect():
         tasks.stage.override(task_id=f"stage_{source}", outlets=[house.staging_asset(source)])(source, loaded)
 
 
-plus_ingest_connect()
+dag = plus_ingest_connect()

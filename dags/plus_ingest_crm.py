@@ -22,4 +22,4 @@ def plus_ingest_crm():
         tasks.stage.override(task_id=f"stage_{source}", outlets=[house.staging_asset(source)])(source, loaded)
 
 
-plus_ingest_crm()
+dag = plus_ingest_crm()

@@ -22,4 +22,4 @@ def plus_ingest_platform():
         tasks.stage.override(task_id=f"stage_{source}", outlets=[house.staging_asset(source)])(source, loaded)
 
 
-plus_ingest_platform()
+dag = plus_ingest_platform()

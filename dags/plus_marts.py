@@ -23,4 +23,4 @@ def plus_marts():
     write_audit_publish()
 
 
-plus_marts()
+dag = plus_marts()

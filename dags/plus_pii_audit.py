@@ -19,4 +19,4 @@ def plus_pii_audit():
     tasks.audit()
 
 
-plus_pii_audit()
+dag = plus_pii_audit()

@@ -22,4 +22,4 @@ def plus_retention():
     tasks.enforce_retention() >> write_audit_publish()
 
 
-plus_retention()
+dag = plus_retention()

@@ -19,4 +19,4 @@ def plus_rotate_keys():
     tasks.restage_all(tasks.rekey_restricted()) >> write_audit_publish()
 
 
-plus_rotate_keys()
+dag = plus_rotate_keys()

@@ -12,6 +12,7 @@
   rotate-keys  re-key everything to the active key version (runs plus_rotate_keys)
   keys         print a new pseudonymization key connection
   certificate  verify an erasure certificate offline
+  install-dags write the one file an existing Airflow deployment's DAG folder needs
 
 Every input is checked before any work starts; every failure ends with one line on stderr and a non-zero
 exit (2: bad input or configuration, 1: a run failed, 3: another run holds this data directory).
@@ -20,6 +21,7 @@ exit (2: bad input or configuration, 1: a run failed, 3: another run holds this 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -35,6 +37,17 @@ from plus_analytics.config import HOME_VAR, Paths, settings
 SAMPLE_QUERY = """select day, product, active_accounts, unique_visitors, events
 from mart_daily_active_usage where dimension = 'all'
 order by day desc, product limit 8"""
+
+
+#: Where a command's own output goes: stdout as it was when :func:`main` started. While a command runs,
+#: ``sys.stdout`` points at stderr, so whatever a library prints or logs there (Airflow binds its log handler
+#: to ``sys.stdout`` when first imported) goes to stderr: stdout carries the command's output alone, and JSON
+#: or CSV can be piped.
+_out = sys.stdout
+
+
+def say(*parts) -> None:
+    print(*parts, file=_out, flush=True)
 
 
 class Usage(ValueError):
@@ -118,7 +131,7 @@ def cmd_generate(args) -> int:
     m = generate(paths.landing, days=args.days, scale=args.scale, seed=args.seed, start=args.start)
     rows = sum(s["rows"] for s in m["sources"].values())
     bad = sum(sum(s["malformed"].values()) for s in m["sources"].values())
-    print(f"generated {rows:,} rows ({bad:,} deliberately malformed) for {m['days']} days from {m['start']} "
+    say(f"generated {rows:,} rows ({bad:,} deliberately malformed) for {m['days']} days from {m['start']} "
           f"into {paths.landing} in {time.perf_counter() - t:.1f}s")
     return 0
 
@@ -135,18 +148,17 @@ def cmd_demo(args) -> int:
             cmd_generate(argparse.Namespace(days=args.days, scale=args.scale, seed=args.seed, start=None, home=None))
             m = _manifest(paths)
         else:
-            print(f"landing data already generated ({m['days']} days from {m['start']}): reusing it")
+            say(f"landing data already generated ({m['days']} days from {m['start']}): reusing it")
         start = dt.date.fromisoformat(m["start"])
         days = [start + dt.timedelta(days=i) for i in range(m["days"])]
         from plus_analytics.runner import run_pipeline
 
-        print(f"running the daily DAGs through Airflow (dag.test; metadata DB and task logs in {paths.airflow_home}):",
-              flush=True)
+        say(f"running the daily DAGs through Airflow (dag.test; metadata DB and task logs in {paths.airflow_home}):")
         _airflow(paths)
-        ran = run_pipeline(paths, days, progress=lambda s: print(s, flush=True))
-        print(f"DAG runs: {ran['ingest_runs']} ingest runs executed, {ran['ingest_skipped']} already done; marts {ran['marts']}")
+        ran = run_pipeline(paths, days, progress=say)
+        say(f"DAG runs: {ran['ingest_runs']} ingest runs executed, {ran['ingest_skipped']} already done; marts {ran['marts']}")
     _summary(paths)
-    print(f"demo finished in {time.perf_counter() - t0:.1f}s")
+    say(f"demo finished in {time.perf_counter() - t0:.1f}s")
     return 0
 
 
@@ -154,20 +166,20 @@ def _summary(paths: Paths) -> None:
     from plus_analytics.marts.publish import published_tables
     from plus_analytics.storage import locks
 
-    print(f"\nanalytics database (analysts, read-only): {paths.analytics_db}")
+    say(f"\nanalytics database (analysts, read-only): {paths.analytics_db}")
     for t, n in published_tables(paths.analytics_db).items():
-        print(f"  {t:32s} {n:>8,} rows")
+        say(f"  {t:32s} {n:>8,} rows")
     with locks.zone(paths.raw_db) as con:
         q = con.execute("select count(*) from quarantine").fetchone()[0]
         loaded = con.execute("select sum(rows_loaded) from ingest_log").fetchone()[0]
-        print(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
+        say(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
         worst = con.execute("select source, col, sum(rows_quarantined)::bigint n from ingest_column_log "
                             "group by all order by n desc, source, col limit 5").fetchall()
     if worst:
-        print("  most quarantined columns: " + "; ".join(f"{s}.{c} {n:,}" for s, c, n in worst))
-    print(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'}, data quality per source, day and column: "
+        say("  most quarantined columns: " + "; ".join(f"{s}.{c} {n:,}" for s, c, n in worst))
+    say(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'}, data quality per source, day and column: "
           f"{paths.reports / 'quality'}/<source>.csv)")
-    print("\nsample analyst query:\n  plus-analytics query \"" + " ".join(SAMPLE_QUERY.split()) + "\"")
+    say("\nsample analyst query:\n  plus-analytics query \"" + " ".join(SAMPLE_QUERY.split()) + "\"")
     _print_query(paths, SAMPLE_QUERY)
 
 
@@ -205,9 +217,9 @@ def _print_query(paths: Paths, sql: str) -> None:
     finally:
         con.close()
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    print("  " + "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    say("  " + "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
     for r in rows:
-        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+        say("  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
 
 
 def cmd_query(args) -> int:
@@ -223,7 +235,7 @@ def cmd_airflow(args) -> int:
 
     paths = _paths(args)
     with exclusive_runner(paths, "airflow (make airflow)"):
-        return serve(paths, port=args.port)
+        return serve(paths, port=args.port, say=say)
 
 
 def cmd_rotate_keys(args) -> int:
@@ -234,12 +246,12 @@ def cmd_rotate_keys(args) -> int:
         if args.new_local_key:
             version = new_local_key_version(paths)
             os.environ.pop("AIRFLOW_CONN_PLUS_PSEUDONYM_KEY", None)
-            print(f"demo key rotated locally to version {version} (the old secret is overwritten)")
+            say(f"demo key rotated locally to version {version} (the old secret is overwritten)")
         from plus_analytics.runner import prepare_airflow
 
         prepare_airflow(paths)
         seconds = _run_dag(paths, "plus_rotate_keys")
-    print(f"re-keyed restricted zone, staging and marts in {seconds:.1f}s; published {paths.analytics_db}")
+    say(f"re-keyed restricted zone, staging and marts in {seconds:.1f}s; published {paths.analytics_db}")
     return 0
 
 
@@ -258,18 +270,17 @@ def cmd_pipeline(args) -> int:
         if args.backfill:
             conf = {"first_day": args.first_day and args.first_day.isoformat(),
                     "last_day": args.last_day and args.last_day.isoformat()}
-            print(f"running plus_backfill ({conf['first_day'] or 'first landed day'} to {conf['last_day'] or 'last landed day'}) ...",
-                  flush=True)
+            say(f"running plus_backfill ({conf['first_day'] or 'first landed day'} to {conf['last_day'] or 'last landed day'}) ...")
             seconds = _run_dag(paths, "plus_backfill", conf=conf)
-            print(f"plus_backfill finished in {seconds:.1f}s; published {paths.analytics_db}")
+            say(f"plus_backfill finished in {seconds:.1f}s; published {paths.analytics_db}")
             return 0
         from plus_analytics.runner import run_pipeline
 
         start = dt.date.fromisoformat(m["start"])
         t = time.perf_counter()
         ran = run_pipeline(paths, [start + dt.timedelta(days=i) for i in range(m["days"])], force=args.force,
-                           progress=lambda s: print(s, flush=True))
-    print(f"{ran} in {time.perf_counter() - t:.1f}s")
+                           progress=say)
+    say(f"{ran} in {time.perf_counter() - t:.1f}s")
     return 0
 
 
@@ -290,11 +301,11 @@ def cmd_erase(args) -> int:
 
         os.environ.update(environment(paths))  # the keys come from the Airflow connections (any secrets backend)
         [rid] = jobs.register_requests([request], jobs.context(paths))
-        print(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
+        say(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
         if args.run:
             _airflow(paths)
             seconds = _run_dag(paths, "plus_erasure")
-            print(f"plus_erasure finished in {seconds:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
+            say(f"plus_erasure finished in {seconds:.1f}s; report: {paths.reports / 'dpo' / 'tombstones.html'}")
     return 0
 
 
@@ -306,7 +317,7 @@ def cmd_report(args) -> int:
 
     os.environ.update(environment(paths))
     out = jobs.dpo_report(jobs.context(paths), fail_on_overdue=False)
-    print(json.dumps(out, indent=2))
+    say(json.dumps(out, indent=2))
     return 1 if out["overdue"] or out["failed"] else 0
 
 
@@ -316,7 +327,7 @@ def cmd_retention(args) -> int:
     with exclusive_runner(paths, "retention"):
         _airflow(paths)
         seconds = _run_dag(paths, "plus_retention", conf={"as_of": as_of})
-    print(f"retention enforced as of {as_of} and marts republished in {seconds:.1f}s; evidence in the DPO report "
+    say(f"retention enforced as of {as_of} and marts republished in {seconds:.1f}s; evidence in the DPO report "
           f"(`plus-analytics report dpo`, then {paths.reports / 'dpo' / 'tombstones.html'})")
     return 0
 
@@ -336,14 +347,27 @@ def cmd_audit(args) -> int:
             print(str(exc), file=sys.stderr)
             return 1
         raise
-    print(json.dumps(out, indent=2))
+    say(json.dumps(out, indent=2))
     return 0
 
 
 def cmd_keys(args) -> int:
     from plus_analytics.privacy.keys import connection_uri_json, new_secret
 
-    print(connection_uri_json(new_secret(), args.version))
+    say(connection_uri_json(new_secret(), args.version))
+    return 0
+
+
+def cmd_install_dags(args) -> int:
+    """An existing Airflow deployment: write the one file its DAG folder needs to load the package's DAGs."""
+    from plus_analytics.dags import DEPLOYMENT_FILE
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise Usage(f"{folder} is not a folder: give the deployment's DAG folder ([core] dags_folder)")
+    target = folder / "plus_analytics_dags.py"
+    target.write_text(DEPLOYMENT_FILE, encoding="utf-8")
+    say(f"wrote {target}: Airflow's DAG processor loads the plus-analytics DAGs from the installed package through it")
     return 0
 
 
@@ -359,9 +383,9 @@ def cmd_certificate(args) -> int:
     try:
         p = certificate.verify(cert, key)
     except certificate.CertificateInvalid as exc:
-        print(f"INVALID: {exc}")
+        say(f"INVALID: {exc}")
         return 1
-    print(f"valid: erasure certificate for request {p['request_id']} ({p['identifier_kind']}), outcome {p['outcome']}, "
+    say(f"valid: erasure certificate for request {p['request_id']} ({p['identifier_kind']}), outcome {p['outcome']}, "
           f"completed {p['completed_at']} UTC, signed by {p['signing_key']}")
     return 0
 
@@ -429,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--public-key", required=True, help="the published public key (certificate_public_key.pem)")
     ce.set_defaults(func=cmd_certificate)
 
+    ins = sub.add_parser("install-dags", help="existing Airflow deployment: write the DAG file its DAG folder needs")
+    ins.add_argument("folder", help="the deployment's DAG folder")
+    ins.set_defaults(func=cmd_install_dags)
+
     k = sub.add_parser("keys", help="print a new pseudonymization key connection (JSON)")
     k.add_argument("--version", type=_positive, default=1)
     k.set_defaults(func=cmd_keys)
@@ -460,10 +488,15 @@ def _failure_line(exc: BaseException) -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=settings().log_level)
+    global _out
+    level = settings().log_level
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", level)  # Airflow's own loggers, in this process
+    logging.basicConfig(level=level, stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    _out = sys.stdout
     try:
-        return args.func(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.func(args)
     except KeyboardInterrupt:
         print("plus-analytics: interrupted", file=sys.stderr)
         return 130

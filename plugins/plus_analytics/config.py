@@ -14,12 +14,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = REPO_ROOT / "sql"
-EXPECTATIONS_DIR = REPO_ROOT / "expectations"
-POLICY_DIR = Path(__file__).resolve().parent / "policy"
+
+def _shipped(package: str) -> Path:
+    """A folder shipped inside the installed package, found through ``importlib.resources``: sql/ and
+    expectations/ are top-level in the repository and mapped into the package at build time
+    (pyproject.toml), so a wheel works wherever it is installed and no code reads a source tree."""
+    return Path(str(resources.files(package)))
+
+
+SQL_DIR = _shipped("plus_analytics.sql")
+EXPECTATIONS_DIR = _shipped("plus_analytics.expectations")
+POLICY_DIR = Path(__file__).resolve().parent / "policy"  # inside the package itself
 
 #: Airflow connection ids. ``plus_duckdb`` carries DuckDB's resource limits (``extra``: memory_limit,
 #: threads) for every zone file, opened through the Airflow DuckDB provider; the file itself always

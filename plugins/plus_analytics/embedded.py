@@ -24,7 +24,6 @@ from plus_analytics.config import (
     CERTIFICATE_CONN_ID,
     DUCKDB_CONN_ID,
     KEY_CONN_ID,
-    REPO_ROOT,
     TOMBSTONE_CONN_ID,
     ConfigError,
     Paths,
@@ -121,6 +120,13 @@ def user_passwords(paths: Paths) -> dict[str, str]:
     return json.loads(f.read_text())
 
 
+def dags_folder() -> Path:
+    """The package's DAG folder (``plus_analytics.dags``; the checkout's dags/ in an editable install)."""
+    from importlib import resources
+
+    return Path(str(resources.files("plus_analytics.dags")))
+
+
 def _duckdb_connection() -> str:
     s = settings()
     extra = {k: v for k, v in (("memory_limit", s.duckdb_memory_limit), ("threads", s.duckdb_threads)) if v}
@@ -136,8 +142,8 @@ def environment(paths: Paths, port: int | None = None) -> dict[str, str]:
     env = {
         "PLUS_ANALYTICS_HOME": str(paths.home),
         "AIRFLOW_HOME": str(paths.airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),  # the DAG files as installed with the package
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(paths.airflow_home / "plugins"),  # ours loads by its entry point
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(settings().airflow_parallelism),

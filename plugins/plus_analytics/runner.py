@@ -13,8 +13,8 @@ import time
 import warnings
 from collections.abc import Callable
 
-from plus_analytics.config import REPO_ROOT, Paths
-from plus_analytics.embedded import migrate
+from plus_analytics.config import Paths
+from plus_analytics.embedded import dags_folder, migrate
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def prepare_airflow(paths: Paths) -> None:
 def dag_bag():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(str(REPO_ROOT / "dags"))
+    bag = DagBag(str(dags_folder()))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     return bag

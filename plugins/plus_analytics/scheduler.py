@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ class LocalAirflow:
         self.paths, self.port = paths, port or settings().airflow_port
         self.extra = dict(env or {})
         self.procs: dict[str, subprocess.Popen] = {}
-        self.base_url = f"http://localhost:{port}"
+        self.base_url = f"http://localhost:{self.port}"
         self._tokens: dict[str, str] = {}
         self._orphaned: list[int] = []  # process groups of components that exited and were started again
 
@@ -216,17 +217,18 @@ def _group(pid: int) -> int | None:
         return None
 
 
-def serve(paths: Paths, port: int | None = None) -> int:
+def serve(paths: Paths, port: int | None = None, say=print) -> int:
     """``make airflow``: start everything, unpause the daily DAGs, say where to look, report DAG runs as
-    they finish, stop every component on Ctrl-C."""
+    they finish, stop every component on Ctrl-C. ``say`` prints a line of the command's output."""
     af = LocalAirflow(paths, port)
-    print(f"starting Airflow on {paths} (scheduler, DAG processor, API server, triggerer; LocalExecutor) ...", flush=True)
-    af.start()
+    _stop_on_signals()
+    say(f"starting Airflow on {paths.home} (scheduler, DAG processor, API server, triggerer; LocalExecutor) ...")
     try:
+        af.start()
         af.wait_ready()
         af.unpause(DAILY_DAGS)
         pw = user_passwords(paths)
-        print(f"""
+        say(f"""
 Airflow is running: {af.base_url}
   log in as admin / {pw['admin']}   (passwords: {paths.secrets / 'airflow_passwords.json'})
   the DPO's Privacy page: Browse > Privacy in the UI ({af.base_url}/plugin/privacy)
@@ -234,7 +236,7 @@ Airflow is running: {af.base_url}
   manual DAGs: plus_backfill, plus_rotate_keys (trigger them in the UI)
   task logs: {paths.airflow_home / 'logs'}; component logs: {paths.airflow_home / 'components'}
 Ctrl-C stops every component.
-""", flush=True)
+""")
         seen: set[str] = set()
         since = dt.datetime.now(dt.UTC).isoformat()
         budget = RestartBudget()
@@ -248,14 +250,26 @@ Ctrl-C stops every component.
                 print(f"Airflow component(s) {af.revive()} exited and were started again; see "
                       f"{paths.airflow_home / 'components'}", file=sys.stderr, flush=True)
             for line in _finished_runs(af, seen, since):
-                print(line, flush=True)
+                say(line)
             time.sleep(10)
     except KeyboardInterrupt:
-        print("\nstopping Airflow ...", flush=True)
+        say("\nstopping Airflow ...")
         return 0
     finally:
         af.stop()
-        print("Airflow stopped.", flush=True)
+        say("Airflow stopped.")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a container's stop) both stop every component before
+    exiting: the components run in sessions of their own and would otherwise outlive this process. SIGINT
+    is set even where it was inherited as ignored (a job started in the background by a script)."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _finished_runs(af: LocalAirflow, seen: set[str], since: str) -> list[str]:

@@ -76,20 +76,45 @@ def an_email(home) -> str:
         con.close()
 
 
-@pytest.mark.parametrize("path", ["/plus-privacy/", "/plus-privacy/report.json", "/plus-privacy/report.csv",
-                                  "/plus-privacy/evidence.csv", "/plus-privacy/public-key.pem"])
-def test_unauthenticated_is_refused(client, path):
-    assert client.get(path).status_code == 401
-    assert client.get(path, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+def _routes() -> list[tuple[str, str]]:
+    """(method, path) of every route the console serves, from the app itself, with a sample path parameter."""
+    from plus_analytics.console.app import app
+
+    found = []
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD":
+                found.append((method, "/plus-privacy" + route.path.replace("{name}", "DSR-20261001-abcdefghij.json")))
+    return found
 
 
-def test_a_user_without_the_privacy_role_is_refused(client, pipeline):
-    analyst = {"Authorization": f"Bearer {token(client, pipeline, 'analyst')}"}
-    assert client.get("/plus-privacy/", headers=analyst).status_code == 403
-    assert client.get("/plus-privacy/report.json", headers=analyst).status_code == 403
-    r = client.post("/plus-privacy/requests", headers={**analyst, "Origin": BASE},
-                    data={"id_kind": "email", "identifier": "x@example.com", "requester": "DPO", "deadline_days": "30"})
-    assert r.status_code == 403
+ROUTES = _routes()
+FORM = {"id_kind": "email", "identifier": "x@example.com", "requester": "DPO", "deadline_days": "30"}
+
+
+def test_every_route_is_checked_here():
+    assert {p for _, p in ROUTES} >= {"/plus-privacy/", "/plus-privacy/report.json", "/plus-privacy/report.csv",
+                                      "/plus-privacy/evidence.csv", "/plus-privacy/public-key.pem",
+                                      "/plus-privacy/requests", "/plus-privacy/certificates/DSR-20261001-abcdefghij.json"}
+
+
+@pytest.mark.parametrize("body", [None, FORM, {"id_kind": "email"}], ids=["no-body", "valid-form", "broken-form"])
+@pytest.mark.parametrize("method,path", ROUTES)
+def test_unauthenticated_is_refused_before_the_request_is_read(client, method, path, body):
+    """No session, or a forged one: 401, whatever the request carries, and nothing about the route's form."""
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Cookie": "_token=forged"}):
+        r = client.request(method, path, headers={**headers, "Origin": BASE}, data=body)
+        assert r.status_code == 401, (method, path, r.status_code, r.text)
+        assert "id_kind" not in r.text and "deadline" not in r.text
+
+
+@pytest.mark.parametrize("body", [None, FORM, {"id_kind": "email"}], ids=["no-body", "valid-form", "broken-form"])
+@pytest.mark.parametrize("method,path", ROUTES)
+def test_a_user_without_the_privacy_role_is_refused_on_every_route(client, pipeline, method, path, body):
+    analyst = {"Authorization": f"Bearer {token(client, pipeline, 'analyst')}", "Origin": BASE}
+    r = client.request(method, path, headers=analyst, data=body)
+    assert r.status_code == 403, (method, path, r.status_code, r.text)
+    assert "id_kind" not in r.text and "deadline" not in r.text
 
 
 def test_the_page_shows_the_ledger_live(client, admin):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from plus_analytics.config import REPO_ROOT
+from tests import REPO_ROOT
 
-DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
+DAG_FILES = sorted((REPO_ROOT / "dags").glob("plus_*.py"))
 
 
 @pytest.fixture(scope="module")

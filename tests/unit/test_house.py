@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from plus_analytics.config import REPO_ROOT, ConfigError, Paths, Settings
+from plus_analytics.config import ConfigError, Paths, Settings
 from plus_analytics.policy import policy_table_markdown
 from plus_analytics.policy.files import PolicyError
 from plus_analytics.policy.retention import retention_table_markdown
+from tests import REPO_ROOT
 
 LIBRARY = REPO_ROOT / "plugins" / "plus_analytics"
 

@@ -1,6 +1,6 @@
 """The console's FastAPI app, mounted by the plugin at ``/plus-privacy`` inside Airflow's API server.
 
-Routes (every one checks the caller, see :mod:`plus_analytics.console.security`):
+Routes (the caller is checked before any route runs or any of the request is read, see :func:`authenticate`):
 
   GET  /                      the Privacy page (requests, evidence by layer, chain, retention, consent, intake form)
   GET  /report.json|.csv      the same content for systems (requests CSV; evidence CSV at /evidence.csv)
@@ -15,7 +15,6 @@ import datetime as dt
 import html
 import io
 import re
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Form, HTTPException, Request
@@ -33,6 +32,24 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Re
 app = FastAPI(title="Plus Privacy", description="The DPO's console", docs_url=None, redoc_url=None, openapi_url=None)
 
 
+#: What a request asks of the auth manager, by its HTTP method.
+METHODS = {"GET": "GET", "HEAD": "GET", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE"}
+
+
+@app.middleware("http")
+async def authenticate(request: Request, call_next):
+    """Every request, before routing and before its body is read: no valid Airflow session, 401; a user the
+    auth manager does not allow the Privacy page, 403. A caller who fails learns nothing of the routes or
+    their forms. The routes find the user in ``request.state.user``."""
+    try:
+        user = await security.caller(request)
+        security.require(user, METHODS.get(request.method, "POST"))
+    except HTTPException as exc:
+        return _error(request, exc.status_code, str(exc.detail), exc.headers)
+    request.state.user = user
+    return await call_next(request)
+
+
 def _when(value) -> str:
     """A UTC timestamp shown in UTC and in Bangkok time."""
     if not isinstance(value, dt.datetime):
@@ -44,7 +61,7 @@ def _when(value) -> str:
 def _templates():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")), autoescape=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("plus_analytics.console"), autoescape=True)
     env.filters["when"] = _when
     return env
 
@@ -98,8 +115,7 @@ def _max_deadline() -> int:
 
 @app.get("/", response_class=HTMLResponse)
 async def page(request: Request, registered: str | None = None):
-    user = await security.caller(request)
-    security.require(user, "GET")
+    user = request.state.user
     message = None
     if registered and REQUEST_ID.match(registered):
         message = f"Request {registered} registered; plus_erasure was started for it. Its status updates below."
@@ -108,7 +124,6 @@ async def page(request: Request, registered: str | None = None):
 
 @app.get("/report.json")
 async def report_json(request: Request):
-    security.require(await security.caller(request), "GET")
     from plus_analytics.erasure.report import to_json
 
     return Response(to_json(_data()), media_type="application/json", headers=HEADERS)
@@ -116,7 +131,6 @@ async def report_json(request: Request):
 
 @app.get("/report.csv")
 async def report_csv(request: Request):
-    security.require(await security.caller(request), "GET")
     from plus_analytics.erasure.report import requests_csv
 
     return Response(requests_csv(_data()), media_type="text/csv",
@@ -125,7 +139,6 @@ async def report_csv(request: Request):
 
 @app.get("/evidence.csv")
 async def evidence_csv(request: Request):
-    security.require(await security.caller(request), "GET")
     data = _data()
     buf = io.StringIO()
     fields = ["seq", "request_id", "event", "layer", "location", "rows_removed", "check_result", "detail", "recorded_at"]
@@ -138,7 +151,6 @@ async def evidence_csv(request: Request):
 
 @app.get("/certificates/{name}")
 async def certificate(request: Request, name: str):
-    security.require(await security.caller(request), "GET")
     from plus_analytics.config import Paths
 
     stem, _, ext = name.rpartition(".")
@@ -154,7 +166,6 @@ async def certificate(request: Request, name: str):
 
 @app.get("/public-key.pem")
 async def public_key(request: Request):
-    security.require(await security.caller(request), "GET")
     from plus_analytics.config import Paths
 
     path = Paths.from_env().reports / "dpo" / "certificate_public_key.pem"
@@ -169,8 +180,7 @@ async def register(request: Request, id_kind: str = Form(max_length=32), identif
                    csrf: str = Form(default="", max_length=100)):
     """Register a deletion request: validated, normalized and pseudonymized here; only the request id
     goes to Airflow. A rejected request is never registered, and the page never repeats the identifier."""
-    user = await security.caller(request)
-    security.require(user, "POST")
+    user = request.state.user
     security.check_post(request, user, csrf)
     from plus_analytics import jobs
     from plus_analytics.erasure.intake import InvalidRequest

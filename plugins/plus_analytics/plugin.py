@@ -1,6 +1,6 @@
 """The project's one AirflowPlugin: the DPO's Privacy page (a FastAPI app in the API server, linked from
-the UI's navigation). The library itself is an installed package, kept out of the plugin manager by
-plugins/.airflowignore."""
+the UI's navigation). Registered through the ``airflow.plugins`` entry point (pyproject.toml), so
+installing the package is all a deployment does to load it: no file in its plugins folder."""
 
 from airflow.plugins_manager import AirflowPlugin
 

@@ -1,0 +1,170 @@
+"""Every command the README and ``--help`` show, run as a subprocess exactly as a user types it: from the
+checkout, with no extra arguments, in the environment a new user has (the test's own Airflow and key
+settings removed; at most ``PLUS_ANALYTICS_HOME`` and ``PLUS_AIRFLOW_PORT`` set), Ctrl-C delivered as
+SIGINT to the command's process group, as a terminal does.
+
+One data directory goes through what a newcomer does in order: ``make demo``, the analyst's query, the
+DPO's report, an erasure and its certificate, retention, the audit, a key rotation, ``make airflow`` from
+start to Ctrl-C. Machine-readable output (JSON) must be stdout alone, so it is parsed as such.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import psutil
+import pytest
+
+from plus_analytics.cli import build_parser
+from tests import REPO_ROOT
+from tests.commands.shell import run, user_env
+from tests.services import free_port
+
+pytestmark = pytest.mark.commands
+
+CLI = ".venv/bin/plus-analytics"  # as the README writes it, run from the checkout
+
+#: Every subcommand of ``plus-analytics --help`` and the test below that types it.
+TYPED = {"generate": "test_generate_as_typed", "demo": "test_make_demo", "airflow": "test_make_airflow_to_ctrl_c",
+         "query": "test_query", "pipeline": "test_pipeline_again_skips_what_ran", "erase": "test_erase_and_its_certificate",
+         "report": "test_report_dpo_is_json_on_stdout", "certificate": "test_erase_and_its_certificate",
+         "retention": "test_retention", "audit": "test_audit_is_json_on_stdout", "rotate-keys": "test_rotate_keys",
+         "keys": "test_keys_is_a_connection_on_stdout", "install-dags": "test_install_dags"}
+
+
+def typed(line: list[str], home: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``line`` typed in the checkout by a new user whose data directory is ``home``."""
+    return run(line, user_env(home), REPO_ROOT, timeout)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("newcomer") / "data"
+
+
+def test_every_command_of_help_is_typed_here():
+    sub = next(a for a in build_parser()._actions if a.dest == "cmd")
+    assert set(sub.choices) == set(TYPED), "a command --help shows has no test that types it (add it to TYPED)"
+    assert all(name in globals() for name in TYPED.values())
+
+
+def test_make_demo(home):
+    done = typed(["make", "demo"], home, timeout=1500)
+    assert "demo finished in" in done.stdout and "sample analyst query" in done.stdout
+    assert re.search(r"mart_daily_active_usage\s+[1-9][\d,]* rows", done.stdout), done.stdout
+    assert (home / "analytics" / "analytics.duckdb").exists()
+
+
+def test_query(home):
+    done = typed([CLI, "query", "select * from mart_chat_volume order by day desc limit 5"], home)
+    header, *rows = done.stdout.strip().splitlines()
+    assert "day" in header.split() and len(rows) == 5
+    assert done.stderr == ""
+
+
+def test_report_dpo_is_json_on_stdout(home):
+    report = json.loads(typed([CLI, "report", "dpo"], home).stdout)
+    assert Path(report["html"]).exists() and report["overdue"] == 0
+
+
+def test_keys_is_a_connection_on_stdout(home):
+    conn = json.loads(typed([CLI, "keys"], home).stdout)
+    assert conn["conn_type"] == "generic" and len(conn["password"]) >= 43
+
+
+def _an_email(home: Path) -> str:
+    con = duckdb.connect(str(home / "restricted" / "raw.duckdb"), read_only=True)
+    try:
+        return con.execute("select raw_value from id_map where kind = 'email' and error is null order by 1 limit 1").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_erase_and_its_certificate(home):
+    email = _an_email(home)
+    done = typed([CLI, "erase", "--email", email, "--run"], home)
+    assert email not in done.stdout + done.stderr
+    rid = re.search(r"registered deletion request (DSR-\d{8}-[a-p]{10})", done.stdout).group(1)
+    report = json.loads(typed([CLI, "report", "dpo"], home).stdout)
+    assert report["verified"] == 1 and report["chain_intact"] is True
+    ledger = json.loads(Path(report["json"]).read_text())
+    assert {r["request_id"]: r["status"] for r in ledger["requests"]}[rid] == "verified"
+    cert = home / "reports" / "dpo" / "certificates" / f"{rid}.json"
+    key = home / "reports" / "dpo" / "certificate_public_key.pem"
+    done = typed([CLI, "certificate", "verify", str(cert), "--public-key", str(key)], home)
+    assert done.stdout.startswith(f"valid: erasure certificate for request {rid}")
+
+
+def test_retention(home):
+    assert "retention enforced as of" in typed([CLI, "retention"], home).stdout
+
+
+def test_audit_is_json_on_stdout(home):
+    audit = json.loads(typed([CLI, "audit"], home).stdout)
+    assert audit["clean"] is True
+
+
+def test_rotate_keys(home):
+    assert "re-keyed restricted zone, staging and marts" in typed([CLI, "rotate-keys"], home).stdout
+
+
+def test_pipeline_again_skips_what_ran(home):
+    done = typed([CLI, "pipeline"], home)
+    assert "'ingest_runs': 0" in done.stdout, done.stdout
+
+
+def test_generate_as_typed(tmp_path):
+    done = typed([CLI, "generate"], tmp_path / "data")
+    assert re.match(r"generated [\d,]+ rows \([\d,]+ deliberately malformed\) for 30 days", done.stdout)
+
+
+def test_install_dags(tmp_path):
+    done = typed([CLI, "install-dags", str(tmp_path)], tmp_path / "data")
+    assert "wrote" in done.stdout and (tmp_path / "plus_analytics_dags.py").read_text().count("load(globals())") == 1
+
+
+def _ours(home: Path) -> list[psutil.Process]:
+    """Every process whose environment names this data directory (Airflow's components and their workers
+    inherit it)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("PLUS_ANALYTICS_HOME") == str(home):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return [p for p in found if p.pid != os.getpid()]
+
+
+def test_make_airflow_to_ctrl_c(home):
+    port = free_port()
+    out = home.parent / "make-airflow.out"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen(["make", "airflow"], cwd=REPO_ROOT, env=user_env(home, port), stdout=sink,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 420
+            while "Airflow is running" not in out.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, out.read_text()[-3000:]
+                time.sleep(2)
+            text = out.read_text()
+            assert f"Airflow is running: http://localhost:{port}" in text, text[-3000:]
+            assert f"http://localhost:{port}/plugin/privacy" in text
+            import httpx
+
+            assert httpx.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=10).status_code == 200
+            assert _ours(home), "the components run with the data directory in their environment"
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+            code = proc.wait(timeout=180)
+    text = out.read_text()
+    assert code == 0 and "Airflow stopped." in text, text[-3000:]
+    left = _ours(home)
+    assert left == [], f"left running after Ctrl-C: {[(p.pid, p.name()) for p in left]}"
