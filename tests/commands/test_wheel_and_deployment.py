@@ -74,8 +74,9 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_checkout(venv, tmp_pa
 
 
 def airflow_json(bin_: Path, args: list[str], env: dict, cwd: Path):
+    """Airflow's own CLI in JSON; its warnings come first on stdout, the JSON list is the last line."""
     out = run([str(bin_ / "airflow"), *args, "--output", "json"], env, cwd).stdout
-    return json.loads(out[out.index("["):])
+    return json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("[")))
 
 
 def test_an_existing_deployment_loads_the_plugin_and_the_dags(venv, tmp_path):

@@ -42,7 +42,7 @@ def test_dag_policies(bag, dag_id):
 def test_dag_file_shows_its_graph(path):
     """A reader of one DAG file sees what it runs: the @dag function wires the tasks itself."""
     text = path.read_text()
-    assert "@dag(" in text and f"def {path.stem}():" in text and f"\n{path.stem}()\n" in text
+    assert "@dag(" in text and f"def {path.stem}():" in text and f"\ndag = {path.stem}()\n" in text
     assert "dag_factory" not in text
 
 
