@@ -1,4 +1,4 @@
-# The commands a newcomer runs: `make demo`, `make test`, `make airflow`. All set up .venv from the lock file.
+# The commands a newcomer runs: `make demo`, `make airflow`, `make test` (and `make test-fast` while editing). All set up .venv from the lock file.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ export PLUS_ANALYTICS_HOME ?= $(CURDIR)/data
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test lint airflow setup system-packages clean bench bench-scale
+.PHONY: demo test test-fast lint docs airflow setup system-packages clean bench bench-scale
 
 # --compile-bytecode: wheels install without .pyc and PYTHONDONTWRITEBYTECODE may be set (it is on our machines),
 # and then every process (each airflow command, each task, each benchmark step) compiles Airflow from source: 5 s.
@@ -44,8 +44,19 @@ lint: setup
 	$(BIN)/ruff check plugins dags tests bench
 	$(BIN)/lint-imports
 
-test: setup system-packages lint
+# The edit-test loop: lint, import layers, unit and DAG-integrity tests; nothing that runs the pipeline,
+# Airflow, a browser or a build (those carry the markers below).
+FAST := not integration and not scheduler and not commands
+
+test-fast: setup lint
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+test: setup system-packages lint docs
 	$(BIN)/python -m pytest -q
+
+# The documentation site, every internal link and anchor checked (warnings fail the build).
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
 
 bench: setup
 	$(BIN)/python bench/pseudonymize.py

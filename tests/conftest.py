@@ -66,3 +66,18 @@ def pipeline() -> Paths:
     generate(paths.landing, days=DAYS, scale=SCALE, seed=11, start=START)
     run_pipeline(paths, [START + dt.timedelta(days=i) for i in range(DAYS)])
     return paths
+
+
+#: Folders whose tests run the pipeline, Airflow, a browser or a build, and the markers that say so: every
+#: test there carries one, so ``make test-fast`` (which deselects them) stays the quick edit-test loop.
+SLOW_FOLDERS = {"integration": "integration", "console": "integration", "scheduler": "scheduler", "commands": "commands"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items
+                if (folder := Path(item.fspath).parent.name) in SLOW_FOLDERS
+                and SLOW_FOLDERS[folder] not in {m.name for m in item.iter_markers()}]
+    unmarked += [item.nodeid for item in items if "pipeline" in getattr(item, "fixturenames", ())
+                 and "integration" not in {m.name for m in item.iter_markers()}]
+    if unmarked:
+        raise pytest.UsageError(f"tests that run the pipeline, Airflow or a browser must be marked: {unmarked[:5]}")

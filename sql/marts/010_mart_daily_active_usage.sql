@@ -1,12 +1,10 @@
 -- Daily active usage by product, in long form: one row per (day, product, dimension, value).
 -- dimension is one of: all, device_type, os_family, browser_family, country.
 -- Small cells: a value describing fewer than k accounts is merged into '(other)'; an '(other)' that is
--- still below k is dropped (see README, "Small cells").
--- One aggregation per dimension counts every cell (at 10M events under the 1,500 MB memory limit, each
--- against it on the same staging: 14.2 s vs 16.5 s for one grouping-sets pass with the same distinct
--- counts; 15.7 s vs 20.2 s for one unpivoted aggregation, vs 31 s for a pre-aggregation per session: they
--- spill more; all measured when usage_events still held the pseudonyms' 32 letters); only the events of
--- the (few) small cells are read again to count their '(other)' merge.
+-- still below k is dropped (see docs/policy.md, "Small cells").
+-- One aggregation per dimension counts every cell: it spills less under the memory limit than one
+-- grouping-sets pass, one unpivoted aggregation or a pre-aggregation per session (all tried at 10M events);
+-- only the events of the (few) small cells are read again to count their '(other)' merge.
 -- Staging never leaves a dimension null ('unknown'), which the small-cell join below relies on (a null
 -- value would match no event).
 create table mart_daily_active_usage as

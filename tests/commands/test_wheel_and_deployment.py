@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -73,6 +74,17 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_checkout(venv, tmp_pa
     assert con.execute("select count(*) from mart_daily_active_usage").fetchone()[0] > 0
 
 
+GUIDE = REPO_ROOT / "docs" / "operating.md"
+
+
+def guide_block(containing: str) -> str:
+    """The bash block of docs/operating.md's deployment section that contains ``containing``."""
+    section = GUIDE.read_text(encoding="utf-8").split("## Adding the plugin to an Airflow deployment")[1].split("\n## ")[0]
+    blocks = [textwrap.dedent(b.split("\n", 1)[1]) for b in section.split("```")[1::2] if b.startswith("bash")]
+    [block] = [b for b in blocks if containing in b]
+    return block
+
+
 def airflow_json(bin_: Path, args: list[str], env: dict, cwd: Path):
     """Airflow's own CLI in JSON; its warnings come first on stdout, the JSON list is the last line."""
     out = run([str(bin_ / "airflow"), *args, "--output", "json"], env, cwd).stdout
@@ -92,14 +104,13 @@ def test_an_existing_deployment_loads_the_plugin_and_the_dags(venv, tmp_path):
            "AIRFLOW__API_AUTH__JWT_SECRET": "x" * 64, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
            "PATH": f"{venv / 'bin'}:{user_env(data)['PATH']}"}
     bin_ = venv / "bin"
-    run([str(bin_ / "plus-analytics"), "install-dags", str(dags)], env, tmp_path)
-    assert [p.name for p in dags.iterdir()] == ["plus_analytics_dags.py"]
     run([str(bin_ / "airflow"), "db", "migrate"], env, tmp_path)
-    keys = [json.loads(run([str(bin_ / "plus-analytics"), "keys"], env, tmp_path).stdout) for _ in range(2)]
-    connections = {"plus_duckdb": {"conn_type": "duckdb", "extra": {"memory_limit": "1GB", "threads": 2}},
-                   "plus_pseudonym_key": keys[0], "plus_tombstone_key": keys[1]}
-    (tmp_path / "connections.json").write_text(json.dumps(connections))
-    run([str(bin_ / "airflow"), "connections", "import", str(tmp_path / "connections.json")], env, tmp_path)
+    for step in ("install-dags", "connections import"):  # the guide's own commands, as written there
+        run(["bash", "-euo", "pipefail", "-c", guide_block(step)], env, tmp_path)
+    assert [p.name for p in dags.iterdir()] == ["plus_analytics_dags.py"]
+    conns = airflow_json(bin_, ["connections", "list"], env, tmp_path)
+    assert {c["conn_id"] for c in conns} >= {"plus_duckdb", "plus_pseudonym_key", "plus_tombstone_key"}
+    assert not list(tmp_path.glob("*.json")), "the guide's commands leave no key file behind"
 
     ids = {d["dag_id"] for d in airflow_json(bin_, ["dags", "list", "--local"], env, tmp_path)}
     assert ids == {p.stem for p in (REPO_ROOT / "dags").glob("plus_*.py")}, ids

@@ -8,6 +8,8 @@ from plus_analytics.config import Paths
 from plus_analytics.policy import load_policy
 from tests.helpers import opened
 
+pytestmark = pytest.mark.integration
+
 
 def _rows(path, sql):
     with opened(path, read_only=True) as con:

@@ -9,6 +9,8 @@ from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy
 from tests.helpers import opened
 
+pytestmark = pytest.mark.integration
+
 REASON = {
     "bad_json": "invalid JSON", "lone_surrogate": "invalid JSON", "invalid_utf8": "invalid UTF-8",
     "missing_field": "missing required field", "wrong_type": "wrong type for", "oversized": "value too long",

@@ -72,6 +72,18 @@ def test_published_database_holds_only_documented_marts(pipeline):
             "mart_crm_pipeline", "mart_ad_performance"} <= set(tables)
 
 
+def test_every_published_table_and_column_carries_its_definition(pipeline):
+    """The data dictionary is in the database itself, for `describe` and any SQL client."""
+    from plus_analytics.marts.dictionary import load_dictionary
+
+    spec = load_dictionary()
+    with opened(pipeline.analytics_db, read_only=True) as con:
+        tables = dict(con.execute("select table_name, comment from duckdb_tables()").fetchall())
+        columns = con.execute("select table_name, column_name, comment from duckdb_columns() order by table_name, column_index").fetchall()
+    assert tables == {t: s.description for t, s in spec.items()}
+    assert columns and all(comment == spec[t].columns[c] for t, c, comment in columns)
+
+
 def _analytics_consent(landing: Path) -> dict[str, list[tuple[dt.datetime, bool]]]:
     """cookie -> [(recorded_at, granted)] for the analytics purpose, from the consent exports."""
     out: dict[str, list] = defaultdict(list)

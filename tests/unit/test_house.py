@@ -40,19 +40,34 @@ def test_layers_point_one_way():
     assert done.returncode == 0, done.stdout[-2000:]
 
 
-def test_readme_tables_are_the_policy_files():
+def test_the_policy_reference_tables_are_the_policy_files():
+    reference = (REPO_ROOT / "docs" / "policy.md").read_text(encoding="utf-8")
+    assert policy_table_markdown() in reference, "docs/policy.md's policy table differs from sources.yaml: regenerate it"
+    assert retention_table_markdown() in reference, "docs/policy.md's retention table differs from retention.yaml: regenerate it"
+
+
+def test_the_data_dictionary_page_is_the_dictionary_file():
+    from plus_analytics.marts.dictionary import dictionary_markdown
+
+    page = (REPO_ROOT / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
+    assert dictionary_markdown() in page, "docs/data-dictionary.md differs from data_dictionary.yaml: regenerate it"
+
+
+def test_every_relative_link_of_the_readme_resolves():
+    """The README sits outside the docs site, so MkDocs does not check its links: this does."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert policy_table_markdown() in readme, "README's policy table differs from sources.yaml: regenerate it"
-    assert retention_table_markdown() in readme, "README's retention table differs from retention.yaml: regenerate it"
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert links and [t for t in links if "://" not in t and not (REPO_ROOT / t).exists()] == []
 
 
 def _models():
+    from plus_analytics.marts.dictionary import _DictionaryFile
     from plus_analytics.policy import _PolicyFile, _UserAgentFile, _VocabularyFile
     from plus_analytics.policy.patterns import _PatternFile
     from plus_analytics.policy.retention import RetentionSpec
 
     return {"sources.yaml": _PolicyFile, "retention.yaml": RetentionSpec, "vocabularies.yaml": _VocabularyFile,
-            "pii_patterns.yaml": _PatternFile, "user_agents.yaml": _UserAgentFile}
+            "pii_patterns.yaml": _PatternFile, "user_agents.yaml": _UserAgentFile, "data_dictionary.yaml": _DictionaryFile}
 
 
 @pytest.mark.parametrize("name,edit", [
@@ -63,6 +78,7 @@ def _models():
     ("vocabularies.yaml", lambda s: s + "extra: 1\n"),
     ("pii_patterns.yaml", lambda s: s.replace("    confirm: email", "    confirm: email\n    flags: i", 1)),
     ("user_agents.yaml", lambda s: s.replace("operating_systems:", "operating_system:")),
+    ("data_dictionary.yaml", lambda s: s.replace("    grain: day × channel\n", "    grains: day × channel\n")),
 ])
 def test_declarative_files_refuse_unknown_or_missing_keys(tmp_path, name, edit):
     from plus_analytics.policy.files import load_yaml

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plus_analytics.config import SQL_DIR, Paths
+from plus_analytics.marts.dictionary import describe_build
 from plus_analytics.policy.retention import load_retention
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import table_columns, tables
@@ -128,6 +129,7 @@ def build_marts(con, k: int, build_id: str, path: Path, staging_version: int, ba
                  "rebuilt": {t: int(rebuilt.get(t, 0) if base_version is not None else
                                     con.execute(f"select count(distinct day) from {sqlf.q(t)}").fetchone()[0]) for t in names},
                  "mart_days": load_retention().marts.days, "marts_sql": marts_sql_hash()})
+    describe_build(con)
     con.execute("checkpoint")
     log.info("built %s (%s) from staging version %d: %s", build_id, "full" if base_version is None else
              f"incremental from version {base_version}, days rebuilt {rebuilt}", staging_version, counts)
