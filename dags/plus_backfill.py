@@ -12,7 +12,7 @@ from airflow.sdk import Param, dag
 
 from plus_analytics.orchestration import house, tasks
 from plus_analytics.orchestration.groups import write_audit_publish
-from plus_analytics.policy import PRODUCT_SOURCES
+from plus_analytics.policy import product_sources
 
 DAY = {"type": ["null", "string"], "format": "date"}
 
@@ -23,7 +23,7 @@ DAY = {"type": ["null", "string"], "format": "date"}
 def plus_backfill():
     staged = []
     for product in house.PRODUCTS:
-        for source in PRODUCT_SOURCES[product]:
+        for source in product_sources()[product]:
             loaded = tasks.ingest_range.override(task_id=f"ingest_{source}")(source)
             staged.append(tasks.stage_range.override(task_id=f"stage_{source}")(source, loaded))
     staged >> write_audit_publish()

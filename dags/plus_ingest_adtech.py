@@ -12,12 +12,12 @@ Emits one staging Asset per source (extras: counts only).
 from airflow.sdk import dag
 
 from plus_analytics.orchestration import house, tasks
-from plus_analytics.policy import PRODUCT_SOURCES
+from plus_analytics.policy import product_sources
 
 
 @dag(schedule=house.daily(), doc_md=__doc__, **house.defaults("ingest", "adtech"))
 def plus_ingest_adtech():
-    for source in PRODUCT_SOURCES["adtech"]:
+    for source in product_sources()["adtech"]:
         loaded = tasks.ingest.override(task_id=f"ingest_{source}")(source)
         tasks.stage.override(task_id=f"stage_{source}", outlets=[house.staging_asset(source)])(source, loaded)
 

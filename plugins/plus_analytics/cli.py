@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from plus_analytics.config import HOME_VAR, Paths, settings
+from plus_analytics.config import Paths, settings
 
 SAMPLE_QUERY = """select day, product, active_accounts, unique_visitors, events
 from mart_daily_active_usage where dimension = 'all'
@@ -59,9 +59,7 @@ class Busy(RuntimeError):
 
 
 def _paths(args) -> Paths:
-    home = getattr(args, "home", None) or os.environ.get(HOME_VAR) or "data"
-    os.environ[HOME_VAR] = str(Path(home).resolve())
-    return Paths.from_env().ensure()
+    return Paths.for_cli(getattr(args, "home", None))
 
 
 def _day(text: str) -> dt.date:

@@ -117,6 +117,15 @@ class Paths:
     def secrets(self) -> Path:
         return self.home / "secrets"
 
+    @classmethod
+    def for_cli(cls, given: str | None = None) -> Paths:
+        """The command line's data directory: ``given`` (``--home``), else ``PLUS_ANALYTICS_HOME``, else
+        ``./data``; exported into this process's environment, where the tasks ``dag.test()`` runs in it
+        look for it, and created."""
+        home = Path(given or os.environ.get(HOME_VAR) or "data").resolve()
+        os.environ[HOME_VAR] = str(home)
+        return cls(home).ensure()
+
     def ensure(self) -> Paths:
         for p in (self.landing, self.warehouse, self.analytics, self.builds, self.reports):
             p.mkdir(parents=True, exist_ok=True)
@@ -193,7 +202,3 @@ class Settings:
 def settings() -> Settings:
     return Settings.from_env()
 
-
-def k_anonymity() -> int:
-    """Smallest number of distinct people a published mart row may describe (default 5)."""
-    return settings().k

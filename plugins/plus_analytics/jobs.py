@@ -159,7 +159,7 @@ def marts_fresh(paths: Paths) -> str | None:
         return None
     con = duckdb.connect(str(paths.analytics_db), read_only=True)
     try:
-        k = con.execute("select max(k_anonymity) from meta_build_info").fetchone()[0]
+        k = sqlf.run(con, "build/meta.sql", "k_anonymity", db="analytics").fetchone()[0]
     finally:
         con.close()
     if k != settings().k:

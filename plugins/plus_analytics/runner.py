@@ -75,7 +75,7 @@ def run_pipeline(paths: Paths, days: list[dt.date], products: tuple[str, ...] | 
     """Ingest and stage every day for every product DAG, then ``plus_marts``, which rebuilds whenever
     staging is newer than the published marts (whether or not an ingest ran now: a run interrupted
     before its publish is caught up here)."""
-    from plus_analytics.policy import PRODUCT_SOURCES  # not the DAG modules: Airflow must not load before its env is set
+    from plus_analytics.policy import product_sources  # not the DAG modules: Airflow must not load before its env is set
 
     prepare_airflow(paths)
     bag = dag_bag()
@@ -83,7 +83,7 @@ def run_pipeline(paths: Paths, days: list[dt.date], products: tuple[str, ...] | 
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     for i, day in enumerate(days, 1):
-        for product in products or tuple(PRODUCT_SOURCES):
+        for product in products or tuple(product_sources()):
             # Logical date of the daily interval [day, day+1) is its end under CronDataIntervalTimetable.
             status = run_dag(bag, f"plus_ingest_{product}", dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC),
                              skip_done=not force)

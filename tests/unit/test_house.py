@@ -126,16 +126,48 @@ def test_settings_fail_closed_and_name_what_is_missing():
     assert Settings.from_env({}).k == 5
 
 
-def test_the_pipelines_settings_are_read_in_one_module():
-    """PLUS_* environment variables are read only by the resolver (config.py)."""
-    offenders = []
-    for f in LIBRARY.rglob("*.py"):
-        if f.name == "config.py":
-            continue
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            if re.search(r"environ(\.get)?[\[(]\s*[\"']PLUS_|getenv\(\s*[\"']PLUS_", line):
-                offenders.append(f"{f.relative_to(REPO_ROOT)}:{n}")
-    assert offenders == []
+def settings_read_outside_config(files) -> list[str]:
+    """Places outside config.py that read or write a PLUS_* environment variable: through os.environ (an
+    item, get, pop, setdefault) or os.getenv, named by a literal, an f-string or a constant of config.py."""
+    import ast
+
+    from plus_analytics import config
+
+    constants = {n for n, v in vars(config).items() if isinstance(v, str) and v.startswith("PLUS_")}
+
+    def plus_key(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str) and node.value.startswith("PLUS_")
+        if isinstance(node, ast.JoinedStr):
+            return bool(node.values) and plus_key(node.values[0])
+        return (isinstance(node, ast.Name) and node.id in constants) or (isinstance(node, ast.Attribute) and node.attr in constants)
+
+    def environ(node) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+    found = []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            key = None
+            if isinstance(node, ast.Subscript) and environ(node.value):
+                key = node.slice
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and (
+                    (node.func.attr in ("get", "pop", "setdefault") and environ(node.func.value)) or node.func.attr == "getenv"):
+                key = node.args[0]
+            if key is not None and plus_key(key):
+                found.append(f"{f.name}:{node.lineno}")
+    return found
+
+
+def test_the_pipelines_settings_are_read_in_one_module(tmp_path):
+    """PLUS_* environment variables are read and written only by the resolver (config.py)."""
+    library = [f for f in LIBRARY.rglob("*.py") if f.name != "config.py"]
+    assert settings_read_outside_config(library) == []
+    planted = tmp_path / "planted.py"
+    for line in ('os.environ[HOME_VAR] = "x"', 'os.environ.get(config.HOME_VAR)', 'os.getenv("PLUS_ANALYTICS_K")',
+                 'os.environ.pop(f"PLUS_{name}")'):
+        planted.write_text(f"import os\n{line}\n")
+        assert settings_read_outside_config([planted]) == ["planted.py:2"], line
 
 
 def test_static_sql_lives_in_sql_files():

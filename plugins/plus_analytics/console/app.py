@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from plus_analytics.console import security
+from plus_analytics.erasure.report import LAYERS
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 REQUEST_ID = re.compile(r"^DSR-\d{8}-[a-p]{10}$")
@@ -96,7 +97,7 @@ def _certificates() -> set[str]:
 def _page(request: Request, user, message: str | None = None, error: str | None = None, status_code: int = 200) -> HTMLResponse:
     data = _data()
     body = _templates().get_template("privacy.html").render(
-        data=data, certificates=_certificates(), csrf=security.csrf_token(user), user=user.get_name(),
+        data=data, layers=LAYERS, certificates=_certificates(), csrf=security.csrf_token(user), user=user.get_name(),
         message=message, error=error, kinds=sorted(_kinds()), max_deadline=_max_deadline())
     return HTMLResponse(body, status_code=status_code, headers=HEADERS)
 

@@ -22,7 +22,6 @@ from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, transaction, update_rows
 
 SQL = "erasure/erasure.sql"
-STEPS = ("registered", "resolved", "selected", "removed", "restaged", "published", "rewritten", "verified")
 #: The status a request has when each step may take it.
 WAITING_FOR = {"resolve": ("pending", "failed"), "select": ("resolved",), "remove": ("selected",), "restage": ("removed",),
                "confirm_published": ("restaged",), "rewrite": ("published",), "verify": ("rewritten",)}

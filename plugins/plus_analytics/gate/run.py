@@ -21,6 +21,7 @@ from pathlib import Path
 
 from plus_analytics.gate import scan
 from plus_analytics.gate.suites import validate_build
+from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import tables
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def audit_build(con, out_dir: Path, build_id: str) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     findings = scan.scan_catalog(con, "build")
     findings += scan.canary(con, "build", "raw")  # RestrictedZoneMissing when raw is not there: no pass
-    k = con.execute("select max(k_anonymity) from build.meta_build_info").fetchone()[0]
+    k = sqlf.run(con, "build/meta.sql", "k_anonymity", db="build").fetchone()[0]
     staging_rows = sum(con.execute(f'select count(*) from stg."{t}"').fetchone()[0] for t in tables(con, "stg"))
     gx = validate_build(con, "build", out_dir, {"k": k, "staging_rows": staging_rows})
     passed = not findings and gx["success"]

@@ -1,6 +1,7 @@
 """The analysts' data dictionary (``policy/data_dictionary.yaml``): every table and column of the published
-analytics database with its definition. Written into each build as DuckDB ``COMMENT``s, so ``describe``,
-``duckdb_columns()`` and SQL clients show it, and rendered as the docs' data dictionary table."""
+analytics database with its definition. Written into each build as DuckDB ``COMMENT``s, so
+``duckdb_tables()``, ``duckdb_columns()`` and SQL clients that read them show it, and rendered as the docs' data
+dictionary table."""
 
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable
 
-from plus_analytics.policy import PRODUCT_SOURCES
+from plus_analytics.policy import product_sources
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 DEFAULT_ARGS = {"owner": "data-engineering", "retries": 2, "retry_delay": dt.timedelta(minutes=2)}
-PRODUCTS = tuple(PRODUCT_SOURCES)
+PRODUCTS = tuple(product_sources())
 
 
 def defaults(*tags: str) -> dict:
@@ -30,4 +30,4 @@ def staging_asset(source: str) -> Asset:
 
 
 MARTS_ASSET = Asset(name="plus_marts", uri="x-duckdb://analytics/marts")
-ALL_STAGING_ASSETS = [staging_asset(s) for p in PRODUCTS for s in PRODUCT_SOURCES[p]]
+ALL_STAGING_ASSETS = [staging_asset(s) for p in PRODUCTS for s in product_sources()[p]]

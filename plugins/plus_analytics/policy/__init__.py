@@ -378,12 +378,12 @@ def source(name: str) -> Source:
         raise PolicyError(f"unknown source {name!r}") from None
 
 
-PRODUCT_SOURCES = {
-    "platform": ("platform_accounts", "platform_usage_events", "platform_consent"),
-    "connect": ("connect_conversations", "connect_messages"),
-    "crm": ("crm_customers", "crm_activities", "crm_deals"),
-    "adtech": ("adtech_campaigns", "adtech_performance", "adtech_interactions"),
-}
+def product_sources() -> dict[str, tuple[str, ...]]:
+    """The sources of each product (one ingest DAG per product), as sources.yaml declares them, in its order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for s in load_policy().values():
+        out[s.product] = (*out.get(s.product, ()), s.name)
+    return out
 
 
 def _domain_label(c: Column) -> str:

@@ -10,7 +10,6 @@ from plus_analytics.policy.files import POLICY_DIR, PolicyError, Strict, load_ya
 
 #: A digit as people type it: ASCII, Thai or fullwidth.
 DIGIT = "[0-9๐-๙０-９]"
-VALIDATORS = ("email", "ip", "phone", "national_id", "card")
 
 
 class _Pattern(Strict):
