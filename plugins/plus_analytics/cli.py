@@ -181,14 +181,6 @@ def _summary(paths: Paths) -> None:
     _print_query(paths, SAMPLE_QUERY)
 
 
-def analyst_connection(path: Path):
-    """A read-only session on the published database that can reach nothing else: no other file can be
-    attached or read (the restricted zone is a file too), nothing written, the settings locked."""
-    import duckdb
-
-    return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False, "lock_configuration": True})
-
-
 def check_read_only(con, sql: str) -> None:
     import duckdb
 
@@ -202,6 +194,8 @@ def check_read_only(con, sql: str) -> None:
 
 def _print_query(paths: Paths, sql: str) -> None:
     import duckdb
+
+    from plus_analytics.marts.publish import analyst_connection
 
     con = analyst_connection(paths.analytics_db)
     try:

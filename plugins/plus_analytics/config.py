@@ -147,6 +147,13 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float, k
     return value
 
 
+def _roles(env: Mapping[str, str], name: str, default: str, what: str) -> tuple[str, ...]:
+    roles = tuple(r.strip().upper() for r in env.get(name, default).split(",") if r.strip())
+    if not roles:
+        raise ConfigError(f"{name} is empty: name at least one role allowed to see {what}")
+    return roles
+
+
 @dataclass(frozen=True)
 class Settings:
     """Tunables, each from one environment variable with a documented default."""
@@ -159,6 +166,8 @@ class Settings:
     ingest_batch_bytes: int = 192 * 2**20
     #: Roles allowed to use the DPO's console when the auth manager has roles (PLUS_PRIVACY_ROLES).
     privacy_roles: tuple[str, ...] = ("ADMIN",)
+    #: Roles allowed to see the dashboards when the auth manager has roles (PLUS_DASHBOARD_ROLES).
+    dashboard_roles: tuple[str, ...] = ("ADMIN", "OP", "USER", "VIEWER")
     #: DuckDB limits the embedded default puts into the plus_duckdb connection (PLUS_DUCKDB_MEMORY_LIMIT,
     #: PLUS_DUCKDB_THREADS); empty: DuckDB's own defaults.
     duckdb_memory_limit: str = ""
@@ -179,14 +188,14 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        roles = tuple(r.strip().upper() for r in env.get("PLUS_PRIVACY_ROLES", "ADMIN").split(",") if r.strip())
-        if not roles:
-            raise ConfigError("PLUS_PRIVACY_ROLES is empty: name at least one role allowed to see the privacy console")
+        roles = _roles(env, "PLUS_PRIVACY_ROLES", "ADMIN", "the Privacy page")
+        dashboard_roles = _roles(env, "PLUS_DASHBOARD_ROLES", "ADMIN,OP,USER,VIEWER", "the dashboards")
         return cls(
             k=_number(env, "PLUS_ANALYTICS_K", 5, 2, int),
             lock_timeout=_number(env, "PLUS_ZONE_LOCK_TIMEOUT", 1800, 0),
             ingest_batch_bytes=int(_number(env, "PLUS_INGEST_BATCH_MB", 192, 0.001) * 2**20),
             privacy_roles=roles,
+            dashboard_roles=dashboard_roles,
             duckdb_memory_limit=env.get("PLUS_DUCKDB_MEMORY_LIMIT", ""),
             duckdb_threads=_number(env, "PLUS_DUCKDB_THREADS", 0, 0, int),
             airflow_port=_number(env, "PLUS_AIRFLOW_PORT", 8080, 1, int),

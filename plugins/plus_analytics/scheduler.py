@@ -232,6 +232,7 @@ def serve(paths: Paths, port: int | None = None, say=print) -> int:
 Airflow is running: {af.base_url}
   log in as admin / {pw['admin']}   (passwords: {paths.secrets / 'airflow_passwords.json'})
   the DPO's Privacy page: Browse > Privacy in the UI ({af.base_url}/plugin/privacy)
+  the dashboards: Browse > Dashboards in the UI ({af.base_url}/plugin/dashboards; log in as analyst / {pw['analyst']})
   daily DAGs unpaused, running on their schedule: {', '.join(DAILY_DAGS)}
   manual DAGs: plus_backfill, plus_rotate_keys (trigger them in the UI)
   task logs: {paths.airflow_home / 'logs'}; component logs: {paths.airflow_home / 'components'}

@@ -157,9 +157,17 @@ def test_make_airflow_to_ctrl_c(home):
             text = out.read_text()
             assert f"Airflow is running: http://localhost:{port}" in text, text[-3000:]
             assert f"http://localhost:{port}/plugin/privacy" in text
+            assert f"http://localhost:{port}/plugin/dashboards" in text
             import httpx
 
-            assert httpx.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=10).status_code == 200
+            base = f"http://localhost:{port}"
+            assert httpx.get(f"{base}/api/v2/monitor/health", timeout=10).status_code == 200
+            # docs/dashboards.md's example request, as the Plus apps make it
+            password = re.search(r"log in as analyst / (\S+)\)", text).group(1)
+            token = httpx.post(f"{base}/auth/token", json={"username": "analyst", "password": password}, timeout=30).json()
+            rows = httpx.get(f"{base}/plus-dashboards/api/mart_chat_volume.json", params={"product": "connect"},
+                             headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=60)
+            assert rows.status_code == 200 and rows.json()["rows"], rows.text[:500]
             assert _ours(home), "the components run with the data directory in their environment"
         finally:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group

@@ -1,10 +1,11 @@
-"""The Privacy page as the DPO uses it: the real Airflow (API server with the UI, scheduler, DAG processor,
-triggerer; as `make airflow` starts it) on PostgreSQL, headless Chromium from the OS packages. Log in
-through Airflow's login form, open Browse → Privacy, register a request through the form, wait for the
-plus_erasure run it starts, see the request verified and open its certificate. Then no byte of the
-identifier is anywhere in the metadata database's files or Airflow's logs.
+"""The Privacy page as the DPO uses it, and the dashboards as an analyst does: the real Airflow (API server
+with the UI, scheduler, DAG processor, triggerer; as `make airflow` starts it) on PostgreSQL, headless
+Chromium from the OS packages. The DPO logs in through Airflow's login form, opens Browse → Privacy,
+registers a request through the form, waits for the plus_erasure run it starts, sees the request verified
+and opens its certificate; then no byte of the identifier is anywhere in the metadata database's files or
+Airflow's logs. The analyst opens Browse → Dashboards and changes the date range.
 
-Screenshots of each step are saved under ``test-artifacts/console/`` (CI keeps them as artifacts)."""
+Screenshots of each step are saved under ``test-artifacts/console/`` and ``test-artifacts/dashboards/``."""
 
 from __future__ import annotations
 
@@ -63,15 +64,23 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def _console(page):
-    """The Privacy page's frame inside the Airflow UI."""
+def _console(page, prefix: str = "/plus-privacy/"):
+    """A plugin page's frame inside the Airflow UI (the Privacy page by default)."""
     for _ in range(100):
-        frame = next((f for f in page.frames if "/plus-privacy/" in f.url and "/plugin/" not in f.url), None)
+        frame = next((f for f in page.frames if prefix in f.url and "/plugin/" not in f.url), None)
         if frame is not None:
             frame.wait_for_load_state()
             return frame
         page.wait_for_timeout(200)
-    raise AssertionError(f"the Privacy page did not load in its frame: {[f.url for f in page.frames]}")
+    raise AssertionError(f"the page {prefix} did not load in its frame: {[f.url for f in page.frames]}")
+
+
+def _log_in(page, af, home, user: str) -> None:
+    page.goto(af.base_url + "/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", user_passwords(home)[user])
+    page.keyboard.press("Enter")
+    page.wait_for_url(af.base_url + "/", timeout=60_000)
 
 
 def test_the_dpo_registers_a_request_and_sees_it_verified(airflow):
@@ -83,11 +92,7 @@ def test_the_dpo_registers_a_request_and_sees_it_verified(airflow):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(af.base_url + "/")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", user_passwords(home)["admin"])
-            page.keyboard.press("Enter")
-            page.wait_for_url(af.base_url + "/", timeout=60_000)
+            _log_in(page, af, home, "admin")
 
             page.get_by_role("button", name="Browse").click()
             page.get_by_role("menuitem", name="Privacy").click()
@@ -131,3 +136,67 @@ def test_the_dpo_registers_a_request_and_sees_it_verified(airflow):
     forms = [email.encode(), email.upper().encode()]
     assert scan_bytes(pg_data, forms) == {}, "the identifier is in PostgreSQL's files"
     assert scan_bytes(home.airflow_home, forms) == {}, "the identifier is in Airflow's home (logs, config)"
+
+
+def _cards(frame) -> dict[str, dict]:
+    """Every chart card of the dashboards: drawn or not, its points, and whether plotly made its SVG."""
+    return frame.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.chart-card')].map(c => [
+        c.dataset.chart, {rendered: c.dataset.rendered === 'true', points: Number(c.dataset.points),
+                          svg: c.querySelectorAll('svg.main-svg').length, source: c.querySelector('.source').textContent}]))""")
+
+
+def test_the_analyst_opens_the_dashboards_and_changes_the_date_range(airflow):
+    """Logged in as the analyst: Browse > Dashboards, every chart drawn with data from the published build,
+    a narrower date range changes them; the Privacy page refuses the analyst. Screenshots are written under
+    the data directory (reports/screenshots/dashboards) and copied to test-artifacts/dashboards."""
+    from playwright.sync_api import sync_playwright
+
+    af, home, _ = airflow
+    shots = home.reports / "screenshots" / "dashboards"
+    shots.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(home.analytics_db), read_only=True) as con:
+        build_id = con.execute("select build_id from meta_build_info").fetchone()[0]
+        first, last = con.execute("select min(day), max(day) from mart_daily_active_usage").fetchone()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            _log_in(page, af, home, "analyst")
+            page.get_by_role("button", name="Browse").click()
+            page.get_by_role("menuitem", name="Dashboards").click()
+            page.wait_for_url(re.compile(r".*/plugin/dashboards$"))
+            frame = _console(page, "/plus-dashboards/")
+            frame.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
+                                    timeout=60_000)
+            whole = _cards(frame)
+            assert len(whole) >= 13
+            for chart, card in whole.items():
+                assert card["rendered"] and card["svg"] >= 1, f"{chart} was not drawn"
+                assert f"build {build_id}" in card["source"], f"{chart} does not say which build it shows"
+            assert sum(card["points"] > 0 for card in whole.values()) >= len(whole) - 2, whole
+            page.screenshot(path=str(shots / "01-dashboards.png"), full_page=True)
+
+            frame.fill("input[name=from]", str(first))
+            frame.fill("input[name=to]", str(first))
+            frame.get_by_role("button", name="Apply").click()
+            frame = _console(page, "/plus-dashboards/?")
+            frame.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
+                                    timeout=60_000)
+            one_day = _cards(frame)
+            assert one_day["usage_accounts"]["points"] < whole["usage_accounts"]["points"], (one_day, whole)
+            assert first != last and one_day != whole
+            page.screenshot(path=str(shots / "02-one-day.png"), full_page=True)
+
+            page.goto(af.base_url + "/plus-dashboards/")  # the page alone, whole, for the screenshot
+            page.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
+                                   timeout=60_000)
+            page.screenshot(path=str(shots / "03-dashboards-whole-page.png"), full_page=True)
+
+            page.goto(af.base_url + "/plus-privacy/")
+            assert "for the DPO" in page.content(), "the analyst sees nothing of the Privacy page"
+            page.screenshot(path=str(shots / "04-privacy-refused.png"))
+        finally:
+            browser.close()
+    ARTIFACTS.parent.joinpath("dashboards").mkdir(parents=True, exist_ok=True)
+    for f in shots.glob("*.png"):
+        shutil.copy(f, ARTIFACTS.parent / "dashboards" / f.name)

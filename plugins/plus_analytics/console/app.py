@@ -1,6 +1,7 @@
 """The console's FastAPI app, mounted by the plugin at ``/plus-privacy`` inside Airflow's API server.
 
-Routes (the caller is checked before any route runs or any of the request is read, see :func:`authenticate`):
+Routes (the caller is checked before any route runs or any of the request is read, see
+:func:`plus_analytics.console.security.guard`):
 
   GET  /                      the Privacy page (requests, evidence by layer, chain, retention, consent, intake form)
   GET  /report.json|.csv      the same content for systems (requests CSV; evidence CSV at /evidence.csv)
@@ -33,22 +34,7 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Re
 app = FastAPI(title="Plus Privacy", description="The DPO's console", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-#: What a request asks of the auth manager, by its HTTP method.
-METHODS = {"GET": "GET", "HEAD": "GET", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE"}
-
-
-@app.middleware("http")
-async def authenticate(request: Request, call_next):
-    """Every request, before routing and before its body is read: no valid Airflow session, 401; a user the
-    auth manager does not allow the Privacy page, 403. A caller who fails learns nothing of the routes or
-    their forms. The routes find the user in ``request.state.user``."""
-    try:
-        user = await security.caller(request)
-        security.require(user, METHODS.get(request.method, "POST"))
-    except HTTPException as exc:
-        return _error(request, exc.status_code, str(exc.detail), exc.headers)
-    request.state.user = user
-    return await call_next(request)
+security.guard(app, security.PRIVACY, lambda request, code, detail, headers: _error(request, code, detail, headers))
 
 
 def _when(value) -> str:

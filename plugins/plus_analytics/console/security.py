@@ -1,11 +1,13 @@
-"""Who may use the console, checked on every request through Airflow's auth manager (Airflow does not
-authenticate plugin apps), and protection of its forms against cross-site requests.
+"""Who may use the plugin's pages (the Privacy page, the dashboards), checked on every request through
+Airflow's auth manager (Airflow does not authenticate plugin apps), before the request is routed or its
+body read; and protection of forms against cross-site requests.
 
 * The caller is the user of the Airflow session: the JWT in the ``Authorization: Bearer`` header or in
   the UI's ``_token`` cookie, resolved by the auth manager (no or an expired token: 401).
-* The auth manager must allow the custom view "Plus Privacy" (FAB and other role-based managers: grant
-  it to the DPO's role); with the simple auth manager, whose custom views any viewer may see, the user's
-  role must also be one of ``PLUS_PRIVACY_ROLES`` (default ADMIN). Otherwise: 403.
+* The auth manager must allow the page's custom view ("Plus Privacy", "Plus Dashboards"; FAB and other
+  role-based managers: grant it to the role); with the simple auth manager, whose custom views any viewer
+  may see, the user's role must also be one of the page's roles (``PLUS_PRIVACY_ROLES``, default ADMIN;
+  ``PLUS_DASHBOARD_ROLES``, default every role). Otherwise: 403.
 * A POST must carry the form's CSRF token (an HMAC of the user and the day under the API's JWT secret)
   and come from this origin (Origin, else Referer); a forged cross-site POST gets 403.
 """
@@ -16,12 +18,30 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 
-RESOURCE = "Plus Privacy"
+from plus_analytics.config import settings
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the plugin: the custom view the auth manager grants, and the simple auth manager's roles."""
+
+    resource: str
+    roles: Callable[[], tuple[str, ...]]
+    refusal: str
+
+
+PRIVACY = Page("Plus Privacy", lambda: settings().privacy_roles, "the Privacy page is for the DPO's role only")
+DASHBOARDS = Page("Plus Dashboards", lambda: settings().dashboard_roles, "the dashboards are not for your role")
+
+#: What a request asks of the auth manager, by its HTTP method.
+METHODS = {"GET": "GET", "HEAD": "GET", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE"}
 
 
 async def caller(request: Request):
@@ -39,20 +59,35 @@ async def caller(request: Request):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "your Airflow session is not valid: log in again") from exc
 
 
-def allowed(user, method: str) -> bool:
+def allowed(user, method: str, page: Page = PRIVACY) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
 
-    from plus_analytics.config import settings
-
-    if not get_auth_manager().is_authorized_custom_view(method=method, resource_name=RESOURCE, user=user):
+    if not get_auth_manager().is_authorized_custom_view(method=method, resource_name=page.resource, user=user):
         return False
     role = getattr(user, "role", None)  # the simple auth manager's users carry one role
-    return role is None or str(role).upper() in settings().privacy_roles
+    return role is None or str(role).upper() in page.roles()
 
 
-def require(user, method: str) -> None:
-    if not allowed(user, method):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the Privacy page is for the DPO's role only")
+def require(user, method: str, page: Page = PRIVACY) -> None:
+    if not allowed(user, method, page):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, page.refusal)
+
+
+def guard(app: FastAPI, page: Page, refuse: Callable) -> None:
+    """Check every request to ``app`` before routing and before its body is read: no valid Airflow session,
+    401; a user the page is not for, 403 (``refuse(request, status, detail, headers)`` makes the response).
+    A caller who fails learns nothing of the routes or their forms. Routes find the user in
+    ``request.state.user``."""
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next):
+        try:
+            user = await caller(request)
+            require(user, METHODS.get(request.method, "POST"), page)
+        except HTTPException as exc:
+            return refuse(request, exc.status_code, str(exc.detail), exc.headers)
+        request.state.user = user
+        return await call_next(request)
 
 
 @lru_cache(maxsize=1)

@@ -23,6 +23,12 @@ from plus_analytics.storage.files import fsync_dir
 log = logging.getLogger(__name__)
 
 
+def analyst_connection(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only session on the published database that can reach nothing else: no other file can be
+    attached or read (the restricted zone is a file too), nothing written, the settings locked."""
+    return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False, "lock_configuration": True})
+
+
 def published_version(target: Path) -> int:
     """The staging version of the published build (-1 when nothing is published yet)."""
     if not target.exists():
