@@ -55,46 +55,47 @@ def child(home: str, step: str, *args: str) -> None:
         out_file.unlink()
         print(json.dumps({"seconds": out["seconds"]}))
         return
-    from plus_analytics import jobs
+    from plus_analytics import steps
     from plus_analytics.config import Paths
+    from plus_analytics.context import context
     from plus_analytics.policy import load_policy
     from plus_analytics.privacy.keys import MasterKey
 
     paths = Paths(Path(home)).ensure()
-    ctx = jobs.context(paths, MasterKey(1, KEY), MasterKey(1, TOMB))
+    ctx = context(paths, MasterKey(1, KEY), MasterKey(1, TOMB))
     man = json.loads((paths.landing / "_manifest.json").read_text())
     days = [dt.date.fromisoformat(man["start"]) + dt.timedelta(days=i) for i in range(man["days"])]
     if step in ("pipeline", "history"):
-        # What the plus_backfill DAG's tasks do (jobs.*), outside Airflow: ingest every landed day of a
+        # What the plus_backfill DAG's tasks do (steps.*), outside Airflow: ingest every landed day of a
         # source in batches, stage the range, then build, gate, publish. Airflow's own per-task cost is
         # not what this measures.
         first, last = (dt.date.fromisoformat(a) for a in args) if args else (days[0], days[-1])
         phases, lines = {}, 0
         t = time.perf_counter()
         for src in load_policy().values():
-            lines += jobs.ingest_source(src.name, first, ctx, until=last)["rows_read"]
+            lines += steps.ingest.ingest(src.name, first, ctx, until=last)["rows_read"]
         phases["ingest"] = time.perf_counter() - t
         t = time.perf_counter()
         for src in load_policy().values():
-            jobs.stage_source(src.name, first, ctx, until=last)
+            steps.ingest.stage(src.name, first, ctx, until=last)
         phases["stage"] = time.perf_counter() - t
         t = time.perf_counter()
-        b = jobs.build_marts(ctx)
+        b = steps.marts.build(ctx)
         phases["marts"] = time.perf_counter() - t
         t = time.perf_counter()
-        g = jobs.gate_build(b, ctx)
+        g = steps.marts.gate(b, ctx)
         phases["gate"] = time.perf_counter() - t
-        jobs.publish_build(b, g, ctx)
+        steps.marts.publish(b, g, ctx)
         print(json.dumps({"phases": {k: round(v, 1) for k, v in phases.items()}, "lines_read": lines}))
     elif step == "daily":
         # A daily run: what the four ingest DAGs and plus_marts do for one day, outside Airflow.
         day = dt.date.fromisoformat(args[0])
         t = time.perf_counter()
         for src in load_policy().values():
-            jobs.ingest_source(src.name, day, ctx)
-            jobs.stage_source(src.name, day, ctx)
-        b = jobs.build_marts(ctx)
-        jobs.publish_build(b, jobs.gate_build(b, ctx), ctx)
+            steps.ingest.ingest(src.name, day, ctx)
+            steps.ingest.stage(src.name, day, ctx)
+        b = steps.marts.build(ctx)
+        steps.marts.publish(b, steps.marts.gate(b, ctx), ctx)
         print(json.dumps({"seconds": time.perf_counter() - t, "mode": b.get("mode")}))
     elif step == "erase":
 
@@ -107,22 +108,22 @@ def child(home: str, step: str, *args: str) -> None:
             subjects = [r[0] for r in con.execute(
                 "select distinct cookie_id from raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
         t = time.perf_counter()
-        jobs.register_requests([Request("cookie_id", s, "benchmark") for s in subjects], ctx)
+        steps.erasure.register([Request("cookie_id", s, "benchmark") for s in subjects], ctx)
         intake = time.perf_counter() - t
         t = time.perf_counter()
         seconds = {}
         for name in ("resolve", "select", "remove", "restage"):  # the plus_erasure DAG's tasks, in order
             s0 = time.perf_counter()
-            getattr(jobs, f"erasure_{name}")(ctx)
+            steps.erasure.STEPS[name](ctx)
             seconds[name] = round(time.perf_counter() - s0, 2)
         s0 = time.perf_counter()
-        b = jobs.build_marts(ctx)
-        jobs.publish_build(b, jobs.gate_build(b, ctx), ctx)
+        b = steps.marts.build(ctx)
+        steps.marts.publish(b, steps.marts.gate(b, ctx), ctx)
         seconds["marts"] = round(time.perf_counter() - s0, 2)
         out = {}
         for name in ("confirm_published", "rewrite", "verify"):
             s0 = time.perf_counter()
-            out[name] = getattr(jobs, f"erasure_{name}")(ctx)
+            out[name] = steps.erasure.STEPS[name](ctx)
             seconds[name] = round(time.perf_counter() - s0, 2)
         print(json.dumps({"erase_seconds": round(time.perf_counter() - t, 1), "subjects": len(subjects),
                           "intake_seconds": round(intake, 2), "verified": out["verify"].get("verified", 0),

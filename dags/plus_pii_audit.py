@@ -16,7 +16,7 @@ from plus_analytics.orchestration import house, tasks
 
 @dag(schedule=house.daily(), doc_md=__doc__, **house.defaults("privacy", "audit", "dpo"))
 def plus_pii_audit():
-    tasks.audit()
+    tasks.pii_audit()
 
 
 dag = plus_pii_audit()

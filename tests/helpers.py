@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
+from plus_analytics.context import Context, context
 from plus_analytics.storage import locks
 
 
@@ -30,24 +31,24 @@ def copy_home(pipeline: Paths, dest: Path) -> Paths:
     return home
 
 
-def ctx(paths: Paths, key=None, tomb=None) -> jobs.Context:
+def ctx(paths: Paths, key=None, tomb=None) -> Context:
     from tests.conftest import TOMB
 
-    return jobs.context(paths, key, tomb or TOMB)
+    return context(paths, key, tomb or TOMB)
 
 
 def build(paths: Paths) -> SimpleNamespace:
     """A fresh build of the marts (whether or not the published ones are up to date)."""
-    out = jobs.build_marts(ctx(paths), force=True)
+    out = steps.marts.build(ctx(paths), force=True)
     return SimpleNamespace(build_id=out["build_id"], path=Path(out["build_file"]), tables=out["tables"], out=out)
 
 
 def gate(paths: Paths, b) -> dict:
-    return jobs.gate_build(b.out, ctx(paths))
+    return steps.marts.gate(b.out, ctx(paths))
 
 
 def publish(paths: Paths, b, gate_result: dict) -> dict:
-    return jobs.publish_build(b.out, gate_result, ctx(paths))
+    return steps.marts.publish(b.out, gate_result, ctx(paths))
 
 
 ERASURE_STEPS = ("resolve", "select", "remove", "restage")
@@ -58,14 +59,14 @@ def run_erasure(paths: Paths, key=None, report: bool = True) -> dict:
     """The plus_erasure DAG's tasks, in its order, without Airflow: each step, then build, gate, publish
     (the build skips when nothing changed), then the steps after the publish and the report."""
     c = ctx(paths, key)
-    out = {step: getattr(jobs, f"erasure_{step}")(c) for step in ERASURE_STEPS}
-    b = jobs.build_marts(c)
+    out = {step: steps.erasure.STEPS[step](c) for step in ERASURE_STEPS}
+    b = steps.marts.build(c)
     if "skipped" not in b:
-        g = jobs.gate_build(b, c)
-        out["publish"] = jobs.publish_build(b, g, c)
-    out.update({step: getattr(jobs, f"erasure_{step}")(c) for step in AFTER_PUBLISH})
+        g = steps.marts.gate(b, c)
+        out["publish"] = steps.marts.publish(b, g, c)
+    out.update({step: steps.erasure.STEPS[step](c) for step in AFTER_PUBLISH})
     if report:
-        out["report"] = jobs.dpo_report(c, fail_on_overdue=False)
+        out["report"] = steps.erasure.report(c, fail_on_overdue=False)
     return out
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from plus_analytics.gate import scan
 from plus_analytics.gate.detectors import detect
+from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import with_frame
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,7 @@ def audit(con, texts: list[tuple[str, str]], analytics: bool) -> list[scan.Findi
     for where, text in texts:
         for kind in sorted(detect(text, max_len=None)):
             findings.append(scan.Finding(where, kind, 1, ()))
-    with_frame(con, "_t", pd.DataFrame(texts, columns=["key", "v"], dtype=object),
-               "create or replace temp table _texts as select cast(key as varchar) as key, cast(v as varchar) as v from _t")
+    with_frame(con, "_t", pd.DataFrame(texts, columns=["key", "v"], dtype=object), sqlf.named(scan.SQL, "texts_table"))
     scan.load_canary_ids(con, "raw")
     hits = scan.token_hits_sql("select key, v from _texts")
     for where, kind in con.execute(f"select key, 'canary:' || kind from ({hits}) order by 1", {"split": scan.LOG_SPLIT}).fetchall():

@@ -99,12 +99,13 @@ def exclusive_runner(paths: Paths, what: str):
 
 def _airflow(paths: Paths) -> None:
     """The embedded default's environment, and the keys checked against the data, before any DAG runs."""
-    from plus_analytics import jobs
+    from plus_analytics import steps
+    from plus_analytics.context import context
     from plus_analytics.runner import prepare_airflow
 
     prepare_airflow(paths)
-    ctx = jobs.context(paths)
-    jobs.check_keys(ctx)
+    ctx = context(paths)
+    steps.erasure.check_keys(ctx)
 
 
 def _run_dag(paths: Paths, dag_id: str, conf: dict | None = None) -> float:
@@ -167,12 +168,13 @@ def _summary(paths: Paths) -> None:
     say(f"\nanalytics database (analysts, read-only): {paths.analytics_db}")
     for t, n in published_tables(paths.analytics_db).items():
         say(f"  {t:32s} {n:>8,} rows")
+    from plus_analytics.ingest.quality import SQL as QUALITY
+    from plus_analytics.storage import sql as sqlf
+
     with locks.zone(paths.raw_db) as con:
-        q = con.execute("select count(*) from quarantine").fetchone()[0]
-        loaded = con.execute("select sum(rows_loaded) from ingest_log").fetchone()[0]
+        q, loaded = sqlf.run(con, QUALITY, "totals").fetchone()
         say(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
-        worst = con.execute("select source, col, sum(rows_quarantined)::bigint n from ingest_column_log "
-                            "group by all order by n desc, source, col limit 5").fetchall()
+        worst = sqlf.run(con, QUALITY, "most_quarantined").fetchall()
     if worst:
         say("  most quarantined columns: " + "; ".join(f"{s}.{c} {n:,}" for s, c, n in worst))
     say(f"reports: {paths.reports}  (PII gate: {paths.reports / 'gate'}, data quality per source, day and column: "
@@ -278,7 +280,8 @@ def cmd_pipeline(args) -> int:
 
 def cmd_erase(args) -> int:
     """Register a deletion request (validated, normalized and pseudonymized here, before anything is stored)."""
-    from plus_analytics import jobs
+    from plus_analytics import steps
+    from plus_analytics.context import context
     from plus_analytics.erasure.intake import ID_KINDS, Request, validate
 
     paths = _paths(args)
@@ -292,7 +295,7 @@ def cmd_erase(args) -> int:
         from plus_analytics.embedded import environment
 
         os.environ.update(environment(paths))  # the keys come from the Airflow connections (any secrets backend)
-        [rid] = jobs.register_requests([request], jobs.context(paths))
+        [rid] = steps.erasure.register([request], context(paths))
         say(f"registered deletion request {rid} (deadline {args.deadline_days} days); no raw identifier was stored")
         if args.run:
             _airflow(paths)
@@ -302,13 +305,14 @@ def cmd_erase(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from plus_analytics import jobs
+    from plus_analytics import steps
+    from plus_analytics.context import context
 
     paths = _paths(args)
     from plus_analytics.embedded import environment
 
     os.environ.update(environment(paths))
-    out = jobs.dpo_report(jobs.context(paths), fail_on_overdue=False)
+    out = steps.erasure.report(context(paths), fail_on_overdue=False)
     say(json.dumps(out, indent=2))
     return 1 if out["overdue"] or out["failed"] else 0
 
@@ -326,14 +330,15 @@ def cmd_retention(args) -> int:
 
 def cmd_audit(args) -> int:
     """Scan the analytics zone and Airflow's logs, XComs, asset extras and DAG-run conf for PII."""
-    from plus_analytics import jobs
+    from plus_analytics import steps
+    from plus_analytics.context import context
 
     paths = _paths(args)
     from plus_analytics.runner import prepare_airflow
 
     prepare_airflow(paths)
     try:
-        out = jobs.pii_audit("database", ctx=jobs.context(paths))
+        out = steps.audit.pii_audit("database", ctx=context(paths))
     except RuntimeError as exc:
         if "finding" in str(exc):
             print(str(exc), file=sys.stderr)

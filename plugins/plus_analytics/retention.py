@@ -57,9 +57,7 @@ class Evidence:
         if not self.rows:
             return 0
         cols = ["log_id", "run_id", "as_of", "layer", "location", "day", "rule", "rows_destroyed", "destroyed_at"]
-        with_frame(con, "_retention_frame", pd.DataFrame(self.rows, columns=cols, dtype=object),
-                   "insert into retention_log select log_id, run_id, cast(as_of as date), layer, location, cast(day as date), "
-                   "rule, cast(rows_destroyed as bigint), cast(destroyed_at as timestamp) from _retention_frame")
+        with_frame(con, "_retention_frame", pd.DataFrame(self.rows, columns=cols, dtype=object), sqlf.named(SQL, "log_frame"))
         n, self.rows = len(self.rows), []
         return n
 

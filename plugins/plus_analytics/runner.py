@@ -90,7 +90,7 @@ def run_pipeline(paths: Paths, days: list[dt.date], products: tuple[str, ...] | 
             ran["ingest_runs" if status == "success" else "ingest_skipped"] += 1
         say(f"  day {i}/{len(days)} ({day}): ingested and staged [{time.perf_counter() - started:.0f}s]")
     if marts:
-        from plus_analytics.jobs import marts_fresh
+        from plus_analytics.steps.marts import fresh as marts_fresh
 
         if force or not marts_fresh(paths):
             say("  building, gating and publishing the marts (plus_marts) ...")

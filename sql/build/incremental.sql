@@ -84,3 +84,6 @@ where day in (select day from _dirty where mart = $mart) or day < current_date -
 
 -- name: merge_insert
 insert into main.{{ table }} by name select * from fresh.{{ table }}
+
+-- name: dirty_counts
+select mart, count(*) from _dirty group by 1;

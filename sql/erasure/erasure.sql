@@ -211,3 +211,13 @@ insert into tombstone_subjects select r, k, p, cast(v as integer), b, cast(s as 
 
 -- name: restaged_versions_of
 select request_id, restaged_version from tombstones where request_id in (select unnest($ids))
+
+-- name: subjects_count
+select count(*) from _subjects;
+
+-- name: subject_pids_table
+create or replace temp table _subject_pids as
+select cast(kind as varchar) as kind, cast(pseudonym as varchar) as pseudonym from _subject_pid_frame;
+
+-- name: quarantine_payload_texts
+select payload from raw.quarantine where payload is not null;

@@ -33,3 +33,7 @@ select {{ pii }} as kind, lower({{ column }}) as val from {{ raw }}.{{ table }} 
 with t as (select row_number() over () as rn, lower({{ column }}) as v from {{ catalog }}.{{ table }} where {{ column }} is not null)
 select d.kind, count(distinct t.rn), list(distinct t.rn order by t.rn)[1:5]
 from t join _canary_dropped d on t.v = d.val group by d.kind
+
+-- name: texts_table
+-- The texts the PII audit scans (task logs, Airflow's records), for the canary join.
+create or replace temp table _texts as select cast(key as varchar) as key, cast(v as varchar) as v from _t;

@@ -121,3 +121,9 @@ select $s, _dt, p.col, p.problem, count(*), $now from (
     select _dt, unnest([{{ pairs }}]) as p from _checked where reason is not null and _err is null
 ) where p.problem is not null
 group by all
+
+-- name: suppressed_lines
+select distinct _file, _line from _suppressed;
+
+-- name: drop_suppressed
+delete from _checked where (_file, _line) in (select _file, _line from _suppressed);

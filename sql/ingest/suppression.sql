@@ -56,3 +56,15 @@ insert into suppression_log
 select $batch || '-' || row_number() over (order by s.request_id, c._dt), s.request_id, $source, c._dt,
        count(distinct (s._file, s._line)), $now
 from _suppressed s join _checked c using (_file, _line) group by s.request_id, c._dt
+
+-- name: tombstones_exist
+select count(*) > 0 from ledger.tombstone_subjects;
+
+-- name: tomb_key_table
+create or replace temp table _tomb_key (kind varchar, ipad blob, opad blob);
+
+-- name: tomb_key_insert
+insert into _tomb_key values (?, ?, ?);
+
+-- name: suppressed_count
+select count(distinct (_file, _line)) from _suppressed;

@@ -83,3 +83,24 @@ select key_version, check_value from key_registry where purpose = $purpose order
 
 -- name: insert_user_agents
 insert into ua_map select * from _new_uas
+
+-- name: key_table
+create or replace temp table _pseudonym_key (kind varchar, key_version integer, ipad blob, opad blob);
+
+-- name: key_insert
+insert into _pseudonym_key values (?, ?, ?, ?);
+
+-- name: other_versions
+select distinct key_version from pseudonyms where key_version <> $version order by 1;
+
+-- name: pseudonyms_by_version
+select key_version, count(*) from pseudonyms group by 1 order by 1;
+
+-- name: salted_days
+select day from visitor_salt;
+
+-- name: insert_new_ids_frame
+insert into _new_ids select * from _new_ids_frame;
+
+-- name: new_ids_count
+select count(*) from _new_ids;

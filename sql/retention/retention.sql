@@ -33,3 +33,7 @@ insert into retention_log select * from _retention_rows
 -- name: landing_logged
 -- A landing partition whose evidence is already written (a run died before deleting the directory).
 select count(*) from retention_log where layer = 'landing' and location = $source and day = $day
+
+-- name: log_frame
+insert into retention_log select log_id, run_id, cast(as_of as date), layer, location, cast(day as date), rule,
+    cast(rows_destroyed as bigint), cast(destroyed_at as timestamp) from _retention_frame;

@@ -80,3 +80,6 @@ create table if not exists retention_log (
     log_id varchar not null, run_id varchar not null, as_of date not null, layer varchar not null,
     location varchar not null, day date, rule varchar not null, rows_destroyed bigint not null,
     destroyed_at timestamp not null)
+
+-- name: changed_rows_count
+select count(*) from _changed_rows;

@@ -1,5 +1,7 @@
 """Every DAG imports, follows the house policies, and does no I/O at parse time."""
 
+from pathlib import Path
+
 import pytest
 
 from tests import REPO_ROOT
@@ -66,24 +68,60 @@ def test_ingest_dags_have_daily_intervals(bag):
             assert isinstance(dag.timetable, CronDataIntervalTimetable)
 
 
+#: Parses one DAG file in a fresh interpreter, so every module it imports (the library's too) runs its
+#: import-time code under watch: a database connection (DuckDB, SQLite, SQLAlchemy), a connection or
+#: Variable lookup, or a network connection fails the parse. Prints the DAG ids, or the I/O it saw.
+PARSE_WATCHED = """
+import json, sys
+seen = []
+def watch(event, args):
+    if event in ("sqlite3.connect", "socket.connect"):
+        seen.append(event)
+sys.addaudithook(watch)
+import duckdb
+def refuse(*a, **k):
+    seen.append("duckdb.connect")
+    raise RuntimeError("I/O at parse time")
+duckdb.connect = refuse
+from airflow.sdk import BaseHook, Variable
+BaseHook.get_connection = classmethod(lambda cls, *a, **k: refuse())
+Variable.get = staticmethod(lambda *a, **k: refuse())
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(sys.argv[1])
+print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()}, "io": seen}))
+"""
+
+
+def parse_watched(path: Path, extra_path: Path | None = None) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if extra_path is not None:
+        env["PYTHONPATH"] = f"{extra_path}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    done = subprocess.run([sys.executable, "-c", PARSE_WATCHED, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_parse_time_opens_no_connection_and_makes_no_query(path, monkeypatch):
-    import duckdb
-    from airflow.sdk import BaseHook, Variable
+def test_parse_time_opens_no_connection_and_makes_no_query(path):
+    parsed = parse_watched(path)
+    assert parsed == {"dags": [path.stem], "errors": {}, "io": []}
 
-    def refuse(*a, **k):
-        raise AssertionError(f"{path.name} did I/O at parse time")
 
-    monkeypatch.setattr(duckdb, "connect", refuse)
-    monkeypatch.setattr(BaseHook, "get_connection", refuse)
-    monkeypatch.setattr(Variable, "get", refuse)
-    import sqlalchemy.engine
-
-    monkeypatch.setattr(sqlalchemy.engine.Engine, "connect", refuse)
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(path))
-    assert bag.import_errors == {} and list(bag.dags) == [path.stem]
+def test_the_parse_time_check_sees_io_in_an_imported_module(tmp_path):
+    """A library module that opens a database when imported fails the check, though the DAG file itself
+    does nothing: the parse runs in a fresh interpreter."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "planted_io.py").write_text("import sqlite3\nsqlite3.connect(':memory:')\n")
+    dag_file = tmp_path / "plus_planted.py"
+    dag_file.write_text((REPO_ROOT / "dags" / "plus_pii_audit.py").read_text().replace(
+        "from airflow.sdk import dag", "import planted_io  # noqa: F401\nfrom airflow.sdk import dag"))
+    assert parse_watched(dag_file, tmp_path / "lib")["io"] == ["sqlite3.connect"]
 
 
 def test_library_kept_out_of_plugin_manager():

@@ -4,14 +4,14 @@ source it cannot read fails it."""
 import duckdb
 import pytest
 
-from plus_analytics import audit, jobs
+from plus_analytics import audit, steps
 from tests.helpers import ctx
 
 pytestmark = pytest.mark.integration
 
 
 def test_pipeline_leaves_nothing_in_airflow(pipeline):
-    out = jobs.pii_audit("database", ctx=ctx(pipeline))
+    out = steps.audit.pii_audit("database", ctx=ctx(pipeline))
     assert out["clean"], out
     assert out["texts_scanned"] > 0
 
@@ -26,7 +26,7 @@ def test_planted_value_in_a_task_log_is_found_and_not_echoed(pipeline):
     log.write_text(f"[2026-10-02] INFO starting\n[2026-10-02] INFO processing {email} now\n[2026-10-02] INFO contact {line_id}\n")
     try:
         with pytest.raises(RuntimeError, match="finding") as exc:
-            jobs.pii_audit("database", ctx=ctx(pipeline))
+            steps.audit.pii_audit("database", ctx=ctx(pipeline))
         reports = sorted((pipeline.reports / "audit").glob("audit-*.html"))
         report = reports[-1].read_text(encoding="utf-8") + reports[-1].with_suffix(".json").read_text()
         assert "attempt=1.log:2" in report and "attempt=1.log:3" in report
@@ -40,4 +40,4 @@ def test_an_unreadable_source_fails_the_audit(pipeline, monkeypatch):
     """No REST API connection (or an API that answers with an error): never 'clean' for what was not read."""
     monkeypatch.delenv("AIRFLOW_CONN_PLUS_AIRFLOW_API", raising=False)
     with pytest.raises(audit.AuditIncomplete, match="plus_airflow_api"):
-        jobs.pii_audit("api", ctx=ctx(pipeline))
+        steps.audit.pii_audit("api", ctx=ctx(pipeline))

@@ -10,7 +10,7 @@ import shutil
 import duckdb
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.ingest.loader import ingest_partition
@@ -40,7 +40,7 @@ def erased(pipeline, tmp_path_factory, key):
         before_rows = {s.raw_table: con.execute(f"select count(*) from {s.raw_table}").fetchone()[0] for s in load_policy().values()}
         others = {r[0] for r in con.execute("select distinct account_id from raw_platform_usage_events where account_id <> ?",
                                             [subject["account"]]).fetchall()}
-    [rid] = jobs.register_requests([Request("email", "  " + subject["email"].upper() + " ", "test DPO")], ctx(home, key))
+    [rid] = steps.erasure.register([Request("email", "  " + subject["email"].upper() + " ", "test DPO")], ctx(home, key))
     result = run_erasure(home, key)
     return dict(home=home, subject=subject, rid=rid, result=result, before_rows=before_rows, others=others)
 
@@ -126,7 +126,7 @@ def test_evidence_is_chained_and_report_has_no_identifier(erased):
         events = {r[0] for r in con.execute("select event from erasure_evidence where request_id = ?", [erased["rid"]]).fetchall()}
     assert {"registered", "resolved", "removed", "restaged", "published", "rewritten", "verified_rows", "verified_staging",
             "verified_marts", "verified_bytes", "verified"} <= events
-    out = jobs.dpo_report(ctx(home))
+    out = steps.erasure.report(ctx(home))
     assert out["verified"] >= 1 and out["overdue"] == 0 and out["chain_intact"]
     written = [f for f in (home.reports / "dpo").rglob("*") if f.is_file()]
     assert any(f.parent.name == "certificates" for f in written)
@@ -163,7 +163,7 @@ def test_late_arrival_suppressed(erased, key):
             "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}
     other = dict(late, event_id="ev_late_2", account_id="acc_9999999", session_id="ses_other")
     (part / "part-00000.ndjson").write_text(json.dumps(late) + "\n" + json.dumps(other) + "\n")
-    out = jobs.ingest_source("platform_usage_events", day, ctx(home, key))
+    out = steps.ingest.ingest("platform_usage_events", day, ctx(home, key))
     assert out["rows_suppressed"] == 1 and out["rows_loaded"] == 1
     with opened(home.privacy_db, read_only=True) as con:
         n = con.execute("select rows_removed from erasure_evidence where request_id = ? and event = 'suppressed'",

@@ -16,7 +16,7 @@ import json
 import pytest
 from faker import Faker
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.ingest import csv_records
@@ -59,8 +59,8 @@ def hostile_export(home, key):
     w.writerow(_row(3, account, subject_address, "0810000003", "multi.line@example.com"))
     w.writerow(_row(4, account, fake.address().replace("\n", "\r\n"), "0810000004", "after.crlf@example.com"))
     path.write_bytes(buf.getvalue().encode() + kept)
-    jobs.ingest_source("crm_customers", START, ctx(home, key))
-    jobs.stage_source("crm_customers", START, ctx(home, key))
+    steps.ingest.ingest("crm_customers", START, ctx(home, key))
+    steps.ingest.stage("crm_customers", START, ctx(home, key))
     return home, path, subject_address
 
 
@@ -86,7 +86,7 @@ def test_records_are_numbered_by_the_line_they_start_on(hostile_export):
 def test_erasing_a_record_that_spans_lines_blanks_every_one_of_them(hostile_export, key):
     home, path, address = hostile_export
     before = _loaded(home)
-    [rid] = jobs.register_requests([Request("email", "multi.line@example.com", "test DPO")], ctx(home, key))
+    [rid] = steps.erasure.register([Request("email", "multi.line@example.com", "test DPO")], ctx(home, key))
     out = run_erasure(home, key, report=False)
     assert out["verify"]["verified"] == 1, out
     data = path.read_bytes()
@@ -94,7 +94,7 @@ def test_erasing_a_record_that_spans_lines_blanks_every_one_of_them(hostile_expo
         assert part.encode() not in data
     assert scan_bytes([path], [b"multi.line@example.com", address.split("\n")[1].encode()]) == {}
     # every other record is where it was: a fresh ingest of the rewritten file loads it at the same line
-    jobs.ingest_source("crm_customers", START, ctx(home, key))
+    steps.ingest.ingest("crm_customers", START, ctx(home, key))
     after = _loaded(home)
     assert after == {c: line for c, line in before.items() if c != "cus_88000003"}
 
@@ -106,11 +106,11 @@ def test_a_quarantined_line_longer_than_its_kept_payload_is_found_whole(home, ke
              "session_id": "ses_long_1", "cookie_id": None, "product": "crm", "event_type": "page_view",
              "feature": "contacts", "ip": "1.46.3.4", "account_id": subject["account"]}  # the account past the kept part
     path.write_bytes(path.read_bytes() + json.dumps(event).encode() + b"\n")
-    jobs.ingest_source("platform_usage_events", START, ctx(home, key))
+    steps.ingest.ingest("platform_usage_events", START, ctx(home, key))
     with opened(home.raw_db, read_only=True) as con:
         [(payload,)] = con.execute("select payload from quarantine where payload like '%ev_long_000001%'").fetchall()
     assert subject["account"] not in payload
-    jobs.register_requests([Request("email", subject["email"], "test DPO")], ctx(home, key))
+    steps.erasure.register([Request("email", subject["email"], "test DPO")], ctx(home, key))
     out = run_erasure(home, key, report=False)
     assert out["verify"]["verified"] == 1, out
     assert b"ev_long_000001" not in path.read_bytes() and subject["account"].encode() not in path.read_bytes()

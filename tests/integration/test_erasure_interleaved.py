@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.ingest.loader import ingest_partition
@@ -31,7 +31,7 @@ def home(pipeline, tmp_path) -> Paths:
 
 def _register(home: Paths, key) -> tuple[str, dict]:
     subject = erasure_subject(home.raw_db)
-    [rid] = jobs.register_requests([Request("email", subject["email"], "test DPO")], ctx(home, key))
+    [rid] = steps.erasure.register([Request("email", subject["email"], "test DPO")], ctx(home, key))
     return rid, subject
 
 
@@ -41,8 +41,8 @@ def _reingest_everything(home: Paths, key) -> dict:
     c, last = ctx(home, key), START + dt.timedelta(days=DAYS - 1)
     out = {}
     for src in sorted(load_policy(), key=lambda s: s in ("platform_usage_events", "adtech_interactions")):
-        out[src] = jobs.ingest_source(src, START, c, until=last)
-        jobs.stage_source(src, START, c, until=last)
+        out[src] = steps.ingest.ingest(src, START, c, until=last)
+        steps.ingest.stage(src, START, c, until=last)
     return out
 
 
@@ -74,8 +74,8 @@ def test_an_ingest_between_resolution_and_selection_loses_nothing(home, key, who
         rid, subject = _register(home, key)
     else:
         subject = {"forms": [busiest_cookie(home.raw_db)]}
-        [rid] = jobs.register_requests([Request("cookie_id", subject["forms"][0], "test DPO")], ctx(home, key))
-    assert jobs.erasure_resolve(ctx(home, key))["requests"] == 1
+        [rid] = steps.erasure.register([Request("cookie_id", subject["forms"][0], "test DPO")], ctx(home, key))
+    assert steps.erasure.resolve(ctx(home, key))["requests"] == 1
     reingested = _reingest_everything(home, key)
     assert sum(r["rows_suppressed"] for r in reingested.values()) == 0, "not removed yet: loaded like anyone's"
     out = run_erasure(home, key)
@@ -89,12 +89,12 @@ def test_rows_loaded_between_selection_and_removal_are_removed(home, key):
     restricted zone's write lock, tops the selection up and removes it too."""
     rid, subject = _register(home, key)
     c = ctx(home, key)
-    jobs.erasure_resolve(c)
-    jobs.erasure_select(c)
+    steps.erasure.resolve(c)
+    steps.erasure.select(c)
     late = _land_event_of(home, subject["account"])
-    loaded = jobs.ingest_source("platform_usage_events", START, c)
+    loaded = steps.ingest.ingest("platform_usage_events", START, c)
     assert loaded["rows_suppressed"] == 0
-    removed = jobs.erasure_remove(c)
+    removed = steps.erasure.remove(c)
     assert removed["selection_topped_up"]["rows"] >= 1, removed
     out = run_erasure(home, key)
     assert out["verify"]["verified"] == 1, out["verify"]
@@ -106,9 +106,9 @@ def test_after_removal_a_late_arrival_is_suppressed(home, key):
     rid, subject = _register(home, key)
     c = ctx(home, key)
     for step in ("resolve", "select", "remove"):
-        getattr(jobs, f"erasure_{step}")(c)
+        steps.erasure.STEPS[step](c)
     _land_event_of(home, subject["account"])
-    assert jobs.ingest_source("platform_usage_events", START, c)["rows_suppressed"] == 1
+    assert steps.ingest.ingest("platform_usage_events", START, c)["rows_suppressed"] == 1
     assert run_erasure(home, key)["verify"]["verified"] == 1
     _nothing_left(home, subject)
 
@@ -119,7 +119,7 @@ def test_a_failed_request_is_carried_out_again_by_the_next_run(home, key):
     rid, subject = _register(home, key)
     c = ctx(home, key)
     for step in ("resolve", "select", "remove"):
-        getattr(jobs, f"erasure_{step}")(c)
+        steps.erasure.STEPS[step](c)
     late = _land_event_of(home, subject["account"])
     with opened(home.raw_db) as con:
         assert ingest_partition(con, load_policy()["platform_usage_events"], START, home.landing, key, None).rows_loaded > 0

@@ -19,7 +19,7 @@ from faker import Faker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.gate.suites import MART_DOMAINS
 from plus_analytics.generate import generate
@@ -158,10 +158,10 @@ def test_nothing_free_form_is_published(values, clean_landing, tmp_path_factory,
     c = ctx(home, key)
     by_column = {}
     for src in load_policy():
-        out = jobs.ingest_source(src, DAY, c)
+        out = steps.ingest.ingest(src, DAY, c)
         assert out["rows_read"] == out["rows_loaded"] + out["rows_quarantined"] + out["rows_suppressed"], src
         by_column.update({(src, col): n for col, n in out["quarantined_by_column"].items()})
-        jobs.stage_source(src, DAY, c)
+        steps.ingest.stage(src, DAY, c)
     b = build(home)
     assert gate(home, b)["passed"]  # nothing slipped through for the gate to block
     published = _published_text(b.path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.generate import generate
@@ -40,16 +40,16 @@ def _meta(path) -> dict:
 
 def _stage(home: Paths, c, first: dt.date, last: dt.date) -> None:
     for src in load_policy():
-        jobs.ingest_source(src, first, c, until=last)
-        jobs.stage_source(src, first, c, until=last)
+        steps.ingest.ingest(src, first, c, until=last)
+        steps.ingest.stage(src, first, c, until=last)
 
 
 def _publish_incremental_and_compare(home: Paths, c) -> dict:
     """Build incrementally and publish; then a full build from the same staging must be equal."""
-    inc = jobs.build_marts(c)
+    inc = steps.marts.build(c)
     assert inc["mode"] == "incremental", inc
-    jobs.publish_build(inc, jobs.gate_build(inc, c), c)
-    full = jobs.build_marts(c, full=True)
+    steps.marts.publish(inc, steps.marts.gate(inc, c), c)
+    full = steps.marts.build(c, full=True)
     assert full["mode"] == "full"
     assert _marts(home.analytics_db) == _marts(full["build_file"]), "incremental build differs from a full build"
     Path(full["build_file"]).unlink()
@@ -62,9 +62,9 @@ def home(tmp_path_factory, key):
     generate(home.landing, days=DAYS, scale=0.3, seed=23, start=START)
     c = ctx(home, key)
     _stage(home, c, START, START + dt.timedelta(days=DAYS - 2))
-    b = jobs.build_marts(c)
+    b = steps.marts.build(c)
     assert b["mode"] == "full"  # nothing published yet
-    jobs.publish_build(b, jobs.gate_build(b, c), c)
+    steps.marts.publish(b, steps.marts.gate(b, c), c)
     return home
 
 
@@ -88,8 +88,8 @@ def test_a_day_delivered_again_with_changes(home, key):
             lines = f.read_bytes().split(b"\n")
             f.write_bytes(b"\n".join(line for i, line in enumerate(lines) if i % 3))
     for src in ("connect_messages", "platform_consent"):
-        jobs.ingest_source(src, day, c)
-        jobs.stage_source(src, day, c)
+        steps.ingest.ingest(src, day, c)
+        steps.ingest.stage(src, day, c)
     meta = _publish_incremental_and_compare(home, c)
     assert meta["rebuilt"]["mart_chat_volume"] >= 1 and meta["rebuilt"]["mart_crm_activity"] == 0, meta
 
@@ -99,9 +99,9 @@ def test_erasure_rebuilds_the_subjects_days(home, key):
     with opened(home.raw_db, read_only=True) as con:
         email = con.execute("""select a.email from raw_platform_accounts a join raw_platform_usage_events u using (account_id)
                                where a.email is not null group by 1 order by count(*) desc limit 1""").fetchone()[0]
-    jobs.register_requests([Request("email", email, "incremental test")], c)
+    steps.erasure.register([Request("email", email, "incremental test")], c)
     for step in ("resolve", "select", "remove", "restage"):
-        getattr(jobs, f"erasure_{step}")(c)
+        steps.erasure.STEPS[step](c)
     meta = _publish_incremental_and_compare(home, c)
     assert meta["mode"] == "incremental" and meta["rebuilt"]["mart_daily_active_usage"] >= 1, meta
 
@@ -110,7 +110,7 @@ def test_retention_and_a_key_rotation(home, key, tmp_path):
     """Retention deletes old staging days (rebuilt: gone from the marts too); a key rotation changes every
     pseudonym, which the change log cannot follow day by day: the next build is a full one."""
     c = ctx(home, key)
-    jobs.enforce_retention(START + dt.timedelta(days=395 + 2), c)
+    steps.retention.enforce(START + dt.timedelta(days=395 + 2), c)
     meta = _publish_incremental_and_compare(home, c)
     assert meta["mode"] == "incremental"
     with opened(home.staging_db) as con:
@@ -120,9 +120,9 @@ def test_retention_and_a_key_rotation(home, key, tmp_path):
         with transaction(con):
             log_everything(con, next_version(con))
             con.execute("insert into staging_version select max(version) + 1, now(), 'test' from staging_version")
-    b = jobs.build_marts(c)
+    b = steps.marts.build(c)
     assert b["mode"] == "full"
-    jobs.publish_build(b, jobs.gate_build(b, c), c)
+    steps.marts.publish(b, steps.marts.gate(b, c), c)
 
 
 def test_changed_mart_sql_means_a_full_build(home, key, monkeypatch):
@@ -130,7 +130,7 @@ def test_changed_mart_sql_means_a_full_build(home, key, monkeypatch):
 
     c = ctx(home, key)
     monkeypatch.setattr(build_module, "marts_sql_hash", lambda: "abcdefghijklmnop")
-    b = jobs.build_marts(c, force=True)
+    b = steps.marts.build(c, force=True)
     assert b["mode"] == "full"
     shutil.rmtree(home.builds, ignore_errors=True)
     home.builds.mkdir(parents=True, exist_ok=True)

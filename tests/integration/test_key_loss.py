@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.generate import generate
@@ -23,13 +23,13 @@ DAY = dt.date(2026, 9, 1)
 def test_a_replaced_key_cannot_register_a_request(tmp_path, key):
     home = Paths(tmp_path).ensure()
     generate(home.landing, days=1, scale=0.05, seed=4, start=DAY)
-    jobs.ingest_source("crm_customers", DAY, ctx(home, key))  # the zone is written with ``key``
+    steps.ingest.ingest("crm_customers", DAY, ctx(home, key))  # the zone is written with ``key``
     replaced = MasterKey(version=key.version, secret=b"a-different-secret-of-32-bytes-or-more!")
     with pytest.raises(KeyMismatch, match="lost or replaced"):
-        jobs.register_requests([Request("email", "somchai@example.com", "DPO")], ctx(home, replaced))
+        steps.erasure.register([Request("email", "somchai@example.com", "DPO")], ctx(home, replaced))
     assert not home.privacy_db.exists() or _requests(home) == 0
     # The original key still registers.
-    assert len(jobs.register_requests([Request("email", "somchai@example.com", "DPO")], ctx(home, key))) == 1
+    assert len(steps.erasure.register([Request("email", "somchai@example.com", "DPO")], ctx(home, key))) == 1
     assert _requests(home) == 1
 
 

@@ -33,7 +33,8 @@ DAYS = 2
 DRIVER = textwrap.dedent("""
     import datetime as dt, sys
     from pathlib import Path
-    from plus_analytics import jobs
+    from plus_analytics import steps
+    from plus_analytics.context import context
     from plus_analytics.config import Paths
     from plus_analytics.policy import load_policy
     from tests.helpers import ctx, run_erasure
@@ -46,12 +47,12 @@ DRIVER = textwrap.dedent("""
         c = ctx(paths)
         first, last = dt.date.fromisoformat(sys.argv[3]), dt.date.fromisoformat(sys.argv[4])
         for src in load_policy():
-            jobs.ingest_source(src, first, c, until=last)
+            steps.ingest.ingest(src, first, c, until=last)
         for src in load_policy():
-            jobs.stage_source(src, first, c, until=last)
-        b = jobs.build_marts(c)
+            steps.ingest.stage(src, first, c, until=last)
+        b = steps.marts.build(c)
         if "skipped" not in b:
-            jobs.publish_build(b, jobs.gate_build(b, c), c)
+            steps.marts.publish(b, steps.marts.gate(b, c), c)
 """)
 
 
@@ -116,7 +117,7 @@ def _rows(con, sql: str) -> list:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, key):
     """Two landed days, ingested, staged and published; and, beside it, the same with an erasure request."""
-    from plus_analytics import jobs
+    from plus_analytics import steps
     from plus_analytics.erasure.intake import Request
     from plus_analytics.generate import generate
     from tests.helpers import build, ctx, gate, publish
@@ -128,8 +129,8 @@ def prepared(tmp_path_factory, key):
     c = ctx(base, key)
     last = START + dt.timedelta(days=DAYS - 1)
     for src in load_policy():
-        jobs.ingest_source(src, START, c, until=last)
-        jobs.stage_source(src, START, c, until=last)
+        steps.ingest.ingest(src, START, c, until=last)
+        steps.ingest.stage(src, START, c, until=last)
     b = build(base)
     publish(base, b, gate(base, b))
     con = duckdb.connect(str(base.raw_db), read_only=True)
@@ -137,7 +138,7 @@ def prepared(tmp_path_factory, key):
                                    join raw_platform_usage_events u using (account_id) where u.cookie_id is not null
                                    order by a.account_id limit 1""").fetchone()
     con.close()
-    jobs.register_requests([Request("email", email, "kill test")], c)
+    steps.erasure.register([Request("email", email, "kill test")], c)
     return {"landed": landed, "erase": base.home, "forms": [email.strip(), cookie]}
 
 

@@ -8,7 +8,7 @@ import json
 import duckdb
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.policy import load_policy
 from plus_analytics.policy.retention import load_retention
@@ -30,7 +30,7 @@ def _spec(rows_days: int, column_days: int):
 
 
 def enforce(home: Paths, as_of, spec) -> dict:
-    return jobs.enforce_retention(as_of, ctx(home), spec=spec)
+    return steps.retention.enforce(as_of, ctx(home), spec=spec)
 
 
 def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
@@ -111,8 +111,8 @@ def test_withdrawal_removes_later_events_from_marts(pipeline, tmp_path, key):
     (part / "part-99999.ndjson").write_text(json.dumps({
         "consent_id": "cns_withdrawal_test", "recorded_at": withdrawn_at.isoformat() + "Z", "cookie_id": cookie,
         "account_id": None, "purpose": "analytics", "granted": False, "source": "settings"}) + "\n")
-    jobs.ingest_source("platform_consent", day, ctx(home, key))
-    jobs.stage_source("platform_consent", day, ctx(home, key))
+    steps.ingest.ingest("platform_consent", day, ctx(home, key))
+    steps.ingest.stage("platform_consent", day, ctx(home, key))
     after_events, after_excl = totals(build(home).path)
     assert after_excl - before_excl == affected
     assert before_events - after_events == affected

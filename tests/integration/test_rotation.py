@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.policy import load_policy
@@ -35,14 +35,14 @@ def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path, key):
 
     with opened(home.raw_db, read_only=True) as con:  # a request registered before the rotation, not yet propagated
         email = con.execute("select normalized from pseudonyms where kind = 'email' order by 1 limit 1").fetchone()[0]
-    [rid] = jobs.register_requests([Request("email", email, "rotation test")], ctx(home, key))
+    [rid] = steps.erasure.register([Request("email", email, "rotation test")], ctx(home, key))
     new = MasterKey(version=2, secret=b"a-completely-new-secret-of-32-bytes!")
-    out = jobs.rekey_restricted(ctx(home, new))
+    out = steps.rotation.rekey(ctx(home, new))
     with opened(home.privacy_db, read_only=True) as con:
         pid, version = con.execute("select pseudonym, key_version from tombstone_subjects where request_id = ?", [rid]).fetchone()
     assert (pid, version) == (new.pseudonym("email", email), 2), "pending tombstones follow the rotation"
     assert set(out["after"]) == {"2"} and sum(out["after"].values()) == sum(out["before"].values())
-    jobs.restage_all(ctx(home, new))
+    steps.rotation.restage(ctx(home, new))
 
     with opened(home.staging_db, read_only=True) as con:
         for src in load_policy().values():

@@ -20,7 +20,7 @@ from contextlib import nullcontext
 import duckdb
 import pytest
 
-from plus_analytics import jobs
+from plus_analytics import steps
 from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.generate import generate
@@ -66,7 +66,7 @@ def baseline(pipeline, tmp_path_factory, key):
     for d in ("landing", "restricted", "warehouse", "analytics"):
         shutil.copytree(pipeline.home / d, home.home / d, dirs_exist_ok=True)
     cookie = busiest_cookie(home.raw_db)
-    jobs.register_requests([Request("cookie_id", cookie, "scheduler test")], ctx(home, key))
+    steps.erasure.register([Request("cookie_id", cookie, "scheduler test")], ctx(home, key))
     out = run_erasure(home, key)
     assert out["verify"]["verified"] == 1
     return {"marts": _marts(home.analytics_db), "cookie": cookie}
@@ -78,11 +78,11 @@ def _prepare(home: Paths, key, cookie: str) -> str:
     generate(home.landing, days=DAYS, scale=SCALE, seed=11, start=START)
     c = ctx(home, key)
     for src in load_policy():
-        jobs.ingest_source(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
-        jobs.stage_source(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
+        steps.ingest.ingest(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
+        steps.ingest.stage(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
     b = build(home)
     publish(home, b, gate(home, b))
-    [rid] = jobs.register_requests([Request("cookie_id", cookie, "scheduler test")], c)
+    [rid] = steps.erasure.register([Request("cookie_id", cookie, "scheduler test")], c)
     return rid
 
 

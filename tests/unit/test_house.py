@@ -34,7 +34,7 @@ def test_no_import_cycle_between_modules():
 
 
 def test_layers_point_one_way():
-    """The import-linter contract in pyproject.toml: configuration -> storage -> domain -> jobs -> Airflow."""
+    """The import-linter contract in pyproject.toml: configuration -> storage -> domain -> steps -> Airflow."""
     done = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], capture_output=True, text=True,
                           cwd=REPO_ROOT)
     assert done.returncode == 0, done.stdout[-2000:]
@@ -170,16 +170,59 @@ def test_the_pipelines_settings_are_read_in_one_module(tmp_path):
         assert settings_read_outside_config([planted]) == ["planted.py:2"], line
 
 
-def test_static_sql_lives_in_sql_files():
-    """No module runs a static statement over a zone's bookkeeping tables from a Python string: those live
-    in sql/ (compiled-from-policy SQL is generated, and is allowed)."""
+#: What a module may still pass to DuckDB as a literal: transaction and session control, not queries.
+SESSION_CONTROL = re.compile(r"^(begin transaction|commit|rollback|checkpoint|detach \w+|drop (table|schema) \w+( cascade)?|"
+                             r"create schema \w+|copy from database \w+ to \w+|set variable \w+ = \?|set TimeZone = 'UTC')$")
+#: Calls whose SQL argument is checked: (name, index of the SQL argument).
+SQL_CALLS = {"execute": 0, "executemany": 0, "sql": 0, "scalar": 1, "with_frame": 3}
+
+
+def static_sql_outside_sql_files(files) -> list[str]:
+    """Statements a module writes out itself instead of taking from sql/: a string literal given to
+    DuckDB that is more than session control, or any `use` outside storage/duck.py (a connection must mean
+    one database for its whole life: storage.duck.on_database, default_schema)."""
+    import ast
+
+    found = []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name)):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            if name not in SQL_CALLS or len(node.args) <= SQL_CALLS[name]:
+                continue
+            arg = node.args[SQL_CALLS[name]]
+            text = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+            if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                if str(arg.values[0].value).lstrip().lower().startswith("use ") and f.name != "duck.py":
+                    found.append(f"{f.name}:{node.lineno}: use")
+            elif text is not None and not SESSION_CONTROL.match(" ".join(text.split())):
+                found.append(f"{f.name}:{node.lineno}: {text[:40]!r}")
+    return found
+
+
+def test_static_sql_lives_in_sql_files(tmp_path):
+    """Every static statement, selects included, is a named query or file under sql/; modules only
+    compile SQL from the policy (dynamic identifiers) and control sessions."""
+    assert static_sql_outside_sql_files(LIBRARY.rglob("*.py")) == []
+    planted = tmp_path / "planted.py"
+    for line in ('con.execute("select count(*) from quarantine")', 'duck.scalar(con, "select 1")',
+                 'with_frame(con, "_f", frame, "insert into t select * from _f")', 'con.execute(f"use {db}")',
+                 'con.executemany("insert into _k values (?, ?)", rows)'):
+        planted.write_text(line + "\n")
+        assert len(static_sql_outside_sql_files([planted])) == 1, line
+
+
+def test_changes_to_bookkeeping_tables_live_in_sql_files():
+    """No module changes a zone's bookkeeping tables from a Python string, f-strings included (SQL compiled
+    from the policy writes source tables, never these)."""
     bookkeeping = ("id_map", "pseudonyms", "quarantine", "ingest_log", "text_mentions", "erasure_evidence",
                    "tombstones", "tombstone_subjects", "retention_evidence", "key_registry", "erasure_steps",
-                   "staging_version", "visitor_salt", "ua_map")
+                   "staging_version", "visitor_salt", "ua_map", "ingest_column_log", "meta_build_info")
     offenders = []
     for f in LIBRARY.rglob("*.py"):
         text = f.read_text()
-        for m in re.finditer(r"(?:insert into|delete from|update)\s+(\w+)", text):
+        for m in re.finditer(r"(?:insert into|delete from|update)\s+(?:\w+\.)?(\w+)", text):
             if m.group(1) in bookkeeping:
                 offenders.append(f"{f.relative_to(REPO_ROOT)}: {m.group(0)}")
     assert offenders == [], offenders

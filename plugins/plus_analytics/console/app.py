@@ -169,7 +169,8 @@ async def register(request: Request, id_kind: str = Form(max_length=32), identif
     goes to Airflow. A rejected request is never registered, and the page never repeats the identifier."""
     user = request.state.user
     security.check_post(request, user, csrf)
-    from plus_analytics import jobs
+    from plus_analytics import steps
+    from plus_analytics.context import context
     from plus_analytics.erasure.intake import InvalidRequest
     from plus_analytics.erasure.intake import Request as ErasureRequest
 
@@ -178,7 +179,7 @@ async def register(request: Request, id_kind: str = Form(max_length=32), identif
     except ValueError:
         return _page(request, user, error="the deadline must be a whole number of days", status_code=400)
     try:
-        [rid] = jobs.register_requests([ErasureRequest(id_kind, identifier, requester, days)], jobs.context())
+        [rid] = steps.erasure.register([ErasureRequest(id_kind, identifier, requester, days)], context())
     except InvalidRequest as exc:
         return _page(request, user, error=f"not registered: {exc}", status_code=400)
     triggered = _trigger_erasure(user, rid)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from plus_analytics.context import Context
 from plus_analytics.erasure import requests
 from plus_analytics.erasure.resolve import hits_sql
 from plus_analytics.ingest.landing import read_records, rewrite_lines
@@ -26,9 +27,7 @@ from plus_analytics.ingest.reading import PAYLOAD_KEEP
 from plus_analytics.ledger import evidence
 from plus_analytics.policy import REDACTED, Source
 from plus_analytics.privacy.identifiers import collect_orphans
-from plus_analytics.privacy.keys import MasterKey
 from plus_analytics.privacy.staging import staging_key_sql
-from plus_analytics.storage import duck
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, transaction, with_frame
 from plus_analytics.storage.sql import q
@@ -102,13 +101,12 @@ def _record_selection(con, subjects: list[requests.Subject], sources: list[Sourc
     return {what: sqlf.run(con, SQL, f"store_{what}").fetchone()[0] for what in ("rows", "redactions", "quarantined")}
 
 
-def select(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: MasterKey, ids: list[str],
-           run_id: str | None) -> dict:
+def select(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
     """Record what ``apply`` will remove for the resolved requests ``ids``, and the step, in one ledger
     transaction; ``con`` is the ledger (read-write) with the restricted zone attached read-only as ``raw``."""
     with transaction(con):
-        added = _record_selection(con, requests.subjects(con, key, tomb_key, ids), sources, landing)
-        requests.advance(con, ids, "selected", run_id)
+        added = _record_selection(con, requests.subjects(con, ctx.key, ctx.tomb, ids), sources, ctx.paths.landing)
+        requests.advance(con, ids, "selected", ctx.run_id)
     return {"requests": len(ids), **added}
 
 
@@ -134,15 +132,14 @@ def _restricted(con, sources: list[Source], subjects: list[requests.Subject], id
         sqlf.run(con, SQL, "delete_quarantine", params)
         sqlf.run(con, SQL, "delete_mentions", params)
         pids = pd.DataFrame(sorted({(s.kind, s.pseudonym) for s in subjects}), columns=["kind", "pseudonym"], dtype=object)
-        with_frame(con, "_subject_pid_frame", pids, "create or replace temp table _subject_pids as "
-                   "select cast(kind as varchar) as kind, cast(pseudonym as varchar) as pseudonym from _subject_pid_frame")
+        with_frame(con, "_subject_pid_frame", pids, sqlf.named(SQL, "subject_pids_table"))
         sqlf.run(con, SQL, "delete_subject_ids")
         sqlf.run(con, SQL, "delete_subject_pseudonyms")
         collect_orphans(con, sources)
 
 
 def _record(con, ids: list[str], landing_changed: dict[str, int], run_id: str | None) -> None:
-    """In the ledger (attached as ``ledger``; ``con`` switched to it): evidence per request and table."""
+    """In the ledger (``con`` a connection on it): evidence per request and table."""
     params = {"ids": ids}
     records = []
     for rid, source, n in sqlf.run(con, SQL, "removed_per_table", params).fetchall():
@@ -162,25 +159,21 @@ def _record(con, ids: list[str], landing_changed: dict[str, int], run_id: str | 
         requests.advance(con, ids, "removed", run_id, propagated_at=requests.now())
 
 
-def apply(con, sources: list[Source], landing: Path, key: MasterKey, tomb_key: MasterKey, ids: list[str],
-          run_id: str | None) -> dict:
+def apply(con, ledger, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
     """Carry out the recorded selection of ``ids``: ``con`` is the restricted zone (read-write) with the
-    ledger attached read-write as ``ledger``. The caller marked the zone's file for rewriting."""
-    zone = duck.scalar(con, "select current_database()")
-    con.execute("use ledger")
-    subjects = requests.subjects(con, key, tomb_key, ids)
+    ledger attached read-write as ``ledger``, and ``ledger`` a connection of the same session on the ledger
+    (:func:`plus_analytics.storage.duck.on_database`). The caller marked the zone's file for rewriting."""
+    landing = ctx.paths.landing
+    subjects = requests.subjects(ledger, ctx.key, ctx.tomb, ids)
     # Rows of the subject an ingest loaded since the selection (the restricted zone's write lock, held
     # from here to the end, keeps any more from arriving): the selection grows to hold them too. Ingest
     # and selection exclude each other on that lock, so "since" is safely told by the clock.
-    ingests = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
+    ingests = sqlf.run(ledger, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
     topped_up = {"ingests_since_selection": ingests, "rows": 0, "redactions": 0, "quarantined": 0}
     if ingests:
-        with transaction(con):
-            topped_up.update(_record_selection(con, subjects, sources, landing))
-    con.execute(f"use {zone}")
+        with transaction(ledger):
+            topped_up.update(_record_selection(ledger, subjects, sources, landing))
     changed = _landing(con, landing, ids)
     _restricted(con, sources, subjects, ids)
-    con.execute("use ledger")
-    _record(con, ids, changed, run_id)
-    con.execute(f"use {zone}")
+    _record(ledger, ids, changed, ctx.run_id)
     return {"requests": len(ids), "landing_files_rewritten": len(changed), "selection_topped_up": topped_up}

@@ -9,12 +9,11 @@ of any of them are suppressed) and its forms sealed (so verification can look fo
 
 from __future__ import annotations
 
+from plus_analytics.context import Context
 from plus_analytics.erasure import requests
 from plus_analytics.erasure.seal import seal
 from plus_analytics.ledger import evidence
 from plus_analytics.policy import Source
-from plus_analytics.privacy.keys import MasterKey
-from plus_analytics.storage import duck
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, sql_string, transaction, update_rows
 from plus_analytics.storage.sql import q
@@ -31,7 +30,7 @@ def hits_sql(src: Source, columns) -> str:
 
 def expand(con, sources: list[Source]) -> int:
     """Grow ``_subjects`` to a fixpoint through the subject columns of every source; returns its size."""
-    size = duck.scalar(con, "select count(*) from _subjects")
+    size = sqlf.run(con, SQL, "subjects_count").fetchone()[0]
     for _ in range(MAX_ROUNDS):
         for src in sources:
             if src.subject:
@@ -40,16 +39,17 @@ def expand(con, sources: list[Source]) -> int:
                 linked = " union ".join(sqlf.named(SQL, "linked", column=q(c), kind=sql_string(src.column(c).kind))
                                         for c in src.subject)
                 sqlf.run(con, SQL, "expand", linked=linked)
-        grown = duck.scalar(con, "select count(*) from _subjects")
+        grown = sqlf.run(con, SQL, "subjects_count").fetchone()[0]
         if grown == size:
             break
         size = grown
     return size
 
 
-def resolve(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], run_id: str | None) -> dict:
+def resolve(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
     """Resolve the pending requests ``ids``; ``con`` is the ledger (read-write) with the restricted zone
     attached read-only as ``raw``. One ledger transaction: the linked identifiers, sealed, and the step."""
+    key, tomb_key = ctx.key, ctx.tomb
     seeds = requests.subjects(con, key, tomb_key, ids)
     requests.load_subjects_table(con, seeds)
     expand(con, sources)
@@ -73,5 +73,5 @@ def resolve(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids
         evidence.append_many(con, [dict(request_id=rid, event="resolved", layer="restricted", location="id_map",
                                         check_result=n, detail="identifiers of the subject found in the restricted zone "
                                                                "(the one given included)") for rid, n in linked.items()])
-        requests.advance(con, ids, "resolved", run_id)
+        requests.advance(con, ids, "resolved", ctx.run_id)
     return {"requests": len(ids), "identifiers_found": sum(linked.values())}

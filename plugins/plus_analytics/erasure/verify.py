@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from plus_analytics.context import Context
 from plus_analytics.erasure import requests
 from plus_analytics.ledger import evidence
 from plus_analytics.policy import Source
@@ -85,7 +86,7 @@ def _restricted_rows(con, sources: list[Source], by_request: dict[str, set[str]]
                 out[rid] += n
         for c in src.free_text_columns:
             free_text(f"select {q(c.name)} from raw.{src.raw_table} where {q(c.name)} is not null")
-    free_text("select payload from raw.quarantine where payload is not null")
+    free_text(sqlf.named(SQL, "quarantine_payload_texts"))
     return out
 
 
@@ -122,11 +123,12 @@ def _bytes(home: Path, skip: tuple[Path, ...], by_request: dict[str, set[str]]) 
     return per_request, len(files), {rid: owner.count(rid) for rid in by_request}
 
 
-def verify(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids: list[str], home: Path,
-           published_version: int, run_id: str | None, skip: tuple[Path, ...] = ()) -> dict:
+def verify(con, ctx: Context, sources: list[Source], ids: list[str], published_version: int) -> dict:
     """Check ``ids``; ``con`` is the ledger (read-write) with the restricted zone attached as ``raw`` and
-    staging as ``stg`` (read-only). Records the evidence and the outcome of each request."""
-    subjects = requests.subjects(con, key, tomb_key, ids)
+    staging as ``stg`` (read-only). Records the evidence and the outcome of each request. Every byte under the
+    data directory is scanned, but its secrets (the keys of the embedded default, which hold no data)."""
+    key = ctx.key
+    subjects = requests.subjects(con, key, ctx.tomb, ids)
     requests.load_subjects_table(con, subjects)
     by_request: dict[str, set[str]] = {rid: set() for rid in ids}
     for s in subjects:
@@ -137,7 +139,7 @@ def verify(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids:
                            f"to report them as erased")
     rows = _restricted_rows(con, sources, by_request)
     staged, other_versions = _staging_rows(con, sources, key)
-    files, scanned, patterns = _bytes(home, skip, by_request)
+    files, scanned, patterns = _bytes(ctx.paths.home, (ctx.paths.secrets,), by_request)
     params = {"ids": ids}
     found = dict(sqlf.run(con, SQL, "found_at_resolution", params).fetchall())
     restaged = dict(sqlf.run(con, SQL, "restaged_versions", params).fetchall())
@@ -161,7 +163,7 @@ def verify(con, sources: list[Source], key: MasterKey, tomb_key: MasterKey, ids:
                                                        f"({patterns[rid]} byte patterns, {scanned} files scanned)"),
             dict(request_id=rid, event=outcome[rid], layer="all", detail="every check found nothing" if outcome[rid] != "failed"
                  else "something of the subject remains: see the checks above; the next run carries the request out again and re-verifies")]
-    _record(con, ids, outcome, records, run_id)
+    _record(con, ids, outcome, records, ctx.run_id)
     return {"requests": len(ids), **{s: sum(1 for o in outcome.values() if o == s) for s in ("verified", "no_data", "failed")}}
 
 

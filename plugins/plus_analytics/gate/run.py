@@ -33,7 +33,7 @@ class GateFailed(RuntimeError):
         super().__init__(f"PII gate failed: {summary}. Build kept for inspection; report: {report}")
 
 
-def audit_build(con, out_dir: Path, build_id: str) -> dict:
+def run_gate(con, out_dir: Path, build_id: str) -> dict:
     """Audit the build attached to ``con`` as ``build`` (with the restricted zone as ``raw`` and staging as
     ``stg``, both read-only); write the report into ``out_dir``. Raises :class:`GateFailed`."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from plus_analytics.gate.detectors import MAX_TEXT_LENGTH, detect
 from plus_analytics.policy import load_policy
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import sql_string, tables
+from plus_analytics.storage.duck import CATALOG, sql_string, tables
 from plus_analytics.storage.sql import q
 
 SQL = "gate/canary.sql"
@@ -38,9 +38,7 @@ class Finding:
 
 
 def text_columns(con, catalog: str) -> list[tuple[str, str]]:
-    return con.execute(
-        """select table_name, column_name from duckdb_columns()
-           where database_name = ? and data_type = 'VARCHAR' order by table_name, column_index""", [catalog]).fetchall()
+    return sqlf.run(con, CATALOG, "text_columns", {"database": catalog}).fetchall()
 
 
 def scan_column(con, catalog: str, table: str, column: str, max_len: int | None = MAX_TEXT_LENGTH) -> list[Finding]:

@@ -34,6 +34,8 @@ from plus_analytics.config import EXPECTATIONS_DIR
 from plus_analytics.policy import Domain, generated_domains, load_policy
 from plus_analytics.policy.files import PolicyError, Strict, load_json
 from plus_analytics.policy.patterns import pii_patterns
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import CATALOG
 
 log = logging.getLogger(__name__)
 
@@ -231,9 +233,7 @@ def _failure(suite: str, table: str, expectation: str, column: str | None, why: 
 
 def _table_expectations(con, catalog: str, table: str, marts: set[str]) -> tuple[list[dict], list[dict]]:
     """(expectations to run, failures found without running) for one table of the build."""
-    text_cols = [r[0] for r in con.execute(
-        "select column_name from duckdb_columns() where database_name = ? and table_name = ? and data_type = 'VARCHAR'",
-        [catalog, table]).fetchall()]
+    text_cols = [r[0] for r in sqlf.run(con, CATALOG, "text_columns_of", {"database": catalog, "table": table}).fetchall()]
     expectations, failures = [], []
     if table in marts:
         expectations += _labelled(load_suite(table), table)
@@ -257,8 +257,7 @@ def validate_build(con, catalog: str, out_dir: Path, params: dict) -> dict:
     shutil.rmtree(out_dir / "gx", ignore_errors=True)  # a re-run of the gate on the same build starts afresh
     ctx = _context(out_dir)
     datasource = ctx.data_sources.add_pandas("build")
-    tables = [r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where database_name = ? order by 1", [catalog]).fetchall()]
+    tables = [r[0] for r in sqlf.run(con, CATALOG, "tables_in_order", {"database": catalog}).fetchall()]
     marts = set(declared_marts())
     results: list[dict] = []
     for table in tables:

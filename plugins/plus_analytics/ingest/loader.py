@@ -155,10 +155,10 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> dict[dt.date
              {"batch": uuid.uuid4().hex[:12], "source": src.name, "now": now})
     per_day = dict(sqlf.run(con, SQL, "suppressed_per_day").fetchall())
     blank: dict[str, set[int]] = {}
-    for f, line in con.execute("select distinct _file, _line from _suppressed").fetchall():
+    for f, line in sqlf.run(con, SQL, "suppressed_lines").fetchall():
         blank.setdefault(f, set()).add(int(line))
     suppression.forget_suppressed_identifiers(con, src)
-    con.execute("delete from _checked where (_file, _line) in (select _file, _line from _suppressed)")
+    sqlf.run(con, SQL, "drop_suppressed")
     rewrite_lines(landing, blank)
     return per_day
 

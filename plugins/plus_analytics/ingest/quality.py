@@ -12,24 +12,23 @@ import csv
 import os
 from pathlib import Path
 
+from plus_analytics.storage import sql as sqlf
+
+SQL = "ingest/quality.sql"
+
 COLUMNS = ("day", "column", "problem", "rows_quarantined")
 
 
 def by_column(con, source: str, days: list) -> dict[str, int]:
     """Rows quarantined per column on ``days`` (for the task's result: column names and counts only)."""
-    rows = con.execute(
-        "select col, sum(rows_quarantined)::bigint from ingest_column_log "
-        "where source = ? and list_contains(cast(? as date[]), _dt) group by col order by 2 desc, 1",
-        [source, days]).fetchall()
+    rows = sqlf.run(con, SQL, "by_column", {"source": source, "days": days}).fetchall()
     return {c: int(n) for c, n in rows}
 
 
 def write_report(con, source: str, out_dir: Path) -> Path:
     """Rewrite ``<out_dir>/<source>.csv`` from every day of ``source`` in ``ingest_column_log`` (newest
     day first), atomically: a reader never sees half a file."""
-    rows = con.execute(
-        "select _dt, col, problem, sum(rows_quarantined)::bigint from ingest_column_log where source = ? "
-        "group by all order by _dt desc, 4 desc, col, problem", [source]).fetchall()
+    rows = sqlf.run(con, SQL, "report", {"source": source}).fetchall()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{source}.csv"
     tmp = path.with_suffix(".csv.tmp")

@@ -20,14 +20,14 @@ SQL = "ingest/suppression.sql"
 def has_tombstones(con) -> bool:
     """Any deletion request in the attached ledger (then the tombstone key is required: no key, no run)."""
     return "tombstone_subjects" in tables(con, "ledger") and bool(
-        con.execute("select count(*) from ledger.tombstone_subjects").fetchone()[0])
+        sqlf.run(con, SQL, "tombstones_exist").fetchone()[0])
 
 
 def register_tombstone_key(con, tomb_key: MasterKey) -> None:
     """HMAC pads of the tombstone key (blind index of erased subjects), TEMP only."""
     sqlf.run_file(con, "macros.sql")
-    con.execute("create or replace temp table _tomb_key (kind varchar, ipad blob, opad blob)")
-    con.executemany("insert into _tomb_key values (?, ?, ?)", [(kind, *tomb_key.pads(kind)) for kind in KINDS])
+    sqlf.run(con, SQL, "tomb_key_table")
+    con.executemany(sqlf.named(SQL, "tomb_key_insert"), [(kind, *tomb_key.pads(kind)) for kind in KINDS])
 
 
 def find_suppressed(con, src: Source) -> int:
@@ -41,7 +41,7 @@ def find_suppressed(con, src: Source) -> int:
     sqlf.run(con, SQL, "batch_ids", ids=ids)
     sqlf.run(con, SQL, "batch_blind")
     sqlf.run(con, SQL, "suppressed")
-    return con.execute("select count(distinct (_file, _line)) from _suppressed").fetchone()[0]
+    return sqlf.run(con, SQL, "suppressed_count").fetchone()[0]
 
 
 def forget_suppressed_identifiers(con, src: Source) -> None:

@@ -24,7 +24,7 @@ from plus_analytics.config import SQL_DIR, Paths
 from plus_analytics.marts.dictionary import describe_build
 from plus_analytics.policy.retention import load_retention
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import table_columns, tables
+from plus_analytics.storage.duck import CATALOG, default_schema, table_columns, tables
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def build_marts(con, k: int, build_id: str, path: Path, staging_version: int, ba
     a full build (tested)."""
     con.execute("set variable k = ?", [k])
     con.execute("set variable mart_days = ?", [load_retention().marts.days])
-    db = con.execute("select current_database()").fetchone()[0]
+    db = sqlf.run(con, CATALOG, "current_database").fetchone()[0]
     rebuilt: dict[str, int] = {}
     if base_version is None:
         sqlf.run(con, INCREMENTAL, "in_build_all")
@@ -104,13 +104,12 @@ def build_marts(con, k: int, build_id: str, path: Path, staging_version: int, ba
             sqlf.run_file(con, f)
     else:
         sqlf.run(con, INCREMENTAL, "dirty_days", {"published": base_version})
-        rebuilt = dict(con.execute("select mart, count(*) from _dirty group by 1").fetchall())
+        rebuilt = dict(sqlf.run(con, INCREMENTAL, "dirty_counts").fetchall())
         sqlf.run(con, INCREMENTAL, "in_build_dirty")
         con.execute("create schema fresh")
-        con.execute(f"use {sqlf.q(db)}.fresh")
-        for f in mart_files():
-            sqlf.run_file(con, f)
-        con.execute(f"use {sqlf.q(db)}.main")
+        with default_schema(con, db, "fresh"):  # the mart files create their tables unqualified
+            for f in mart_files():
+                sqlf.run_file(con, f)
         for t in tables(con, db, "fresh"):
             sqlf.run(con, INCREMENTAL, "merge_delete", {"mart": t}, table=t)
             sqlf.run(con, INCREMENTAL, "merge_insert", table=t)

@@ -18,7 +18,11 @@ import duckdb
 
 from plus_analytics.marts.build import build_version
 from plus_analytics.storage import faults, locks
+from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import tables
 from plus_analytics.storage.files import fsync_dir
+
+META = "build/meta.sql"
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +39,9 @@ def published_version(target: Path) -> int:
         return -1
     con = duckdb.connect(str(target), read_only=True)
     try:
-        cols = {r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = 'meta_build_info'").fetchall()}
-        if "staging_version" not in cols:
+        if not sqlf.run(con, META, "has_staging_version").fetchone()[0]:
             return 0
-        return int(con.execute("select max(staging_version) from meta_build_info").fetchone()[0] or 0)
+        return int(sqlf.run(con, META, "staging_version").fetchone()[0] or 0)
     finally:
         con.close()
 
@@ -115,7 +118,7 @@ def remove_unfinished_builds(builds: Path) -> list[str]:
 def published_tables(target: Path) -> dict[str, int]:
     con = duckdb.connect(str(target), read_only=True)
     try:
-        names = [r[0] for r in con.execute("select table_name from duckdb_tables() order by 1").fetchall()]
+        names = sorted(tables(con))
         return {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in names}
     finally:
         con.close()

@@ -378,6 +378,14 @@ def source(name: str) -> Source:
         raise PolicyError(f"unknown source {name!r}") from None
 
 
+def present_sources(con, database: str | None = None) -> list[Source]:
+    """The sources whose raw table exists in ``database`` of ``con`` (default: its current database)."""
+    from plus_analytics.storage.duck import tables
+
+    have = tables(con, database)
+    return [s for s in load_policy().values() if s.raw_table in have]
+
+
 def product_sources() -> dict[str, tuple[str, ...]]:
     """The sources of each product (one ingest DAG per product), as sources.yaml declares them, in its order."""
     out: dict[str, tuple[str, ...]] = {}

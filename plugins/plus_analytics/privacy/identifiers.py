@@ -21,7 +21,6 @@ from plus_analytics.policy import KINDS, REDACTED, Source
 from plus_analytics.privacy.keys import KeyMismatch, MasterKey, hmac_pads
 from plus_analytics.privacy.lookups import ip_country, parse_user_agent
 from plus_analytics.privacy.normalize import CANONICAL_PLATFORM_ID, InvalidIdentifier, ip_prefix, normalize, normalized_elsewhere
-from plus_analytics.storage import duck
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, transaction, with_frame
 
@@ -39,9 +38,9 @@ def ensure_schema(con) -> None:
 def register_key(con, key: MasterKey) -> None:
     """Bind the per-kind HMAC pads into a TEMP table (never persisted) and define the HMAC macros."""
     sqlf.run_file(con, "macros.sql")
-    con.execute("create or replace temp table _pseudonym_key (kind varchar, key_version integer, ipad blob, opad blob)")
+    sqlf.run(con, SQL, "key_table")
     rows = [(kind, key.version, *key.pads(kind)) for kind in KINDS]
-    con.executemany("insert into _pseudonym_key values (?, ?, ?, ?)", rows)
+    con.executemany(sqlf.named(SQL, "key_insert"), rows)
 
 
 def check_key(con, key: MasterKey, purpose: str = "pseudonym", rotating: bool = False, register: bool = True) -> None:
@@ -73,8 +72,7 @@ def check_key(con, key: MasterKey, purpose: str = "pseudonym", rotating: bool = 
 
 def check_key_version(con, key: MasterKey) -> None:
     """Pseudonyms of another version than ``key``'s: rotation has not run (or not finished)."""
-    other = con.execute("select distinct key_version from pseudonyms where key_version <> ? order by 1",
-                        [key.version]).fetchall()
+    other = sqlf.run(con, SQL, "other_versions", {"version": key.version}).fetchall()
     if other:
         raise KeyVersionMismatch(
             f"the restricted zone holds pseudonyms of key version(s) {[v for (v,) in other]} but the active key "
@@ -107,8 +105,8 @@ def learn_identifiers(con, kind: str, values_sql: str) -> int:
     sqlf.run(con, SQL, "new_ids_canonical", {"kind": kind, **params})
     rest = [r[0] for r in sqlf.run(con, SQL, "new_values_for_python", params).fetchall()]
     if rest:
-        with_frame(con, "_new_ids_frame", _normalize_frame(kind, rest), "insert into _new_ids select * from _new_ids_frame")
-    new = duck.scalar(con, "select count(*) from _new_ids")
+        with_frame(con, "_new_ids_frame", _normalize_frame(kind, rest), sqlf.named(SQL, "insert_new_ids_frame"))
+    new = sqlf.run(con, SQL, "new_ids_count").fetchone()[0]
     if new:
         if kind == "ip":
             _pseudonymize(con, "ip_prefix", "select distinct prefix as normalized from _new_ids where prefix is not null")
@@ -136,7 +134,7 @@ def learn_user_agents(con, values_sql: str) -> int:
 
 def ensure_visitor_salts(con, days: list[dt.date]) -> None:
     """A fresh random salt for each event day that has none (never derived from the master key)."""
-    have = {r[0] for r in con.execute("select day from visitor_salt").fetchall()}
+    have = {r[0] for r in sqlf.run(con, SQL, "salted_days").fetchall()}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [(day, *hmac_pads(secrets.token_bytes(32)), now) for day in sorted(set(days) - have)]
     insert_rows(con, "visitor_salt", rows)
@@ -151,7 +149,7 @@ def rekey(con, key: MasterKey) -> dict:
     """
     register_key(con, key)
     with transaction(con):
-        before = con.execute("select key_version, count(*) from pseudonyms group by 1 order by 1").fetchall()
+        before = sqlf.run(con, SQL, "pseudonyms_by_version").fetchall()
         check_key(con, key, rotating=True)
         sqlf.run(con, SQL, "rekeyed")
         sqlf.run(con, SQL, "replace_pseudonyms")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
+from plus_analytics.storage import sql as sqlf
 
 
 def rekey_restricted(con, key: MasterKey) -> dict:
     """Re-pseudonymize the restricted zone (``con``, read-write) under ``key``, in one transaction."""
     identifiers.ensure_schema(con)
-    before = dict(con.execute("select key_version, count(*) from pseudonyms group by 1").fetchall())
+    before = dict(sqlf.run(con, identifiers.SQL, "pseudonyms_by_version").fetchall())
     identifiers.rekey(con, key)
-    after = dict(con.execute("select key_version, count(*) from pseudonyms group by 1").fetchall())
+    after = dict(sqlf.run(con, identifiers.SQL, "pseudonyms_by_version").fetchall())
     return {"before": {str(k): v for k, v in before.items()}, "after": {str(k): v for k, v in after.items()}}

@@ -266,7 +266,7 @@ def restage_erased(con, sources, key: MasterKey, requests: list[str]) -> dict[st
 
 def _restage_changed(con, src: Source, key: MasterKey, requests: list[str], version: int) -> None:
     sqlf.run(con, SQL, "changed_rows", {"source": src.name, "requests": requests})
-    if not duck.scalar(con, "select count(*) from _changed_rows"):
+    if not sqlf.run(con, SQL, "changed_rows_count").fetchone()[0]:
         return
     pairs, joins = _staging_key(src)
     changed_keys = (f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {RAW}.{src.raw_table} r "

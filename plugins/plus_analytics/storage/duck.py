@@ -16,8 +16,10 @@ import duckdb
 
 from plus_analytics.config import DUCKDB_CONN_ID, ConfigError
 from plus_analytics.storage import faults
+from plus_analytics.storage import sql as sqlf
 
 MEMORY = ":memory:"
+CATALOG = "storage/catalog.sql"
 
 
 def connect(path: Path | str = MEMORY, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -36,6 +38,31 @@ def connect(path: Path | str = MEMORY, read_only: bool = False) -> duckdb.DuckDB
                           ) from None
     con.execute("set TimeZone = 'UTC'")
     return con
+
+
+@contextmanager
+def on_database(con, database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A second connection of ``con``'s session whose unqualified table names are those of ``database`` (one
+    of the session's attached databases): each connection means one database for its whole life, instead
+    of a ``use`` that changes what names mean halfway through a function. Temporary tables belong to the
+    connection that made them. Closed on exit, before the session's own connection."""
+    other = con.cursor()
+    try:
+        other.execute(f"use {sqlf.q(database)}")
+        yield other
+    finally:
+        other.close()
+
+
+@contextmanager
+def default_schema(con, database: str, schema: str) -> Iterator[None]:
+    """Within the block, unqualified names of ``con`` mean ``database.schema``; after it (failing or not),
+    ``database.main`` again."""
+    con.execute(f"use {sqlf.q(database)}.{sqlf.q(schema)}")
+    try:
+        yield
+    finally:
+        con.execute(f"use {sqlf.q(database)}.main")
 
 
 def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:
@@ -95,19 +122,13 @@ def update_rows(con, sql: str, rows: list[tuple], columns: list[str]) -> None:
 def tables(con, database: str | None = None, schema: str = "main") -> set[str]:
     """Names of the tables of ``database`` (default: the connection's current database), in ``schema``."""
     if database is None:
-        return {r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where database_name = current_database() and schema_name = ?",
-            [schema]).fetchall()}
-    return {r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where database_name = ? and schema_name = ?", [database, schema]).fetchall()}
+        return {r[0] for r in sqlf.run(con, CATALOG, "tables_of_current", {"schema": schema}).fetchall()}
+    return {r[0] for r in sqlf.run(con, CATALOG, "tables_of", {"database": database, "schema": schema}).fetchall()}
 
 
 def table_columns(con, table: str) -> list[str]:
     """Column names of ``table`` in the current database, in order (empty if it does not exist)."""
-    return [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = ? and table_catalog = current_database() "
-        "and table_schema = 'main' "
-        "order by ordinal_position", [table]).fetchall()]
+    return [r[0] for r in sqlf.run(con, CATALOG, "columns_of", {"table": table}).fetchall()]
 
 
 def scalar(con, sql: str, params=None):
