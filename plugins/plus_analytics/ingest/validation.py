@@ -23,6 +23,28 @@ def typed_expr(c: Column) -> str:
     return f"try_cast({v} as {c.type})"
 
 
+def exact_form(column_type: str) -> str | None:
+    """The exact textual form a value of ``column_type`` must have (a regular expression, matched whole), or
+    None for text. DuckDB's casts are lenient (``12.5`` into an integer rounds to 13, ``0x1F`` is 31, ``1e3``
+    is 1000, surrounding spaces are trimmed): a value that is not written exactly as its column declares is
+    quarantined, never altered. Calendar validity (no 30 February) and range are checked by the cast after."""
+    if column_type == "BIGINT":
+        return r"-?(0|[1-9][0-9]*)"
+    if column_type.startswith("DECIMAL("):
+        precision, scale = (int(x) for x in column_type[len("DECIMAL("):-1].split(","))
+        whole = f"(0|[1-9][0-9]{{0,{precision - scale - 1}}})"
+        return f"-?{whole}(\\.[0-9]{{1,{scale}}})?" if scale else f"-?{whole}"
+    if column_type == "DOUBLE":
+        return r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+    if column_type == "DATE":
+        return r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    if column_type == "TIMESTAMP":
+        return r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
+    if column_type == "BOOLEAN":
+        return r"true|false"
+    return None
+
+
 def _allowed_json_types(c: Column) -> tuple[str, ...]:
     if c.type in ("VARCHAR", "TIMESTAMP", "DATE"):
         return ("VARCHAR",)
@@ -43,6 +65,10 @@ def check_expr(c: Column, fmt: str, params: dict) -> str:
     if fmt == "ndjson":
         params[p + "json"] = list(_allowed_json_types(c))
         branches.append((f"not list_contains(${p}json, {t})", wrong_type))
+    form = exact_form(c.type)
+    if form is not None:
+        params[p + "form"] = form
+        branches.append((f"not regexp_full_match({v}, ${p}form)", wrong_type))
     branches.append((f"{typed} is null", wrong_type))
     if c.max_length:
         params[p + "len"] = int(c.max_length)
