@@ -5,7 +5,8 @@
 create or replace temp table _lines (_dt date, _file varchar, _line bigint, payload varchar, _err varchar)
 
 -- name: insert_file_lines
-insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null) from _file_lines
+-- A line keeps its newline (JSON ignores it); only a quarantined line's payload is cut at it.
+insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null) from _file_lines where keep
 
 -- name: json_objects
 -- Each line is parsed as few times as possible: JSON functions re-parse their text argument, and a CASE
@@ -101,7 +102,9 @@ join id_map i on i.kind = m.kind and i.raw_value = m.v and i.error is null
 delete from quarantine where source = $s and list_contains(cast($days as date[]), _dt)
 
 -- name: insert_quarantine
-insert into quarantine select $s, _dt, _file, _line, reason, left(payload, $keep), $now
+-- An NDJSON line still ends with its newline (and a carriage return before it): the payload does not.
+insert into quarantine select $s, _dt, _file, _line, reason,
+    left({% if ndjson %}regexp_replace(payload, '\r?\n?$', ''){% else %}payload{% endif %}, $keep), $now
 from _checked where reason is not null
 
 -- name: counts_per_day

@@ -173,7 +173,7 @@ def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime) ->
     sqlf.run(con, SQL, "replace_mentions", batch)
     sqlf.run(con, SQL, "insert_mentions", {"s": src.name})
     sqlf.run(con, SQL, "replace_quarantine", batch)
-    sqlf.run(con, SQL, "insert_quarantine", {"s": src.name, "keep": PAYLOAD_KEEP, "now": now})
+    sqlf.run(con, SQL, "insert_quarantine", {"s": src.name, "keep": PAYLOAD_KEEP, "now": now}, ndjson=src.format == "ndjson")
     sqlf.run(con, SQL, "replace_column_log", batch)
     sqlf.run(con, SQL, "insert_column_log", {"s": src.name, "now": now}, pairs=column_problem_pairs(src))
 

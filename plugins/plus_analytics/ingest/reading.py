@@ -2,9 +2,11 @@
 with ``_err`` for what is wrong with the line as a whole, and per declared column its JSON type and text
 value, ``t_<col>`` and ``v_<col>``).
 
-Lines are split in Python in one decoding pass (an error handler records where invalid UTF-8 is) and
-handed to DuckDB as one frame per file: string functions over every line cost DuckDB more than the whole
-split does. A landed column the policy does not declare stops the batch (fail closed).
+NDJSON lines reach DuckDB with no Python object per line: the newlines are found by one vectorized search
+and the file's own bytes become one Arrow string array (each line with its newline, which JSON ignores;
+it is cut off only from the payload a quarantined line keeps). The file is checked as UTF-8 in one
+decoding pass; the rare line that is not valid UTF-8 is repaired (replacement characters) and marked,
+to be quarantined. A landed column the policy does not declare stops the batch (fail closed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from plus_analytics.ingest import csv_records
 from plus_analytics.ingest.landing import BLANK
@@ -61,37 +64,59 @@ def _collect_bad_bytes(exc: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("plus_analytics_collect", _collect_bad_bytes)
 
 
-def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
-    """The lines of a landing file (``\\r\\n`` or ``\\n``), and the numbers of the lines that are not valid
-    UTF-8 (decoded with replacement characters, to be quarantined). One decoding pass whatever the
-    number of bad lines: the error handler records where the bad bytes are."""
+def repaired_utf8(data: bytes) -> tuple[bytes, list[int]]:
+    """``data`` with every line that is not valid UTF-8 decoded with replacement characters and cut to
+    ``PAYLOAD_KEEP`` characters (it is quarantined; a carriage return before its newline stays where it
+    was), and those lines' numbers. One decoding pass when the file is valid, as nearly all are."""
     _bad_bytes.offsets = []
-    text = data.decode("utf-8", "plus_analytics_collect")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    lines = text.split("\n")
-    if lines[-1].endswith("\r"):
-        lines[-1] = lines[-1][:-1]
-    bad: list[int] = []
-    line, pos = 1, 0
-    for at in _bad_bytes.offsets:
-        line += data.count(b"\n", pos, at)
-        pos = at
-        if not bad or bad[-1] != line:
-            bad.append(line)
-    return lines, bad
+    data.decode("utf-8", "plus_analytics_collect")
+    if not _bad_bytes.offsets:
+        return data, []
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    bad = sorted(set(np.searchsorted(newlines, _bad_bytes.offsets).tolist()))  # 0-based line indexes
+    parts, pos = [], 0
+    for i in bad:
+        start = int(newlines[i - 1]) + 1 if i > 0 else 0
+        end = int(newlines[i]) if i < len(newlines) else len(data)
+        line = data[start:end]
+        cr = line.endswith(b"\r")
+        parts += [data[pos:start], (line[:-1] if cr else line).decode("utf-8", "replace")[:PAYLOAD_KEEP].encode()
+                  + (b"\r" if cr else b"")]
+        pos = end
+    parts.append(data[pos:])
+    return b"".join(parts), [i + 1 for i in bad]
+
+
+_BLANK_BYTES = np.frombuffer((BLANK + "\n").encode(), dtype=np.uint8)
+
+
+def line_table(data: bytes) -> pa.Table:
+    """The lines of ``data`` (valid UTF-8) as an Arrow table over its own bytes: ``n`` (line number), ``p``
+    (the line with its ``\n``, or ``\r\n``), ``keep`` (false for a blank line, which holds no record). A
+    line ends at ``\n`` and nowhere else."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    tail = len(data) > (int(newlines[-1]) + 1 if len(newlines) else 0)  # a last line without a newline
+    starts = np.empty(len(newlines) + tail + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:len(newlines) + 1] = newlines + 1
+    if tail:
+        starts[-1] = len(data)
+    count = len(starts) - 1
+    maybe_blank = np.isin(buf[starts[:-1]], _BLANK_BYTES)  # a record starts with no blank byte: only these are read
+    keep = ~maybe_blank
+    for i in np.flatnonzero(maybe_blank):
+        keep[i] = bool(data[starts[i]:starts[i + 1]].strip(_BLANK_BYTES.tobytes()))
+    lines = pa.LargeStringArray.from_buffers(count, pa.py_buffer(starts), pa.py_buffer(data))
+    return pa.table({"n": pa.array(np.arange(1, count + 1, dtype=np.int64)), "keep": pa.array(keep), "p": lines})
 
 
 def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Path) -> None:
     """``_cand`` from NDJSON files: lines, then one JSON extraction of every declared key."""
     sqlf.run(con, SQL, "lines_table")
     for day, f in files:
-        lines, bad = decode_lines(Path(f).read_bytes())
-        for n in bad:
-            lines[n - 1] = lines[n - 1][:PAYLOAD_KEEP]
-        keep = [i for i, line in enumerate(lines) if line.strip(BLANK)]  # blank lines hold no record
-        frame = pd.DataFrame({"n": np.asarray(keep, dtype="int64") + 1, "p": [lines[i] for i in keep]})
-        with_frame(con, "_file_lines", frame, sqlf.named(SQL, "insert_file_lines"),
+        data, bad = repaired_utf8(Path(f).read_bytes())
+        with_frame(con, "_file_lines", line_table(data), sqlf.named(SQL, "insert_file_lines"),
                    {"name": file_name(landing, f), "day": day, "bad": bad})
     declared = list(src.column_names)
     sqlf.run(con, SQL, "json_objects")
