@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -75,62 +76,64 @@ def _console(page, prefix: str = "/plus-privacy/"):
     raise AssertionError(f"the page {prefix} did not load in its frame: {[f.url for f in page.frames]}")
 
 
-def _log_in(page, af, home, user: str) -> None:
-    page.goto(af.base_url + "/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", user_passwords(home)[user])
-    page.keyboard.press("Enter")
-    page.wait_for_url(af.base_url + "/", timeout=60_000)
-
-
-def test_the_dpo_registers_a_request_and_sees_it_verified(airflow):
+@contextmanager
+def logged_in(af, home, user: str, menu_item: str, height: int):
+    """Headless Chromium, ``user`` logged in through Airflow's form, on Browse > ``menu_item``: the page."""
     from playwright.sync_api import sync_playwright
 
-    af, home, pg_data = airflow
-    email = _an_email(home)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            _log_in(page, af, home, "admin")
-
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.goto(af.base_url + "/")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", user_passwords(home)[user])
+            page.keyboard.press("Enter")
+            page.wait_for_url(af.base_url + "/", timeout=60_000)
             page.get_by_role("button", name="Browse").click()
-            page.get_by_role("menuitem", name="Privacy").click()
-            page.wait_for_url(re.compile(r".*/plugin/privacy$"))
-            console = _console(page)
-            assert "Privacy: deletion requests" in console.content()
-            _shot(page, "01-privacy-page")
-
-            console.select_option("select[name=id_kind]", "email")
-            console.fill("input[name=identifier]", email)
-            console.fill("input[name=requester]", "DPO ticket 9")
-            console.fill("input[name=deadline_days]", "30")
-            console.get_by_role("button", name="Register and start erasure").click()
-            console = _console(page)
-            console.wait_for_selector("text=registered; plus_erasure was started")
-            rid = re.search(r"Request (DSR-\d{8}-[a-p]{10}) registered", console.content()).group(1)
-            assert email not in console.content()
-            _shot(page, "02-registered")
-
-            deadline = time.monotonic() + ERASURE_WAIT
-            status = ""
-            while time.monotonic() < deadline:
-                console.goto(console.url)
-                row = console.locator(f"tr:has-text('{rid}')").first
-                status = row.inner_text()
-                if "failed" in status or ("verified" in status and "view" in status):  # certified by dpo_report
-                    break
-                time.sleep(10)
-            assert "verified" in status and "view" in status, f"request {rid} not verified and certified after {ERASURE_WAIT}s: {status!r}"
-            _shot(page, "03-verified")
-
-            console.locator(f"tr:has-text('{rid}') a:has-text('view')").first.click()  # the certificate, in the page
-            console.wait_for_url(re.compile(rf".*/certificates/{rid}\.html$"))
-            text = console.content()
-            assert rid in text and "verified" in text and email not in text
-            _shot(page, "04-certificate")
+            page.get_by_role("menuitem", name=menu_item).click()
+            page.wait_for_url(re.compile(rf".*/plugin/{menu_item.lower()}$"))
+            yield page
         finally:
             browser.close()
+
+
+def test_the_dpo_registers_a_request_and_sees_it_verified(airflow):
+    af, home, pg_data = airflow
+    email = _an_email(home)
+    with logged_in(af, home, "admin", "Privacy", 1000) as page:
+        console = _console(page)
+        assert "Privacy: deletion requests" in console.content()
+        _shot(page, "01-privacy-page")
+
+        console.select_option("select[name=id_kind]", "email")
+        console.fill("input[name=identifier]", email)
+        console.fill("input[name=requester]", "DPO ticket 9")
+        console.fill("input[name=deadline_days]", "30")
+        console.get_by_role("button", name="Register and start erasure").click()
+        console = _console(page)
+        console.wait_for_selector("text=registered; plus_erasure was started")
+        rid = re.search(r"Request (DSR-\d{8}-[a-p]{10}) registered", console.content()).group(1)
+        assert email not in console.content()
+        _shot(page, "02-registered")
+
+        deadline = time.monotonic() + ERASURE_WAIT
+        status = ""
+        while time.monotonic() < deadline:
+            console.goto(console.url)
+            row = console.locator(f"tr:has-text('{rid}')").first
+            status = row.inner_text()
+            if "failed" in status or ("verified" in status and "view" in status):  # certified by dpo_report
+                break
+            time.sleep(10)
+        assert "verified" in status and "view" in status, f"request {rid} not verified and certified after {ERASURE_WAIT}s: {status!r}"
+        _shot(page, "03-verified")
+
+        console.locator(f"tr:has-text('{rid}') a:has-text('view')").first.click()  # the certificate, in the page
+        console.wait_for_url(re.compile(rf".*/certificates/{rid}\.html$"))
+        text = console.content()
+        assert rid in text and "verified" in text and email not in text
+        _shot(page, "04-certificate")
     states = [r["state"] for r in af.client().get("/api/v2/dags/plus_erasure/dagRuns").json()["dag_runs"]]
     assert states == ["success"], states
     forms = [email.encode(), email.upper().encode()]
@@ -149,54 +152,43 @@ def test_the_analyst_opens_the_dashboards_and_changes_the_date_range(airflow):
     """Logged in as the analyst: Browse > Dashboards, every chart drawn with data from the published build,
     a narrower date range changes them; the Privacy page refuses the analyst. Screenshots are written under
     the data directory (reports/screenshots/dashboards) and copied to test-artifacts/dashboards."""
-    from playwright.sync_api import sync_playwright
-
     af, home, _ = airflow
     shots = home.reports / "screenshots" / "dashboards"
     shots.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(home.analytics_db), read_only=True) as con:
         build_id = con.execute("select build_id from meta_build_info").fetchone()[0]
         first, last = con.execute("select min(day), max(day) from mart_daily_active_usage").fetchone()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            _log_in(page, af, home, "analyst")
-            page.get_by_role("button", name="Browse").click()
-            page.get_by_role("menuitem", name="Dashboards").click()
-            page.wait_for_url(re.compile(r".*/plugin/dashboards$"))
-            frame = _console(page, "/plus-dashboards/")
-            frame.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
-                                    timeout=60_000)
-            whole = _cards(frame)
-            assert len(whole) >= 13
-            for chart, card in whole.items():
-                assert card["rendered"] and card["svg"] >= 1, f"{chart} was not drawn"
-                assert f"build {build_id}" in card["source"], f"{chart} does not say which build it shows"
-            assert sum(card["points"] > 0 for card in whole.values()) >= len(whole) - 2, whole
-            page.screenshot(path=str(shots / "01-dashboards.png"), full_page=True)
+    with logged_in(af, home, "analyst", "Dashboards", 1100) as page:
+        frame = _console(page, "/plus-dashboards/")
+        frame.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
+                                timeout=60_000)
+        whole = _cards(frame)
+        assert len(whole) >= 13
+        for chart, card in whole.items():
+            assert card["rendered"] and card["svg"] >= 1, f"{chart} was not drawn"
+            assert f"build {build_id}" in card["source"], f"{chart} does not say which build it shows"
+        assert sum(card["points"] > 0 for card in whole.values()) >= len(whole) - 2, whole
+        page.screenshot(path=str(shots / "01-dashboards.png"), full_page=True)
 
-            frame.fill("input[name=from]", str(first))
-            frame.fill("input[name=to]", str(first))
-            frame.get_by_role("button", name="Apply").click()
-            frame = _console(page, "/plus-dashboards/?")
-            frame.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
-                                    timeout=60_000)
-            one_day = _cards(frame)
-            assert one_day["usage_accounts"]["points"] < whole["usage_accounts"]["points"], (one_day, whole)
-            assert first != last and one_day != whole
-            page.screenshot(path=str(shots / "02-one-day.png"), full_page=True)
+        frame.fill("input[name=from]", str(first))
+        frame.fill("input[name=to]", str(first))
+        frame.get_by_role("button", name="Apply").click()
+        frame = _console(page, "/plus-dashboards/?")
+        frame.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
+                                timeout=60_000)
+        one_day = _cards(frame)
+        assert one_day["usage_accounts"]["points"] < whole["usage_accounts"]["points"], (one_day, whole)
+        assert first != last and one_day != whole
+        page.screenshot(path=str(shots / "02-one-day.png"), full_page=True)
 
-            page.goto(af.base_url + "/plus-dashboards/")  # the page alone, whole, for the screenshot
-            page.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
-                                   timeout=60_000)
-            page.screenshot(path=str(shots / "03-dashboards-whole-page.png"), full_page=True)
+        page.goto(af.base_url + "/plus-dashboards/")  # the page alone, whole, for the screenshot
+        page.wait_for_function("[...document.querySelectorAll('.chart-card')].every(c => c.dataset.rendered === 'true')",
+                               timeout=60_000)
+        page.screenshot(path=str(shots / "03-dashboards-whole-page.png"), full_page=True)
 
-            page.goto(af.base_url + "/plus-privacy/")
-            assert "for the DPO" in page.content(), "the analyst sees nothing of the Privacy page"
-            page.screenshot(path=str(shots / "04-privacy-refused.png"))
-        finally:
-            browser.close()
+        page.goto(af.base_url + "/plus-privacy/")
+        assert "for the DPO" in page.content(), "the analyst sees nothing of the Privacy page"
+        page.screenshot(path=str(shots / "04-privacy-refused.png"))
     ARTIFACTS.parent.joinpath("dashboards").mkdir(parents=True, exist_ok=True)
     for f in shots.glob("*.png"):
         shutil.copy(f, ARTIFACTS.parent / "dashboards" / f.name)

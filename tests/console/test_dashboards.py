@@ -14,12 +14,11 @@ import duckdb
 import pytest
 
 from plus_analytics.config import Paths
-from plus_analytics.embedded import user_passwords
 from plus_analytics.marts import dashboards as d
+from tests.console.app_client import api_client, bearer
 from tests.helpers import build, copy_home, gate
 
 pytestmark = pytest.mark.integration
-BASE = "http://testserver"
 
 
 @pytest.fixture(scope="module")
@@ -29,21 +28,8 @@ def home(pipeline, tmp_path_factory) -> Paths:
 
 @pytest.fixture(scope="module")
 def client(home):
-    from fastapi.testclient import TestClient
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PLUS_ANALYTICS_HOME", str(home.home))
-    from airflow.api_fastapi.app import create_app
-
-    with TestClient(create_app(), base_url=BASE) as c:
+    with api_client(home) as c:
         yield c
-    mp.undo()
-
-
-def bearer(client, home, user: str) -> dict:
-    r = client.post("/auth/token", json={"username": user, "password": user_passwords(home)[user]})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ import duckdb
 import pytest
 
 from plus_analytics.config import Paths
-from plus_analytics.embedded import user_passwords
 from plus_analytics.storage.files import scan_bytes
+from tests.console.app_client import BASE, api_client, bearer
 
 pytestmark = pytest.mark.integration
-BASE = "http://testserver"
 
 
 @pytest.fixture(scope="module")
@@ -30,26 +29,13 @@ def home(pipeline, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(home, pipeline):
-    from fastapi.testclient import TestClient
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PLUS_ANALYTICS_HOME", str(home.home))
-    from airflow.api_fastapi.app import create_app
-
-    with TestClient(create_app(), base_url=BASE) as c:
+    with api_client(home) as c:
         yield c
-    mp.undo()
-
-
-def token(client, pipeline, user: str) -> str:
-    r = client.post("/auth/token", json={"username": user, "password": user_passwords(pipeline)[user]})
-    assert r.status_code == 201, r.text
-    return r.json()["access_token"]
 
 
 @pytest.fixture(scope="module")
-def admin(client, pipeline):
-    return {"Authorization": f"Bearer {token(client, pipeline, 'admin')}"}
+def admin(client, home):
+    return bearer(client, home, "admin")
 
 
 def csrf(client, headers) -> str:
@@ -110,8 +96,8 @@ def test_unauthenticated_is_refused_before_the_request_is_read(client, method, p
 
 @pytest.mark.parametrize("body", [None, FORM, {"id_kind": "email"}], ids=["no-body", "valid-form", "broken-form"])
 @pytest.mark.parametrize("method,path", ROUTES)
-def test_a_user_without_the_privacy_role_is_refused_on_every_route(client, pipeline, method, path, body):
-    analyst = {"Authorization": f"Bearer {token(client, pipeline, 'analyst')}", "Origin": BASE}
+def test_a_user_without_the_privacy_role_is_refused_on_every_route(client, home, method, path, body):
+    analyst = {**bearer(client, home, "analyst"), "Origin": BASE}
     r = client.request(method, path, headers=analyst, data=body)
     assert r.status_code == 403, (method, path, r.status_code, r.text)
     assert "id_kind" not in r.text and "deadline" not in r.text
