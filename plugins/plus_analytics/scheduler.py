@@ -257,6 +257,8 @@ Ctrl-C stops every component.
         say("\nstopping Airflow ...")
         return 0
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
         af.stop()
         say("Airflow stopped.")
 
