@@ -213,13 +213,13 @@ def charts(pub: Published, filters: Filters) -> list[dict]:
                       notes=_suppressed_note(cells_v, b.k), days=days))
 
     dims = pub.rows("usage_by_dimension", filters)
-    for dim, label in (("device_type", "device type"), ("os_family", "operating system"), ("browser_family", "browser"),
-                       ("country", "country")):
+    for dim, label, plural in (("device_type", "device type", "device types"), ("os_family", "operating system", "operating systems"),
+                               ("browser_family", "browser", "browsers"), ("country", "country", "countries")):
         mine = [r for r in dims if r["dimension"] == dim][:12]
         out.append(_chart(f"usage_{dim}", f"Active account-days by {label}",
                           [{"type": "bar", "orientation": "h", "x": [r["account_days"] for r in mine][::-1],
                             "y": [r["dimension_value"] for r in mine][::-1], "name": label}], b, x="account-days",
-                          notes=[f"(other) merges the {label}s used by fewer than {b.k} accounts on a day; a day's (other) "
+                          notes=[f"(other) merges the {plural} used by fewer than {b.k} accounts on a day; a day's (other) "
                                  f"below {b.k} is left out."] if any(r["dimension_value"] == "(other)" for r in mine) else []))
 
     features = pub.rows("feature_usage", filters)[:15]
