@@ -10,8 +10,8 @@ from pathlib import Path
 def user_env(home: Path, port: int | None = None) -> dict[str, str]:
     """What a new user's shell has: this machine's environment without the test run's Airflow, key and
     pipeline settings, plus the data directory and (for ``make airflow``) a free port."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "PLUS_", "GX_", "PYTEST", "_PYTEST")) and k != "VIRTUAL_ENV"}
+    env = {k: v for k, v in os.environ.items()  # nor what `make test` passes its children (MAKELEVEL, MAKEFLAGS)
+           if not k.startswith(("AIRFLOW", "PLUS_", "GX_", "PYTEST", "_PYTEST", "MAKE", "MFLAGS")) and k != "VIRTUAL_ENV"}
     env["PLUS_ANALYTICS_HOME"] = str(home)
     if port:
         env["PLUS_AIRFLOW_PORT"] = str(port)
