@@ -29,6 +29,7 @@ from plus_analytics.config import (
     Paths,
     settings,
 )
+from plus_analytics.dags import folder as dags_folder
 
 #: Users of the embedded default's Airflow (SimpleAuthManager): the admin (who also sees the Privacy page),
 #: the PII audit's read-only API user, and an analyst who may use Airflow but not the Privacy page.
@@ -118,13 +119,6 @@ def user_passwords(paths: Paths) -> dict[str, str]:
     if not f.exists():
         _write_secret(f, {u: secrets.token_urlsafe(12) for u in USERS})
     return json.loads(f.read_text())
-
-
-def dags_folder() -> Path:
-    """The package's DAG folder (``plus_analytics.dags``; the checkout's dags/ in an editable install)."""
-    from importlib import resources
-
-    return Path(str(resources.files("plus_analytics.dags")))
 
 
 def _duckdb_connection() -> str:

@@ -1,7 +1,7 @@
 """The console's FastAPI app, mounted by the plugin at ``/plus-privacy`` inside Airflow's API server.
 
 Routes (the caller is checked before any route runs or any of the request is read, see
-:func:`plus_analytics.console.security.guard`):
+:func:`plus_analytics.console.security.protect`):
 
   GET  /                      the Privacy page (requests, evidence by layer, chain, retention, consent, intake form)
   GET  /report.json|.csv      the same content for systems (requests CSV; evidence CSV at /evidence.csv)
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
 import io
 import re
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from plus_analytics.console import security
 from plus_analytics.erasure.report import LAYERS
@@ -34,7 +33,7 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Re
 app = FastAPI(title="Plus Privacy", description="The DPO's console", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-security.guard(app, security.PRIVACY, lambda request, code, detail, headers: _error(request, code, detail, headers))
+_error = security.protect(app, security.PRIVACY, "Privacy", HEADERS)
 
 
 def _when(value) -> str:
@@ -204,18 +203,6 @@ def _trigger_erasure(user, request_id: str) -> bool:
                 run_id=f"privacy__{request_id}", conf={"request_id": request_id},
                 logical_date=dt.datetime.now(dt.UTC))
     return True
-
-
-def _error(request: Request, status_code: int, detail: str, headers: dict | None = None):
-    if "text/html" in request.headers.get("accept", ""):
-        body = f"<!doctype html><meta charset='utf-8'><title>Privacy</title><p>{html.escape(detail)}</p>"
-        return HTMLResponse(body, status_code=status_code, headers={**HEADERS, **(headers or {})})
-    return JSONResponse({"detail": detail}, status_code=status_code, headers={**HEADERS, **(headers or {})})
-
-
-@app.exception_handler(HTTPException)
-async def http_error(request: Request, exc: HTTPException):
-    return _error(request, exc.status_code, str(exc.detail), exc.headers)
 
 
 @app.exception_handler(RequestValidationError)

@@ -2,7 +2,7 @@
 (Browse > Dashboards in the UI). It reads only the published analytics database
 (:mod:`plus_analytics.marts.dashboards`), so it keeps working while DAGs run and publish.
 
-Routes (the caller is checked before any route runs, see :func:`plus_analytics.console.security.guard`):
+Routes (the caller is checked before any route runs, see :func:`plus_analytics.console.security.protect`):
 
   GET /                          the dashboards (filters: from, to, product)
   GET /api/marts.json            the marts served, with an example request each
@@ -12,7 +12,6 @@ Routes (the caller is checked before any route runs, see :func:`plus_analytics.c
 
 from __future__ import annotations
 
-import html
 import json
 from contextlib import contextmanager
 from importlib import resources
@@ -30,19 +29,7 @@ STATIC = {"dashboards.js": "text/javascript", "dashboards.css": "text/css"}
 app = FastAPI(title="Plus Dashboards", description="Usage dashboards", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-def _error(request: Request, status_code: int, detail: str, headers: dict | None = None):
-    if "text/html" in request.headers.get("accept", ""):
-        body = f"<!doctype html><meta charset='utf-8'><title>Dashboards</title><p>{html.escape(detail)}</p>"
-        return HTMLResponse(body, status_code=status_code, headers={**HEADERS, **(headers or {})})
-    return JSONResponse({"detail": detail}, status_code=status_code, headers={**HEADERS, **(headers or {})})
-
-
-security.guard(app, security.DASHBOARDS, _error)
-
-
-@app.exception_handler(HTTPException)
-async def http_error(request: Request, exc: HTTPException):
-    return _error(request, exc.status_code, str(exc.detail), exc.headers)
+security.protect(app, security.DASHBOARDS, "Dashboards", HEADERS)
 
 
 @contextmanager

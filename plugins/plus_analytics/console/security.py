@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import html
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from plus_analytics.config import settings
 
@@ -71,6 +73,27 @@ def allowed(user, method: str, page: Page = PRIVACY) -> bool:
 def require(user, method: str, page: Page = PRIVACY) -> None:
     if not allowed(user, method, page):
         raise HTTPException(status.HTTP_403_FORBIDDEN, page.refusal)
+
+
+def protect(app: FastAPI, page: Page, title: str, base_headers: dict) -> Callable:
+    """Guard every request to ``app`` for ``page`` (:func:`guard`) and answer its HTTP errors the same way;
+    returns the error response maker ``(request, status, detail, headers=None)`` for the app's own use."""
+
+    def refuse(request: Request, status_code: int, detail: str, headers: dict | None = None):
+        """An error as a short page (a browser) or JSON (anything else); never echoes the request."""
+        headers = {**base_headers, **(headers or {})}
+        if "text/html" in request.headers.get("accept", ""):
+            body = f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><p>{html.escape(detail)}</p>"
+            return HTMLResponse(body, status_code=status_code, headers=headers)
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+    guard(app, page, refuse)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return refuse(request, exc.status_code, str(exc.detail), exc.headers)
+
+    return refuse
 
 
 def guard(app: FastAPI, page: Page, refuse: Callable) -> None:

@@ -105,7 +105,7 @@ class Published:
         self.con.close()
 
     def rows(self, name: str, filters: Filters) -> list[dict]:
-        cur = sqlf.run(self.con, SQL, name, _used(name, filters.params()))
+        cur = sqlf.run(self.con, SQL, name, sqlf.bound(sqlf.named(SQL, name), filters.params()))
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
 
@@ -115,14 +115,8 @@ class Published:
         params = {**filters.params(), "owner": how.get("owner", "")}
         sql = sqlf.named(SQL, "mart_rows", mart=sqlf.q(mart), product_column=how.get("product_column", False),
                          source_column=how.get("source_column", False))
-        used = {k: v for k, v in params.items() if f"${k}" in sql}
-        cur = self.con.execute(sql, used)
+        cur = self.con.execute(sql, sqlf.bound(sql, params))
         return [d[0] for d in cur.description], cur.fetchall()
-
-
-def _used(name: str, params: dict) -> dict:
-    sql = sqlf.named(SQL, name)
-    return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
 def gate_blocked(paths: Paths, build: Build) -> dict | None:

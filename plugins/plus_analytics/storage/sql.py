@@ -40,10 +40,15 @@ def statements(sql: str) -> list[str]:
         line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines())]
 
 
+def bound(sql: str, params: dict | None) -> dict:
+    """The ``params`` a statement uses (DuckDB refuses a named parameter the statement does not have)."""
+    return {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", sql)}
+
+
 def run_file(con, path: str, params: dict | None = None, **context) -> None:
     """Run every statement of ``sql/<path>``; ``params`` are bound into the statements that use them."""
     for stmt in statements(render(path, **context)):
-        used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", stmt)}
+        used = bound(stmt, params)
         con.execute(stmt, used) if used else con.execute(stmt)
 
 
