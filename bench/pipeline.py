@@ -104,9 +104,9 @@ def child(home: str, step: str, *args: str) -> None:
 
         # Through the zone layer, as the console does: its first use in a process loads Airflow's connection
         # machinery (seconds), which the console's server pays once at start, not per registration.
-        with locks.zone(paths.raw_db) as con:
+        with locks.zone(read=paths.zones("raw")) as con:
             subjects = [r[0] for r in con.execute(
-                "select distinct cookie_id from raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
+                "select distinct cookie_id from raw.raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
         t = time.perf_counter()
         steps.erasure.register([Request("cookie_id", s, "benchmark") for s in subjects], ctx)
         intake = time.perf_counter() - t

@@ -12,12 +12,24 @@ from plus_analytics.config import Paths
 from plus_analytics.context import Context, context
 from plus_analytics.storage import locks
 
+#: The alias a zone file is attached under in every session (plus_analytics.config.Paths.zones), by name.
+ALIASES = {"raw.duckdb": "raw", "privacy.duckdb": "ledger", "staging.duckdb": "stg", "stg.duckdb": "stg",
+           "analytics.duckdb": "analytics"}
+
 
 @contextmanager
-def opened(path: Path, read_only: bool = False, **attached):
-    """A connection on a DuckDB file (read-write unless ``read_only``), taking its zone lock, with
-    ``attached`` ({alias: path}) attached read-only."""
-    with locks.zone(Path(path), write=not read_only, read={a: Path(p) for a, p in attached.items()}) as con:
+def opened(path: Path, read_only: bool = False, alias: str | None = None, **attached):
+    """A session on a DuckDB file as the pipeline opens it (its zone lock taken, the file attached under
+    its alias: ``alias``, else the one its name says, ``build`` for a build file), with ``attached``
+    ({alias: path}) attached read-only. For the test's own queries, bare names mean that file: ``use``
+    here, as an operator inspecting it would; the library never relies on it (test_house)."""
+    path = Path(path)
+    alias = alias or ("build" if path.name.startswith(("build-", "building-")) else ALIASES[path.name])
+    mine = {alias: path}
+    with locks.zone(write=None if read_only else mine, read={**({} if not read_only else mine),
+                                                             **{a: Path(p) for a, p in attached.items()}}) as con:
+        if path.exists():
+            con.execute(f"use {alias}")
         yield con
 
 

@@ -171,7 +171,7 @@ def _summary(paths: Paths) -> None:
     from plus_analytics.ingest.quality import SQL as QUALITY
     from plus_analytics.storage import sql as sqlf
 
-    with locks.zone(paths.raw_db) as con:
+    with locks.zone(read=paths.zones("raw")) as con:
         q, loaded = sqlf.run(con, QUALITY, "totals").fetchone()
         say(f"restricted zone: {paths.raw_db} ({loaded:,} rows loaded, {q:,} quarantined with reasons)")
         worst = sqlf.run(con, QUALITY, "most_quarantined").fetchall()

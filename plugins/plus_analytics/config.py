@@ -101,6 +101,13 @@ class Paths:
     def analytics_db(self) -> Path:
         return self.analytics / "analytics.duckdb"
 
+    def zones(self, *aliases: str) -> dict[str, Path]:
+        """{alias: file} for the named zones, under the alias every session attaches each one (SQL names
+        each table with it: ``ledger.tombstones``): ``raw`` (raw_db), ``ledger`` (privacy_db), ``stg``
+        (staging_db), ``analytics`` (analytics_db)."""
+        files = {"raw": self.raw_db, "ledger": self.privacy_db, "stg": self.staging_db, "analytics": self.analytics_db}
+        return {a: files[a] for a in aliases}
+
     @property
     def builds(self) -> Path:
         return self.analytics / "builds"

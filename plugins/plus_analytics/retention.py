@@ -53,11 +53,12 @@ class Evidence:
         self.rows.append((f"{self.run_id}-{uuid.uuid4().hex[:10]}", self.run_id, self.as_of, layer, location, day, rule,
                           int(n), dt.datetime.now(dt.UTC).replace(tzinfo=None)))
 
-    def write(self, con) -> int:
+    def write(self, con, database: str) -> int:
+        """Into ``database``'s retention_log (the outbox of the zone the rows were destroyed in)."""
         if not self.rows:
             return 0
         cols = ["log_id", "run_id", "as_of", "layer", "location", "day", "rule", "rows_destroyed", "destroyed_at"]
-        with_frame(con, "_retention_frame", pd.DataFrame(self.rows, columns=cols, dtype=object), sqlf.named(SQL, "log_frame"))
+        with_frame(con, "_retention_frame", pd.DataFrame(self.rows, columns=cols, dtype=object), sqlf.named(SQL, "log_frame", db=database))
         n, self.rows = len(self.rows), []
         return n
 
@@ -91,16 +92,16 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
         if src.raw_table not in present:
             continue
         cut = _cutoff(as_of, period.days)
-        for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, table=src.raw_table).fetchall():
+        for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db="raw", table=src.raw_table).fetchall():
             ev.add("restricted", src.raw_table, day, f"rows {period.days}d", n)
-        sqlf.run(con, SQL, "delete_rows", {"cut": cut}, table=src.raw_table)
+        sqlf.run(con, SQL, "delete_rows", {"cut": cut}, db="raw", table=src.raw_table)
         sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": name})
     for rule in spec.raw_columns:
         src = policy[rule.table]
         if src.raw_table not in present:
             continue
         cut = _cutoff(as_of, rule.days)
-        ctx = dict(table=src.raw_table, some=" or ".join(f"{q(c)} is not null" for c in rule.columns))
+        ctx = dict(db="raw", table=src.raw_table, some=" or ".join(f"{q(c)} is not null" for c in rule.columns))
         for day, n in sqlf.run(con, SQL, "column_rows_per_day", {"cut": cut}, **ctx).fetchall():
             ev.add("restricted", f"{src.raw_table}.{'+'.join(rule.columns)}", day, f"{rule.data} {rule.days}d", n)
         sqlf.run(con, SQL, "null_columns", {"cut": cut}, assignments=", ".join(f"{q(c)} = null" for c in rule.columns), **ctx)
@@ -123,10 +124,10 @@ def destroy_restricted(con, raw_db: Path, expired: list[Path], ev: Evidence, spe
     """Steps 1 and 2 on the restricted zone (``con``, read-write, its schema in place): one transaction
     with its evidence; the expired landing directories are deleted once their evidence is committed.
     Returns rows destroyed."""
-    present = tables(con)
+    present = tables(con, "raw")
     for part in expired:
         day = dt.date.fromisoformat(part.name[len(EXPIRED) + 3:])
-        if not sqlf.run(con, SQL, "landing_logged", {"source": part.parent.name, "day": day}).fetchone()[0]:
+        if not sqlf.run(con, SQL, "landing_logged", {"source": part.parent.name, "day": day}, db="raw").fetchone()[0]:
             ev.add("landing", part.parent.name, day, f"landing {spec.landing.days}d",
                    sum(1 for f in part.iterdir() if f.is_file()))
     mark_dirty(raw_db)
@@ -135,7 +136,7 @@ def destroy_restricted(con, raw_db: Path, expired: list[Path], ev: Evidence, spe
         _destroy_restricted_bookkeeping(con, ev, spec, as_of)
         collect_orphans(con, [s for s in load_policy().values() if s.raw_table in present])
         destroyed = sum(r[7] for r in ev.rows if r[3] != "landing")
-        ev.write(con)
+        ev.write(con, "raw")
     for part in expired:
         shutil.rmtree(part)
     return destroyed
@@ -146,7 +147,7 @@ def destroy_staging(con, staging_db: Path, ev: Evidence, spec: RetentionSpec, as
     delivery day (_dt): an account created years ago but delivered (updated) recently is live data."""
     from plus_analytics.privacy.staging import bump_version, ensure_tables, log_changes, next_version
 
-    present = tables(con)
+    present = tables(con, "stg")
     cut = _cutoff(as_of, spec.staging.days)
     ensure_tables(con)
     sqlf.run(con, "staging/staging.sql", "retention_log_table")
@@ -156,14 +157,14 @@ def destroy_staging(con, staging_db: Path, ev: Evidence, spec: RetentionSpec, as
         for src in load_policy().values():
             if src.staging_table not in present:
                 continue
-            for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, table=src.staging_table).fetchall():
+            for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db="stg", table=src.staging_table).fetchall():
                 ev.add("staging", src.staging_table, day, f"staging {spec.staging.days}d", n)
             log_changes(con, src, version, "_dt < $cut", {"cut": cut})
-            sqlf.run(con, SQL, "delete_rows", {"cut": cut}, table=src.staging_table)
+            sqlf.run(con, SQL, "delete_rows", {"cut": cut}, db="stg", table=src.staging_table)
         destroyed = sum(r[7] for r in ev.rows)
         if ev.rows:
             bump_version(con, "retention")
-        ev.write(con)
+        ev.write(con, "stg")
     return destroyed
 
 

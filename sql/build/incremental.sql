@@ -53,7 +53,7 @@ pipeline_first as (
 pipeline_days as (
     select cast(unnest(generate_series(
         f.first,
-        greatest(f.first, (select max(cast(updated_at as date)) from stg.stg_crm_deals), (select max(day) from mart_crm_pipeline)),
+        greatest(f.first, (select max(cast(updated_at as date)) from stg.stg_crm_deals), (select max(day) from build.mart_crm_pipeline)),
         interval 1 day)) as date) as day
     from pipeline_first as f where f.first is not null
     union
@@ -77,13 +77,20 @@ union all select 'mart_crm_pipeline', day from pipeline_days
 select exists (select 1 from stg.staging_changes where version > $published and table_name = '*')
     or $published < (select coalesce(max(version), 0) from stg.staging_changes_trimmed)
 
+-- name: attach_fresh
+-- The mart files write here; the marts then go into the build (copy, or merge by day).
+attach ':memory:' as fresh
+
+-- name: copy
+create table build.{{ table }} as from fresh.{{ table }}
+
 -- name: merge_delete
 -- The rebuilt days replace the published ones; days past the marts' retention period go.
-delete from main.{{ table }}
+delete from build.{{ table }}
 where day in (select day from _dirty where mart = $mart) or day < current_date - cast(getvariable('mart_days') as integer)
 
 -- name: merge_insert
-insert into main.{{ table }} by name select * from fresh.{{ table }}
+insert into build.{{ table }} by name select * from fresh.{{ table }}
 
 -- name: dirty_counts
 select mart, count(*) from _dirty group by 1;

@@ -1,10 +1,27 @@
--- What a build (or the published database) says about itself, in meta_build_info.
+-- What a build (or the published database) says about itself, in meta_build_info; {{ db }} is the
+-- session's alias of that database (build, analytics).
 
 -- name: k_anonymity
 select max(k_anonymity) from {{ db }}.meta_build_info;
 
--- name: has_staging_version
-select count(*) > 0 from duckdb_columns() where table_name = 'meta_build_info' and column_name = 'staging_version';
-
 -- name: staging_version
-select max(staging_version) from meta_build_info;
+select max(staging_version) from {{ db }}.meta_build_info;
+
+-- name: build_settings
+select staging_version, k_anonymity, mart_days, marts_sql from build.meta_build_info;
+
+-- name: drop
+-- An incremental build starts from a copy of the published database: its record is written anew.
+drop table build.meta_build_info;
+
+-- name: rows_of
+select count(*) from build.{{ table }};
+
+-- name: days_of
+select count(distinct day) from build.{{ table }};
+
+-- name: record
+create table build.meta_build_info as select $build_id as build_id, cast($built_at as timestamp) as built_at,
+    cast($k as integer) as k_anonymity, cast($version as bigint) as staging_version,
+    $tables as mart_row_counts, $mode as build_mode, $rebuilt as days_rebuilt,
+    cast($mart_days as integer) as mart_days, $marts_sql as marts_sql;

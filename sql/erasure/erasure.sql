@@ -2,13 +2,13 @@
 -- zone is attached as raw (and staging as stg for verification). Policy names are templated, values bound.
 
 -- name: take
-select request_id from tombstones where status in (select unnest($statuses)) order by received_at, request_id
+select request_id from ledger.tombstones where status in (select unnest($statuses)) order by received_at, request_id
 
 -- name: advance
-update tombstones set status = $status where request_id in (select unnest($ids))
+update ledger.tombstones set status = $status where request_id in (select unnest($ids))
 
 -- name: subjects_of
-select request_id, kind, pseudonym, key_version, blind, sealed from tombstone_subjects
+select request_id, kind, pseudonym, key_version, blind, sealed from ledger.tombstone_subjects
 where request_id in (select unnest($ids)) order by request_id, kind, blind
 
 -- name: subjects_table
@@ -86,35 +86,35 @@ select source, _dt, _file, _line, payload from raw.quarantine
 
 -- name: store_rows
 -- The selection grows, never shrinks: a rerun after rows were already removed keeps their record.
-insert into erasure_rows select distinct on (request_id, source, _file, _line) e.* from _erase_rows e
-anti join erasure_rows r using (request_id, source, _file, _line)
+insert into ledger.erasure_rows select distinct on (request_id, source, _file, _line) e.* from _erase_rows e
+anti join ledger.erasure_rows r using (request_id, source, _file, _line)
 
 -- name: ingested_since_selection
 -- Ingests (of any source and day) committed after the latest selection of the earliest-selected request.
 select count(*) from raw.ingest_log where ingested_at >= (
-    select min(selected_at) from (select max(done_at) as selected_at from erasure_steps
+    select min(selected_at) from (select max(done_at) as selected_at from ledger.erasure_steps
                                   where step = 'selected' and request_id in (select unnest($ids)) group by request_id))
 
 -- name: redactions_table
 create or replace temp table _redactions (request_id varchar, source varchar, _file varchar, _line bigint, col varchar)
 
 -- name: store_redactions
-insert into erasure_redactions select * from _redactions except select * from erasure_redactions
+insert into ledger.erasure_redactions select * from _redactions except select * from ledger.erasure_redactions
 
 -- name: quarantine_table
 create or replace temp table _quarantined (request_id varchar, source varchar, _dt date, _file varchar, _line bigint)
 
 -- name: store_quarantined
-insert into erasure_quarantine select * from _quarantined except select * from erasure_quarantine
+insert into ledger.erasure_quarantine select * from _quarantined except select * from ledger.erasure_quarantine
 
 -- name: removed_per_table
-select request_id, source, count(*) from erasure_rows where request_id in (select unnest($ids)) group by all
+select request_id, source, count(*) from ledger.erasure_rows where request_id in (select unnest($ids)) group by all
 
 -- name: quarantined_per_request
-select request_id, count(*) from erasure_quarantine where request_id in (select unnest($ids)) group by all
+select request_id, count(*) from ledger.erasure_quarantine where request_id in (select unnest($ids)) group by all
 
 -- name: redacted_per_table
-select request_id, source, count(*) from erasure_redactions where request_id in (select unnest($ids)) group by all
+select request_id, source, count(*) from ledger.erasure_redactions where request_id in (select unnest($ids)) group by all
 
 -- name: landing_lines
 select _file, _line from ledger.erasure_rows where request_id in (select unnest($ids))
@@ -125,32 +125,32 @@ select _file, _line, col from ledger.erasure_redactions where request_id in (sel
 
 -- name: landing_per_request
 select request_id, count(distinct _file), count(*) from (
-    select request_id, _file, _line from erasure_rows where request_id in (select unnest($ids)) union
-    select request_id, _file, _line from erasure_quarantine where request_id in (select unnest($ids)) union
-    select request_id, _file, _line from erasure_redactions where request_id in (select unnest($ids))) group by 1
+    select request_id, _file, _line from ledger.erasure_rows where request_id in (select unnest($ids)) union
+    select request_id, _file, _line from ledger.erasure_quarantine where request_id in (select unnest($ids)) union
+    select request_id, _file, _line from ledger.erasure_redactions where request_id in (select unnest($ids))) group by 1
 
 -- name: delete_rows
-delete from {{ table }} where (_file, _line) in (
+delete from raw.{{ table }} where (_file, _line) in (
     select _file, _line from ledger.erasure_rows where source = $source and request_id in (select unnest($ids)))
 
 -- name: redact
-update {{ table }} set {{ column }} = $redacted where (_file, _line) in (
+update raw.{{ table }} set {{ column }} = $redacted where (_file, _line) in (
     select _file, _line from ledger.erasure_redactions
     where source = $source and col = $col and request_id in (select unnest($ids)))
 
 -- name: delete_quarantine
-delete from quarantine where (_file, _line) in (
+delete from raw.quarantine where (_file, _line) in (
     select _file, _line from ledger.erasure_quarantine where request_id in (select unnest($ids)))
 
 -- name: delete_mentions
-delete from text_mentions where (_file, _line) in (
+delete from raw.text_mentions where (_file, _line) in (
     select _file, _line from ledger.erasure_rows where request_id in (select unnest($ids)))
 
 -- name: delete_subject_ids
-delete from id_map where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)
+delete from raw.id_map where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)
 
 -- name: delete_subject_pseudonyms
-delete from pseudonyms where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)
+delete from raw.pseudonyms where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)
 
 -- name: forms_table
 create or replace temp table _forms as select cast(request_id as varchar) as request_id, cast(form as varchar) as form
@@ -171,46 +171,46 @@ select count(*) from stg.{{ table }} where key_version <> $version
 -- at ingest (late arrivals) since.
 select request_id, coalesce(max(check_result) filter (where event = 'resolved'), 0)
        + coalesce(sum(rows_removed) filter (where event in ('removed', 'suppressed')), 0)
-from erasure_evidence where request_id in (select unnest($ids)) group by 1
+from ledger.erasure_evidence where request_id in (select unnest($ids)) group by 1
 
 -- name: restaged_versions
-select request_id, restaged_version from tombstones where request_id in (select unnest($ids))
+select request_id, restaged_version from ledger.tombstones where request_id in (select unnest($ids))
 
 -- name: forget_sealed
-update tombstone_subjects set sealed = null where request_id in (select unnest($ids))
+update ledger.tombstone_subjects set sealed = null where request_id in (select unnest($ids))
 
 -- name: forget_selection
-delete from {{ table }} where request_id in (select unnest($ids))
+delete from ledger.{{ table }} where request_id in (select unnest($ids))
 
 -- name: stamp_propagated_at
-update tombstones set propagated_at = $value where request_id in (select unnest($ids))
+update ledger.tombstones set propagated_at = $value where request_id in (select unnest($ids))
 
 -- name: stamp_verified_at
-update tombstones set verified_at = $value where request_id in (select unnest($ids))
+update ledger.tombstones set verified_at = $value where request_id in (select unnest($ids))
 
 -- name: stamp_restaged_version
-update tombstones set restaged_version = $value where request_id in (select unnest($ids))
+update ledger.tombstones set restaged_version = $value where request_id in (select unnest($ids))
 
 -- name: rekey_subject
-update tombstone_subjects as t set pseudonym = u.pseudonym, key_version = cast(u.key_version as integer)
+update ledger.tombstone_subjects as t set pseudonym = u.pseudonym, key_version = cast(u.key_version as integer)
 from _update_rows as u where t.request_id = u.request_id and t.kind = u.kind and t.blind = u.blind
 
 -- name: reseal_subject
-update tombstone_subjects as t set sealed = cast(u.sealed as blob), key_version = cast(u.key_version as integer),
+update ledger.tombstone_subjects as t set sealed = cast(u.sealed as blob), key_version = cast(u.key_version as integer),
     pseudonym = u.pseudonym
 from _update_rows as u where t.request_id = u.request_id and t.kind = u.kind and t.blind = u.blind
 
 -- name: subjects_to_rekey
-select request_id, kind, blind, sealed from tombstone_subjects where sealed is not null and key_version <> ?
+select request_id, kind, blind, sealed from ledger.tombstone_subjects where sealed is not null and key_version <> ?
 
 -- name: register_requests
-insert into tombstones select r, cast(t as timestamp), q, k, cast(d as timestamp), s, null, null, null from _new_requests
+insert into ledger.tombstones select r, cast(t as timestamp), q, k, cast(d as timestamp), s, null, null, null from _new_requests
 
 -- name: register_subjects
-insert into tombstone_subjects select r, k, p, cast(v as integer), b, cast(s as blob) from _new_subjects
+insert into ledger.tombstone_subjects select r, k, p, cast(v as integer), b, cast(s as blob) from _new_subjects
 
 -- name: restaged_versions_of
-select request_id, restaged_version from tombstones where request_id in (select unnest($ids))
+select request_id, restaged_version from ledger.tombstones where request_id in (select unnest($ids))
 
 -- name: subjects_count
 select count(*) from _subjects;

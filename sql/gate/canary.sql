@@ -10,13 +10,13 @@ select kind, lower(normalized) from {{ raw }}.id_map where length(normalized) >=
 
 -- name: token_hits
 -- (key, kind) for every text of {{ source_sql }} (columns key, v) that equals, or contains as a token, an
--- identifier of {{ ids }}. Tokens split on $split: whitespace and punctuation identifiers are not made of.
+-- identifier of _canary_ids. Tokens split on $split: whitespace and punctuation identifiers are not made of.
 with t as ({{ source_sql }}),
      tokens as (
          select key, lower(v) as tok from t
          union all
          select key, lower(unnest(regexp_split_to_array(v, $split))) from t)
-select distinct t.key, i.kind from tokens t join {{ ids }} i on t.tok = i.val
+select distinct t.key, i.kind from tokens t join _canary_ids i on t.tok = i.val
 
 -- name: column_hits
 select kind, count(*), list(key order by key)[1:5] from ({{ hits }}) group by kind

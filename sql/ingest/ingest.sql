@@ -59,7 +59,7 @@ where _checked._file = d._file and _checked._line = d._line
 -- Rows already loaded for days outside the batch count as earlier deliveries for the days after them.
 update _checked set reason = $earlier
 from (select distinct c._file, c._line from _checked c
-      join {{ raw_table }} e on {{ key_match }} and e._dt < c._dt
+      join raw.{{ raw_table }} e on {{ key_match }} and e._dt < c._dt
       where c.reason is null and e._dt not in (select distinct _dt from _cand)) d
 where _checked._file = d._file and _checked._line = d._line
 
@@ -72,38 +72,34 @@ select _file, _line, $kind, trim(unnest(regexp_extract_all({{ column }}, $regex,
 from _cand where _err is null and {{ column }} is not null
 
 -- name: kept_rows_of_day
-select count(*) from {{ raw_table }} where _dt = ?
+select count(*) from raw.{{ raw_table }} where _dt = ?
 
 -- name: event_days
 select distinct cast({{ event_time }} as date) from _checked where reason is null
-
--- name: suppressed_evidence
-select s.request_id, c._dt, count(distinct (s._file, s._line)) from _suppressed s
-join _checked c using (_file, _line) group by all order by 1, 2
 
 -- name: suppressed_per_day
 select c._dt, count(distinct (s._file, s._line)) from _suppressed s join _checked c using (_file, _line) group by all
 
 -- name: replace_rows
-delete from {{ raw_table }} where list_contains(cast($days as date[]), _dt)
+delete from raw.{{ raw_table }} where list_contains(cast($days as date[]), _dt)
 
 -- name: insert_rows
-insert into {{ raw_table }} select _dt, _file, _line, {{ columns }}, $now from _checked where reason is null
+insert into raw.{{ raw_table }} select _dt, _file, _line, {{ columns }}, $now from _checked where reason is null
 
 -- name: replace_mentions
-delete from text_mentions where source = $s and list_contains(cast($days as date[]), _dt)
+delete from raw.text_mentions where source = $s and list_contains(cast($days as date[]), _dt)
 
 -- name: insert_mentions
-insert into text_mentions select distinct $s, c._dt, m._file, m._line, m.kind, m.v
+insert into raw.text_mentions select distinct $s, c._dt, m._file, m._line, m.kind, m.v
 from _mentions m join _checked c on c._file = m._file and c._line = m._line and c.reason is null
-join id_map i on i.kind = m.kind and i.raw_value = m.v and i.error is null
+join raw.id_map i on i.kind = m.kind and i.raw_value = m.v and i.error is null
 
 -- name: replace_quarantine
-delete from quarantine where source = $s and list_contains(cast($days as date[]), _dt)
+delete from raw.quarantine where source = $s and list_contains(cast($days as date[]), _dt)
 
 -- name: insert_quarantine
 -- An NDJSON line still ends with its newline (and a carriage return before it): the payload does not.
-insert into quarantine select $s, _dt, _file, _line, reason,
+insert into raw.quarantine select $s, _dt, _file, _line, reason,
     left({% if ndjson %}regexp_replace(payload, '\r?\n?$', ''){% else %}payload{% endif %}, $keep), $now
 from _checked where reason is not null
 
@@ -112,14 +108,14 @@ select _dt, count(*), count(*) filter (where reason is null), count(*) filter (w
 from _checked group by 1
 
 -- name: replace_log
-delete from ingest_log where source = $s and list_contains(cast($days as date[]), _dt)
+delete from raw.ingest_log where source = $s and list_contains(cast($days as date[]), _dt)
 
 -- name: replace_column_log
-delete from ingest_column_log where source = $s and list_contains(cast($days as date[]), _dt)
+delete from raw.ingest_column_log where source = $s and list_contains(cast($days as date[]), _dt)
 
 -- name: insert_column_log
 -- Per column, how many rows each problem sent to quarantine (the quality report; no values).
-insert into ingest_column_log
+insert into raw.ingest_column_log
 select $s, _dt, p.col, p.problem, count(*), $now from (
     select _dt, unnest([{{ pairs }}]) as p from _checked where reason is not null and _err is null
 ) where p.problem is not null

@@ -6,7 +6,7 @@ create or replace temp table _suppressed (_file varchar, _line bigint, request_i
 
 -- name: batch_ids_of_column
 select c._file, c._line, m.kind, m.raw_value, m.normalized from _checked c
-join id_map m on m.kind = {{ kind }} and m.raw_value = c.{{ column }}
+join raw.id_map m on m.kind = {{ kind }} and m.raw_value = c.{{ column }}
 where c.reason is null and m.normalized is not null
 
 -- name: batch_ids
@@ -40,19 +40,19 @@ where reason is null and (_file, _line) not in (select _file, _line from _suppre
 create or replace temp table _forget as select kind, v from ({{ mine }}) where v is not null except ({{ kept }})
 
 -- name: forget_normalized
-create or replace temp table _forget_norm as select distinct m.kind, m.normalized from id_map m
+create or replace temp table _forget_norm as select distinct m.kind, m.normalized from raw.id_map m
 join _forget f on m.kind = f.kind and m.raw_value = f.v where m.normalized is not null
 
 -- name: forget_ids
-delete from id_map where (kind, raw_value) in (select kind, v from _forget)
+delete from raw.id_map where (kind, raw_value) in (select kind, v from _forget)
 
 -- name: forget_pseudonyms
-delete from pseudonyms where (kind, normalized) in (select kind, normalized from _forget_norm)
-    and (kind, normalized) not in (select kind, normalized from id_map where normalized is not null)
+delete from raw.pseudonyms where (kind, normalized) in (select kind, normalized from _forget_norm)
+    and (kind, normalized) not in (select kind, normalized from raw.id_map where normalized is not null)
 
 -- name: log_suppressed
 -- Per request and day, in the ingest's own transaction: the ledger's evidence chain copies it once.
-insert into suppression_log
+insert into raw.suppression_log
 select $batch || '-' || row_number() over (order by s.request_id, c._dt), s.request_id, $source, c._dt,
        count(distinct (s._file, s._line)), $now
 from _suppressed s join _checked c using (_file, _line) group by s.request_id, c._dt

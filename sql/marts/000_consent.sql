@@ -48,7 +48,7 @@ asof left join consent as c
 where cast(i.event_ts as date) >= current_date - cast(getvariable('mart_days') as integer)
     and in_build('consent_events', cast(i.event_ts as date));
 
-create table meta_consent_exclusions as
+create table fresh.meta_consent_exclusions as
 select cast(event_ts as date) as day, 'platform_usage_events' as source, 'analytics' as purpose,
        count(*) filter (where not consented) as events_excluded, count(*) as events_total
 from usage_events

@@ -7,7 +7,7 @@
 -- only the events of the (few) small cells are read again to count their '(other)' merge.
 -- Staging never leaves a dimension null ('unknown'), which the small-cell join below relies on (a null
 -- value would match no event).
-create table mart_daily_active_usage as
+create table fresh.mart_daily_active_usage as
 with events as (
     select
         cast(event_ts as date) as day,

@@ -1,5 +1,5 @@
 -- Feature usage (filters used, pins set, ...) per day and product.
-create table mart_feature_usage as
+create table fresh.mart_feature_usage as
 with events as (
     select
         cast(event_ts as date) as day,

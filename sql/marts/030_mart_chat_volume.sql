@@ -1,6 +1,6 @@
 -- Plus Connect chat volume and first-response time per day (of conversation start) and channel.
 -- First response: seconds from a conversation's first contact message to the first agent message after it.
-create table mart_chat_volume as
+create table fresh.mart_chat_volume as
 with conversations as (
     select conversation_id, channel, contact_platform_pid as contact_pid, cast(started_at as date) as day
     from stg.stg_connect_conversations

@@ -1,5 +1,5 @@
 -- Plus CRM activity per day and activity type.
-create table mart_crm_activity as
+create table fresh.mart_crm_activity as
 with activities as (
     select cast(occurred_at as date) as day, activity_type, customer_pid, account_pid
     from stg.stg_crm_activities

@@ -1,7 +1,7 @@
 -- Plus CRM contacts and deal pipeline per day.
 -- A deal's state on a day is its latest snapshot updated on or before that day; open pipeline value is
 -- the sum of the values of deals open at the end of the day.
-create table mart_crm_pipeline as
+create table fresh.mart_crm_pipeline as
 with all_days as (
     select cast(unnest(generate_series(min(cast(updated_at as date)), max(cast(updated_at as date)), interval 1 day)) as date) as day
     from stg.stg_crm_deals

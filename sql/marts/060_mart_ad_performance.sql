@@ -2,7 +2,7 @@
 -- reports (no people in them); reach is the number of distinct pseudonymous people (cookies) with an
 -- interaction that day with advertising consent at the time, and is null when it is below k
 -- (reach_suppressed says so).
-create table mart_ad_performance as
+create table fresh.mart_ad_performance as
 with campaigns as (
     select campaign_id, channel, objective
     from stg.stg_adtech_campaigns

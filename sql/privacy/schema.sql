@@ -7,7 +7,7 @@
 -- Deletion requests. status is the last step done:
 --   pending -> resolved -> selected -> removed -> restaged -> published -> rewritten -> verified | no_data
 -- and failed (verification found something: the next run propagates it again from resolve and re-verifies).
-create table if not exists tombstones (
+create table if not exists ledger.tombstones (
     request_id    varchar not null,
     received_at   timestamp not null,
     requester     varchar not null,
@@ -20,7 +20,7 @@ create table if not exists tombstones (
 );
 
 -- Every step a request has been through, when, and in which run.
-create table if not exists erasure_steps (
+create table if not exists ledger.erasure_steps (
     request_id varchar not null,
     step       varchar not null,
     done_at    timestamp not null,
@@ -31,7 +31,7 @@ create table if not exists erasure_steps (
 -- pseudonym under key_version (a cache: it is recomputed from the sealed normalized form after a key
 -- rotation); blind is HMAC under the tombstone key, which does not rotate, so late arrivals are
 -- recognised across rotations; sealed holds the normalized form and every written form, encrypted.
-create table if not exists tombstone_subjects (
+create table if not exists ledger.tombstone_subjects (
     request_id  varchar not null,
     kind        varchar not null,
     pseudonym   varchar,
@@ -43,7 +43,7 @@ create table if not exists tombstone_subjects (
 -- What the remove step selected (recorded before anything is deleted, so a run that dies half-way is
 -- finished by the next one exactly): rows to delete (with the key staging knows them by), fields to
 -- redact, quarantined lines. Locations and machine keys only.
-create table if not exists erasure_rows (
+create table if not exists ledger.erasure_rows (
     request_id  varchar not null,
     source      varchar not null,
     _file       varchar not null,
@@ -51,14 +51,14 @@ create table if not exists erasure_rows (
     why         varchar not null,
     staging_key varchar
 );
-create table if not exists erasure_redactions (
+create table if not exists ledger.erasure_redactions (
     request_id varchar not null,
     source     varchar not null,
     _file      varchar not null,
     _line      bigint not null,
     col        varchar not null
 );
-create table if not exists erasure_quarantine (
+create table if not exists ledger.erasure_quarantine (
     request_id varchar not null,
     source     varchar not null,
     _dt        date not null,
@@ -67,7 +67,7 @@ create table if not exists erasure_quarantine (
 );
 
 -- Append-only, hash-chained evidence: each record carries the hash of the previous one.
-create table if not exists erasure_evidence (
+create table if not exists ledger.erasure_evidence (
     seq          bigint not null,
     request_id   varchar not null,
     event        varchar not null,      -- registered, resolved, removed, restaged, published, rewritten, verified_*, suppressed
@@ -82,7 +82,7 @@ create table if not exists erasure_evidence (
 );
 
 -- Retention: per run, layer, table and day, what was destroyed and when.
-create table if not exists retention_evidence (
+create table if not exists ledger.retention_evidence (
     run_id         varchar not null,
     as_of          date not null,
     layer          varchar not null,
@@ -94,7 +94,7 @@ create table if not exists retention_evidence (
 );
 
 -- The tombstone key's version and check value (see restricted/schema.sql, key_registry).
-create table if not exists key_registry (
+create table if not exists ledger.key_registry (
     purpose     varchar not null,
     key_version integer not null,
     check_value varchar not null,
@@ -103,7 +103,7 @@ create table if not exists key_registry (
 
 -- Which outbox records (suppression_log, retention_log of the restricted zone and staging) have been
 -- copied into the evidence above, so a copy interrupted half-way is finished without duplicates.
-create table if not exists outbox_copied (
+create table if not exists ledger.outbox_copied (
     record_id varchar not null,
     copied_at timestamp not null
 );

@@ -3,7 +3,7 @@
 
 -- Every distinct raw identifier value seen, its normalized form (or why it has none), and its pseudonym.
 -- Staging joins this once per identifier column; the PII gate's canary check joins it too.
-create table if not exists id_map (
+create table if not exists raw.id_map (
     kind        varchar not null,
     raw_value   varchar not null,
     normalized  varchar,          -- null when the value failed normalization
@@ -16,7 +16,7 @@ create table if not exists id_map (
 );
 
 -- The raw identifier dictionary: one pseudonym per distinct normalized value and kind.
-create table if not exists pseudonyms (
+create table if not exists raw.pseudonyms (
     kind        varchar not null,
     normalized  varchar not null,
     pseudonym   varchar not null,
@@ -24,7 +24,7 @@ create table if not exists pseudonyms (
 );
 
 -- User agents, parsed once per distinct string.
-create table if not exists ua_map (
+create table if not exists raw.ua_map (
     raw_value      varchar not null,
     device_type    varchar,
     os_family      varchar,
@@ -33,7 +33,7 @@ create table if not exists ua_map (
 
 -- Daily visitor salts (random, never derived from the master key): the HMAC pads of each day's salt.
 -- Deleting a day's row makes that day's visitor hashes unlinkable for good.
-create table if not exists visitor_salt (
+create table if not exists raw.visitor_salt (
     day        date not null,
     ipad       blob not null,
     opad       blob not null,
@@ -41,7 +41,7 @@ create table if not exists visitor_salt (
 );
 
 -- Rows that failed validation, with where they came from and why. Restricted: the payload may hold PII.
-create table if not exists quarantine (
+create table if not exists raw.quarantine (
     source      varchar not null,
     _dt         date not null,
     _file       varchar not null,
@@ -52,7 +52,7 @@ create table if not exists quarantine (
 );
 
 -- One row per ingest of a (source, day): what was read, loaded and quarantined.
-create table if not exists ingest_log (
+create table if not exists raw.ingest_log (
     source       varchar not null,
     _dt          date not null,
     files        integer not null,
@@ -65,7 +65,7 @@ create table if not exists ingest_log (
 
 -- Per source, day and column: how many rows each problem sent to quarantine (the engineers' quality
 -- report). Problems name the column and the rule, never a value.
-create table if not exists ingest_column_log (
+create table if not exists raw.ingest_column_log (
     source      varchar not null,
     _dt         date not null,
     col         varchar not null,
@@ -76,7 +76,7 @@ create table if not exists ingest_column_log (
 
 -- Identifiers mentioned inside free text (a phone number typed into a chat message): which row mentions
 -- which identifier. Erasure deletes every row that mentions its subject.
-create table if not exists text_mentions (
+create table if not exists raw.text_mentions (
     source    varchar not null,
     _dt       date not null,
     _file     varchar not null,
@@ -87,7 +87,7 @@ create table if not exists text_mentions (
 
 -- The key the pseudonyms of this zone were made with: its version and a check value (HMAC of a fixed
 -- label under the key, never the key). A run whose key does not match stops before it writes anything.
-create table if not exists key_registry (
+create table if not exists raw.key_registry (
     purpose     varchar not null,     -- pseudonym, tombstone
     key_version integer not null,
     check_value varchar not null,
@@ -96,7 +96,7 @@ create table if not exists key_registry (
 
 -- Late arrivals of erased subjects dropped at ingest, written in the same transaction that drops them;
 -- copied into the privacy ledger's evidence chain (once each) by the next writer of the ledger.
-create table if not exists suppression_log (
+create table if not exists raw.suppression_log (
     suppression_id varchar not null,
     request_id     varchar not null,
     source         varchar not null,
@@ -107,7 +107,7 @@ create table if not exists suppression_log (
 
 -- Retention's evidence, written in the same transaction as what it destroyed (landing partitions, rows,
 -- columns, quarantine, salts); copied into the privacy ledger once each by the next writer of the ledger.
-create table if not exists retention_log (
+create table if not exists raw.retention_log (
     log_id         varchar not null,
     run_id         varchar not null,
     as_of          date not null,

@@ -1,39 +1,36 @@
 -- Retention (plus_analytics.retention). Table and column names come from the policy; dates are bound.
 
 -- name: rows_per_day
-select _dt, count(*) from {{ table }} where _dt < $cut group by 1 order by 1
+select _dt, count(*) from {{ db }}.{{ table }} where _dt < $cut group by 1 order by 1
 
 -- name: delete_rows
-delete from {{ table }} where _dt < $cut
+delete from {{ db }}.{{ table }} where _dt < $cut
 
 -- name: delete_mentions
-delete from text_mentions where source = $source and _dt < $cut
+delete from raw.text_mentions where source = $source and _dt < $cut
 
 -- name: column_rows_per_day
-select _dt, count(*) from {{ table }} where _dt < $cut and ({{ some }}) group by 1 order by 1
+select _dt, count(*) from {{ db }}.{{ table }} where _dt < $cut and ({{ some }}) group by 1 order by 1
 
 -- name: null_columns
-update {{ table }} set {{ assignments }} where _dt < $cut and ({{ some }})
+update {{ db }}.{{ table }} set {{ assignments }} where _dt < $cut and ({{ some }})
 
 -- name: quarantine_per_day
-select _dt, count(*) from quarantine where _dt < $cut group by 1 order by 1
+select _dt, count(*) from raw.quarantine where _dt < $cut group by 1 order by 1
 
 -- name: delete_quarantine
-delete from quarantine where _dt < $cut
+delete from raw.quarantine where _dt < $cut
 
 -- name: salt_days
-select day from visitor_salt where day < $cut order by 1
+select day from raw.visitor_salt where day < $cut order by 1
 
 -- name: delete_salts
-delete from visitor_salt where day < $cut
-
--- name: log
-insert into retention_log select * from _retention_rows
+delete from raw.visitor_salt where day < $cut
 
 -- name: landing_logged
 -- A landing partition whose evidence is already written (a run died before deleting the directory).
-select count(*) from retention_log where layer = 'landing' and location = $source and day = $day
+select count(*) from {{ db }}.retention_log where layer = 'landing' and location = $source and day = $day
 
 -- name: log_frame
-insert into retention_log select log_id, run_id, cast(as_of as date), layer, location, cast(day as date), rule,
+insert into {{ db }}.retention_log select log_id, run_id, cast(as_of as date), layer, location, cast(day as date), rule,
     cast(rows_destroyed as bigint), cast(destroyed_at as timestamp) from _retention_frame;

@@ -1,8 +1,5 @@
 -- What a session's databases hold: tables and columns, read from DuckDB's catalog.
 
--- name: tables_of_current
-select table_name from duckdb_tables() where database_name = current_database() and schema_name = $schema;
-
 -- name: tables_of
 select table_name from duckdb_tables() where database_name = $database and schema_name = $schema;
 
@@ -11,7 +8,7 @@ select table_name from duckdb_tables() where database_name = $database order by 
 
 -- name: columns_of
 select column_name from information_schema.columns
-where table_name = $table and table_catalog = current_database() and table_schema = 'main'
+where table_name = $table and table_catalog = $database and table_schema = 'main'
 order by ordinal_position;
 
 -- name: text_columns
@@ -25,6 +22,3 @@ where database_name = $database and table_name = $table and data_type = 'VARCHAR
 
 -- name: databases
 select database_name from duckdb_databases();
-
--- name: current_database
-select current_database();

@@ -106,7 +106,7 @@ def test_staging_equals_a_full_restage(erased, key, tmp_path):
         assert con.execute("select count(*) from erasure_evidence where location like '%(redacted references)'").fetchone()[0]
     full = tmp_path / "restaged.duckdb"
     shutil.copy(home.staging_db, full)
-    with opened(full, raw=home.raw_db, cur=home.staging_db) as con:
+    with opened(full, alias="stg", raw=home.raw_db, cur=home.staging_db) as con:
         restage_all(con, list(load_policy().values()), key)
         tables = [r[0] for r in con.execute(
             "select table_name from duckdb_tables() where database_name = 'cur' order by 1").fetchall()]
@@ -114,7 +114,7 @@ def test_staging_equals_a_full_restage(erased, key, tmp_path):
         for t in tables:
             if t in ("staging_version", "staging_changes", "staging_changes_trimmed", "retention_log"):
                 continue  # bookkeeping: the watermark and its change log differ by design
-            for a, b in (("cur", "restaged"), ("restaged", "cur")):
+            for a, b in (("cur", "stg"), ("stg", "cur")):
                 extra = con.execute(f"select count(*) from (select * from {a}.{t} except all select * from {b}.{t})").fetchone()[0]
                 assert extra == 0, f"{t}: {extra} rows in {a} only"
 

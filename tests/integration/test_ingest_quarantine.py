@@ -75,7 +75,7 @@ def _table(con, sql):
 
 def _snapshot(raw) -> dict:
     """Everything ingest writes, minus the wall-clock columns."""
-    with opened(raw, read_only=True) as con:
+    with opened(raw, read_only=True, alias="raw") as con:
         out = {name: _table(con, f"select * exclude (_ingested_at) from raw_{name}") for name in load_policy()}
         out["quarantine"] = _table(con, "select * exclude (quarantined_at) from quarantine")
         out["ingest_log"] = _table(con, "select * exclude (ingested_at) from ingest_log")
@@ -95,11 +95,11 @@ def test_batch_of_days_equals_day_by_day(loaded, landing, key, tmp_path, monkeyp
     raw, man = loaded
     days = [dt.date.fromisoformat(man["start"]) + dt.timedelta(days=i) for i in range(man["days"])]
     whole, split = tmp_path / "whole.duckdb", tmp_path / "split.duckdb"
-    with opened(whole) as con:
+    with opened(whole, alias="raw") as con:
         for src in load_policy().values():
             results = ingest_days(con, src, days, landing, key)
             assert [r.day for r in results] == [d.isoformat() for d in days]
-    with opened(split) as con:
+    with opened(split, alias="raw") as con:
         for src in load_policy().values():
             ingest_partition(con, src, days[0], landing, key)
             ingest_days(con, src, days[1:], landing, key)

@@ -171,7 +171,7 @@ def test_the_pipelines_settings_are_read_in_one_module(tmp_path):
 
 
 #: What a module may still pass to DuckDB as a literal: transaction and session control, not queries.
-SESSION_CONTROL = re.compile(r"^(begin transaction|commit|rollback|checkpoint|detach \w+|drop (table|schema) \w+( cascade)?|"
+SESSION_CONTROL = re.compile(r"^(begin transaction|commit|rollback|checkpoint \w+|detach \w+|drop (table|schema) \w+( cascade)?|"
                              r"create schema \w+|copy from database \w+ to \w+|set variable \w+ = \?|set TimeZone = 'UTC')$")
 #: Calls whose SQL argument is checked: (name, index of the SQL argument).
 SQL_CALLS = {"execute": 0, "executemany": 0, "sql": 0, "scalar": 1, "with_frame": 3}
@@ -179,8 +179,8 @@ SQL_CALLS = {"execute": 0, "executemany": 0, "sql": 0, "scalar": 1, "with_frame"
 
 def static_sql_outside_sql_files(files) -> list[str]:
     """Statements a module writes out itself instead of taking from sql/: a string literal given to
-    DuckDB that is more than session control, or any `use` outside storage/duck.py (a connection must mean
-    one database for its whole life: storage.duck.on_database, default_schema)."""
+    DuckDB that is more than session control, or any `use` (every table is named with its database:
+    what a name means never depends on a session's current database)."""
     import ast
 
     found = []
@@ -194,7 +194,7 @@ def static_sql_outside_sql_files(files) -> list[str]:
             arg = node.args[SQL_CALLS[name]]
             text = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
             if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
-                if str(arg.values[0].value).lstrip().lower().startswith("use ") and f.name != "duck.py":
+                if str(arg.values[0].value).lstrip().lower().startswith("use "):
                     found.append(f"{f.name}:{node.lineno}: use")
             elif text is not None and not SESSION_CONTROL.match(" ".join(text.split())):
                 found.append(f"{f.name}:{node.lineno}: {text[:40]!r}")
@@ -213,12 +213,26 @@ def test_static_sql_lives_in_sql_files(tmp_path):
         assert len(static_sql_outside_sql_files([planted])) == 1, line
 
 
+def test_modules_name_zone_tables_with_their_database():
+    """SQL a module compiles from the policy names a zone's tables with their database too (``raw.id_map``,
+    ``{RAW}.{src.raw_table}``), never bare: a bare name would mean a table of the session's empty
+    in-memory database."""
+    bookkeeping = "|".join(BOOKKEEPING + ("ua_map", "suppression_log", "retention_log", "outbox_copied"))
+    bare = re.compile(rf"\b(?:from|join|into|update|table) +(?:(?:{bookkeeping})\b|\{{(?:src\.)?(?:raw_table|staging_table)\}})")
+    offenders = [f"{f.relative_to(REPO_ROOT)}: {m.group(0)}" for f in LIBRARY.rglob("*.py") for m in bare.finditer(f.read_text())]
+    assert offenders == [], offenders
+    assert bare.search('f"left join id_map m on m.kind"') and bare.search('f"delete from {src.staging_table} where"')
+
+
+BOOKKEEPING = ("id_map", "pseudonyms", "quarantine", "ingest_log", "text_mentions", "erasure_evidence", "tombstones",
+               "tombstone_subjects", "retention_evidence", "key_registry", "erasure_steps", "staging_version",
+               "visitor_salt", "ua_map", "ingest_column_log", "meta_build_info")
+
+
 def test_changes_to_bookkeeping_tables_live_in_sql_files():
     """No module changes a zone's bookkeeping tables from a Python string, f-strings included (SQL compiled
     from the policy writes source tables, never these)."""
-    bookkeeping = ("id_map", "pseudonyms", "quarantine", "ingest_log", "text_mentions", "erasure_evidence",
-                   "tombstones", "tombstone_subjects", "retention_evidence", "key_registry", "erasure_steps",
-                   "staging_version", "visitor_salt", "ua_map", "ingest_column_log", "meta_build_info")
+    bookkeeping = BOOKKEEPING
     offenders = []
     for f in LIBRARY.rglob("*.py"):
         text = f.read_text()
@@ -226,3 +240,55 @@ def test_changes_to_bookkeeping_tables_live_in_sql_files():
             if m.group(1) in bookkeeping:
                 offenders.append(f"{f.relative_to(REPO_ROOT)}: {m.group(0)}")
     assert offenders == [], offenders
+
+
+#: Where SQL names a table: after these words (``table`` covers create, drop, alter and comment on).
+TABLE_REFERENCE = re.compile(r"(?<![$\w])(from|join|into|update|table|using)\s+(?:if\s+(?:not\s+)?exists\s+)?([^\s,;()]+)(\()?",
+                             re.IGNORECASE)
+NOT_A_TABLE = {"select", "with", "values", "by", "on", "set", "table", "database", "lateral"}
+
+
+def _sql_text(text: str) -> str:
+    """SQL without comments and string literals, each template expression one token, and the FROMs that
+    name no table (``extract(day from x)``, ``is distinct from``, ``copy from database``) taken out."""
+    text = re.sub(r"--[^\n]*", "", text)
+    text = re.sub(r"'(?:[^']|'')*'", "''", text)
+    text = re.sub(r"\{\{\s*([^}]*?)\s*\}\}", lambda m: "{{" + re.sub(r"\W", "_", m.group(1)) + "}}", text)
+    text = re.sub(r"\{%[^%]*%\}", " ", text)
+    text = re.sub(r"\bextract\s*\(\s*\w+\s+from\b", "extract(", text, flags=re.IGNORECASE)
+    return re.sub(r"\b(distinct|both|leading|trailing|copy)\s+from\b", " ", text, flags=re.IGNORECASE)
+
+
+def unqualified_tables(files) -> list[str]:
+    """Table names in SQL files that do not say their database: every table is named ``database.table``
+    (``ledger.tombstones``, ``raw.{{ table }}``); only a session's own relations go bare: temporary tables
+    the SQL creates, CTEs, and scratch names (``_name``: temporary tables and registered frames)."""
+    texts = {f: _sql_text(f.read_text(encoding="utf-8")) for f in files}
+    scratch = {n for t in texts.values() for n in re.findall(
+        r"\bcreate\s+(?:or\s+replace\s+)?temp(?:orary)?\s+(?:table|macro|view)\s+(\w+)", t, re.IGNORECASE)}
+    found = []
+    for f, text in texts.items():
+        ctes = set(re.findall(r"\b(\w+)\s+as\s+(?:not\s+)?(?:materialized\s+)?\(", text, re.IGNORECASE))
+        for m in TABLE_REFERENCE.finditer(text):
+            name = m.group(2)
+            if m.group(3) or "." in name or name.startswith("_") or name.lower() in NOT_A_TABLE or name in scratch | ctes:
+                continue
+            found.append(f"{f.name}: {m.group(1)} {name}")
+    return found
+
+
+def test_every_table_is_named_with_its_database(tmp_path):
+    """Sessions are in-memory databases with each zone file attached under its alias, so a bare name
+    could only mean a table of nothing; the SQL says which database every table is in."""
+    assert unqualified_tables(sorted((REPO_ROOT / "sql").rglob("*.sql"))) == []
+    planted = tmp_path / "planted.sql"
+    for sql in ("select * from tombstones", "insert into quarantine select 1", "delete from {{ table }} where x",
+                "update id_map set a = 1", "create table if not exists pseudonyms (a int)",
+                "select 1 from raw.id_map m join pseudonyms p on true"):
+        planted.write_text(sql + "\n")
+        assert len(unqualified_tables([planted])) == 1, sql
+    for sql in ("select * from ledger.tombstones", "create temp table _x as select 1; select * from _x",
+                "with t as (select 1) select * from t", "select extract(day from d) from raw.{{ table }}",
+                "select * from read_json($f)", "select a is distinct from b from stg.x"):
+        planted.write_text(sql + "\n")
+        assert unqualified_tables([planted]) == [], sql

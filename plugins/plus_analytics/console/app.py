@@ -65,7 +65,7 @@ def _data() -> dict:
                 "evidence": [], "chain_intact": True, "chain_records": 0, "retention": [], "retention_by_day": [],
                 "consent_changes": [], "consent_exclusions": [], "counts": dict.fromkeys(ORDER, 0), "evidence_head_hash": ""}
     try:
-        with locks.zone(paths.privacy_db, read={"stg": paths.staging_db}, timeout=LEDGER_WAIT) as con:
+        with locks.zone(read=paths.zones("ledger", "stg"), timeout=LEDGER_WAIT) as con:
             return collect(con, paths.analytics_db)
     except locks.ZoneBusy:
         raise HTTPException(503, "the privacy ledger is being written (an erasure step or an intake): reload in a moment",

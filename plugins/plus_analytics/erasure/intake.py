@@ -134,7 +134,7 @@ def register_many(con, key: MasterKey, tomb_key: MasterKey, requests: list[Reque
                    sqlf.named(SQL, "register_requests"))
         with_frame(con, "_new_subjects", pd.DataFrame(subject_rows, columns=["r", "k", "p", "v", "b", "s"], dtype=object),
                    sqlf.named(SQL, "register_subjects"))
-        insert_rows(con, "erasure_steps", [(rid, "registered", now, None) for rid in ids])
+        insert_rows(con, "ledger.erasure_steps", [(rid, "registered", now, None) for rid in ids])
         evidence.append_many(con, records)
     return ids
 

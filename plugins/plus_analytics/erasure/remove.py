@@ -90,8 +90,8 @@ def _select_quarantine(con, subjects: list[requests.Subject], landing: Path) -> 
 
 def _record_selection(con, subjects: list[requests.Subject], sources: list[Source], landing: Path) -> dict:
     """Add to the ledger's selection of ``subjects``' requests whatever it does not hold yet, inside the
-    caller's transaction (``con``'s current database is the ledger, the restricted zone attached as
-    ``raw``). Returns how many rows, redactions and quarantined lines were added."""
+    caller's transaction (``con`` writes the ledger and reads the restricted zone). Returns how many rows,
+    redactions and quarantined lines were added."""
     requests.load_subjects_table(con, subjects)
     _select_rows(con, sources)
     sqlf.run(con, SQL, "redactions_table")
@@ -103,7 +103,7 @@ def _record_selection(con, subjects: list[requests.Subject], sources: list[Sourc
 
 def select(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
     """Record what ``apply`` will remove for the resolved requests ``ids``, and the step, in one ledger
-    transaction; ``con`` is the ledger (read-write) with the restricted zone attached read-only as ``raw``."""
+    transaction; ``con`` has the ledger read-write and the restricted zone read-only."""
     with transaction(con):
         added = _record_selection(con, requests.subjects(con, ctx.key, ctx.tomb, ids), sources, ctx.paths.landing)
         requests.advance(con, ids, "selected", ctx.run_id)
@@ -121,7 +121,7 @@ def _landing(con, landing: Path, ids: list[str]) -> dict[str, int]:
 
 
 def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str]) -> None:
-    """In the restricted zone (``con``'s own database, the ledger attached as ``ledger``), one transaction."""
+    """In the restricted zone, one transaction (that writes it alone: it only reads the ledger)."""
     params = {"ids": ids}
     with transaction(con):
         for src in sources:
@@ -139,7 +139,7 @@ def _restricted(con, sources: list[Source], subjects: list[requests.Subject], id
 
 
 def _record(con, ids: list[str], landing_changed: dict[str, int], run_id: str | None) -> None:
-    """In the ledger (``con`` a connection on it): evidence per request and table."""
+    """In the ledger: evidence per request and table."""
     params = {"ids": ids}
     records = []
     for rid, source, n in sqlf.run(con, SQL, "removed_per_table", params).fetchall():
@@ -159,21 +159,21 @@ def _record(con, ids: list[str], landing_changed: dict[str, int], run_id: str | 
         requests.advance(con, ids, "removed", run_id, propagated_at=requests.now())
 
 
-def apply(con, ledger, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
-    """Carry out the recorded selection of ``ids``: ``con`` is the restricted zone (read-write) with the
-    ledger attached read-write as ``ledger``, and ``ledger`` a connection of the same session on the ledger
-    (:func:`plus_analytics.storage.duck.on_database`). The caller marked the zone's file for rewriting."""
+def apply(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
+    """Carry out the recorded selection of ``ids``: ``con`` has the restricted zone and the ledger
+    read-write (each transaction below writes one of them). The caller marked the zone's file for
+    rewriting."""
     landing = ctx.paths.landing
-    subjects = requests.subjects(ledger, ctx.key, ctx.tomb, ids)
+    subjects = requests.subjects(con, ctx.key, ctx.tomb, ids)
     # Rows of the subject an ingest loaded since the selection (the restricted zone's write lock, held
     # from here to the end, keeps any more from arriving): the selection grows to hold them too. Ingest
     # and selection exclude each other on that lock, so "since" is safely told by the clock.
-    ingests = sqlf.run(ledger, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
+    ingests = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
     topped_up = {"ingests_since_selection": ingests, "rows": 0, "redactions": 0, "quarantined": 0}
     if ingests:
-        with transaction(ledger):
-            topped_up.update(_record_selection(ledger, subjects, sources, landing))
+        with transaction(con):
+            topped_up.update(_record_selection(con, subjects, sources, landing))
     changed = _landing(con, landing, ids)
     _restricted(con, sources, subjects, ids)
-    _record(ledger, ids, changed, ctx.run_id)
+    _record(con, ids, changed, ctx.run_id)
     return {"requests": len(ids), "landing_files_rewritten": len(changed), "selection_topped_up": topped_up}

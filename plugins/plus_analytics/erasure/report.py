@@ -18,7 +18,7 @@ import duckdb
 from plus_analytics.erasure.requests import DONE, IN_PROGRESS
 from plus_analytics.ledger import evidence
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import tables
+from plus_analytics.storage.duck import attach, tables
 
 SQL = "privacy/report.sql"
 #: Legal limits the console and report show beside each request's own deadline.
@@ -75,7 +75,7 @@ def collect(con, analytics_db: Path | None = None) -> dict:
     """Everything the report shows. ``con`` is the privacy ledger (staging attached as ``stg`` when it
     exists, for consent decisions); the published analytics database is read for consent exclusions."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    have = tables(con)
+    have = tables(con, "ledger")
     out: dict = {"generated_at": now, "limits": LIMITS, "requests": [], "evidence": [], "chain_intact": True,
                  "chain_records": 0, "evidence_head_hash": "", "retention": [], "retention_by_day": [],
                  "consent_changes": [], "consent_exclusions": []}
@@ -106,9 +106,10 @@ def collect(con, analytics_db: Path | None = None) -> dict:
         cc = ("day", "purpose", "granted", "withdrawn_or_denied", "source")
         out["consent_changes"] = [dict(zip(cc, r)) for r in sqlf.run(con, SQL, "consent_changes").fetchall()]
     if analytics_db is not None and analytics_db.exists():
-        a = duckdb.connect(str(analytics_db), read_only=True)  # the published snapshot: analysts' file, no lock
+        a = duckdb.connect()  # the published snapshot: analysts' file, no lock
         try:
-            if "meta_consent_exclusions" in tables(a):
+            attach(a, analytics_db, "analytics")
+            if "meta_consent_exclusions" in tables(a, "analytics"):
                 xc = ("source", "purpose", "days", "events_excluded", "events_total")
                 out["consent_exclusions"] = [dict(zip(xc, r)) for r in sqlf.run(a, SQL, "consent_exclusions").fetchall()]
         finally:

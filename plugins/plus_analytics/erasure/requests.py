@@ -47,7 +47,7 @@ def advance(con, ids: list[str], status: str, run_id: str | None, **stamps) -> N
     sqlf.run(con, SQL, "advance", {"status": status, "ids": ids})
     for col, value in stamps.items():  # propagated_at, verified_at, restaged_version
         sqlf.run(con, SQL, f"stamp_{col}", {"value": value, "ids": ids})
-    insert_rows(con, "erasure_steps", [(rid, status, when, run_id) for rid in ids])
+    insert_rows(con, "ledger.erasure_steps", [(rid, status, when, run_id) for rid in ids])
 
 
 @dataclass(frozen=True)

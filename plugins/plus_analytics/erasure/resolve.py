@@ -67,7 +67,7 @@ def resolve(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
         else:
             new.append((rid, kind, pseudonym, key.version, tomb_key.pseudonym(kind, normalized), sealed))
     with transaction(con):
-        insert_rows(con, "tombstone_subjects", new)
+        insert_rows(con, "ledger.tombstone_subjects", new)
         update_rows(con, sqlf.named(SQL, "reseal_subject"), resealed,
                     ["sealed", "key_version", "pseudonym", "request_id", "kind", "blind"])
         evidence.append_many(con, [dict(request_id=rid, event="resolved", layer="restricted", location="id_map",

@@ -75,10 +75,10 @@ def load_canary_ids(con, raw: str = "raw") -> None:
     sqlf.run(con, SQL, "identifiers", {"min": CANARY_MIN_LENGTH}, raw=raw)
 
 
-def token_hits_sql(source_sql: str, ids: str = "_canary_ids") -> str:
+def token_hits_sql(source_sql: str) -> str:
     """SQL giving (key, kind) for every text of ``source_sql`` (columns key, v) that equals, or contains
-    as a token, an identifier of ``ids``. Bind ``$split`` (VALUE_SPLIT or LOG_SPLIT)."""
-    return sqlf.named(SQL, "token_hits", source_sql=source_sql, ids=ids)
+    as a token, an identifier of ``_canary_ids``. Bind ``$split`` (VALUE_SPLIT or LOG_SPLIT)."""
+    return sqlf.named(SQL, "token_hits", source_sql=source_sql)
 
 
 def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:

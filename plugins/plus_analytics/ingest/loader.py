@@ -57,13 +57,13 @@ class IngestResult:
 
 def raw_table_ddl(src: Source) -> str:
     cols = ",\n    ".join(f"{q(c.name)} {c.type}" for c in src.columns)
-    return (f"create table if not exists {src.raw_table} (\n    _dt date not null,\n    _file varchar not null,\n"
+    return (f"create table if not exists raw.{src.raw_table} (\n    _dt date not null,\n    _file varchar not null,\n"
             f"    _line bigint not null,\n    {cols},\n    _ingested_at timestamp not null\n)")
 
 
 def ensure_raw_table(con, src: Source) -> None:
     con.execute(raw_table_ddl(src))
-    have = table_columns(con, src.raw_table)
+    have = table_columns(con, "raw", src.raw_table)
     want = ["_dt", "_file", "_line", *src.column_names, "_ingested_at"]
     if have != want:
         raise RuntimeError(
@@ -75,7 +75,7 @@ def prepare(con, src: Source, key: MasterKey, tomb_key: MasterKey | None = None)
     """Schema, key checks and the raw table, before a batch; returns whether late arrivals are suppressed
     (deletion requests exist: then the tombstone key is required)."""
     identifiers.ensure_schema(con)
-    identifiers.check_key(con, key)
+    identifiers.check_key(con, "raw", key)
     identifiers.register_key(con, key)
     identifiers.check_key_version(con, key)
     ensure_raw_table(con, src)
@@ -201,7 +201,7 @@ def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], lan
             results.append(IngestResult(src.name, day.isoformat(), sum(1 for fd, _ in files if fd == day),
                                         read + sup, loaded, bad, sup))
         sqlf.run(con, SQL, "replace_log", {"s": src.name, "days": replaced})
-        insert_rows(con, "ingest_log", [
+        insert_rows(con, "raw.ingest_log", [
             (src.name, dt.date.fromisoformat(r.day), r.files, r.rows_read, r.rows_loaded, r.rows_quarantined,
              r.rows_suppressed, now) for r in results if dt.date.fromisoformat(r.day) not in kept])
     for t in ("_cand", "_checked", "_mentions"):

@@ -98,7 +98,7 @@ def validate(con, src: Source) -> None:
     checks = ", ".join(f"{check_expr(c, src.format, params)} as {q('_chk_' + c.name)}" for c in src.columns)
     typed = ", ".join(f"{typed_expr(c)} as {q(c.name)}" for c in src.columns)
     joins = "\n".join(
-        f"left join id_map {q('m_' + c.name)} on {q('m_' + c.name)}.kind = {sql_string(c.kind)} "
+        f"left join raw.id_map {q('m_' + c.name)} on {q('m_' + c.name)}.kind = {sql_string(c.kind)} "
         f"and {q('m_' + c.name)}.raw_value = c.{q('v_' + c.name)}"
         for c in src.columns if c.kind)
     problems = ", ".join(q("_chk_" + c.name) for c in src.columns)

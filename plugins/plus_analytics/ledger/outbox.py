@@ -36,7 +36,7 @@ def copy_outboxes(con, aliases: list[str]) -> dict[str, int]:
                 copied["suppression"] += len(rows)
             if "retention_log" in have:
                 rows = sqlf.run(con, SQL, "new_retention", alias=alias).fetchall()
-                insert_rows(con, "retention_evidence", [r[1:] for r in rows])
+                insert_rows(con, "ledger.retention_evidence", [r[1:] for r in rows])
                 _mark(con, [r[0] for r in rows], now)
                 copied["retention"] += len(rows)
     return copied
@@ -44,4 +44,4 @@ def copy_outboxes(con, aliases: list[str]) -> dict[str, int]:
 
 def _mark(con, ids: list[str], now) -> None:
     if ids:
-        insert_rows(con, "outbox_copied", [(i, now) for i in ids])
+        insert_rows(con, "ledger.outbox_copied", [(i, now) for i in ids])

@@ -24,11 +24,12 @@ from plus_analytics.config import SQL_DIR, Paths
 from plus_analytics.marts.dictionary import describe_build
 from plus_analytics.policy.retention import load_retention
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import CATALOG, default_schema, table_columns, tables
+from plus_analytics.storage.duck import table_columns, tables
 
 log = logging.getLogger(__name__)
 
 META_TABLE = "meta_build_info"
+META = "build/meta.sql"
 INCREMENTAL = "build/incremental.sql"
 _BUILD_NAME = re.compile(r"^build-(\d{12})-(\d{8}T\d{6}-[a-p]{8})\.duckdb$")
 
@@ -70,14 +71,13 @@ def marts_sql_hash() -> str:
 
 
 def base_for_increment(con, k: int) -> int | None:
-    """The staging version the build file ``con`` (a copy of the published marts, attached beside staging
-    as ``stg``) can be brought forward from, or None when only a full build is right: the file is not a
-    build, was made with another k, retention period or mart SQL, or staging changed in a way the change
-    log cannot follow since."""
-    if META_TABLE not in tables(con):
+    """The staging version the build file (a copy of the published marts, attached as ``build`` beside
+    staging as ``stg``) can be brought forward from, or None when only a full build is right: the file is
+    not a build, was made with another k, retention period or mart SQL, or staging changed in a way the
+    change log cannot follow since."""
+    if not {"mart_days", "marts_sql"} <= set(table_columns(con, "build", META_TABLE)):
         return None
-    row = con.execute(f"select staging_version, k_anonymity, mart_days, marts_sql from {META_TABLE}").fetchone() \
-        if set(table_columns(con, META_TABLE)) >= {"mart_days", "marts_sql"} else None
+    row = sqlf.run(con, META, "build_settings").fetchone()
     if row is None or row[1] != k or row[2] != load_retention().marts.days or row[3] != marts_sql_hash():
         return None
     if "staging_changes" not in tables(con, "stg") or sqlf.run(con, INCREMENTAL, "everything_changed", {"published": row[0]}).fetchone()[0]:
@@ -86,50 +86,47 @@ def base_for_increment(con, k: int) -> int | None:
 
 
 def build_marts(con, k: int, build_id: str, path: Path, staging_version: int, base_version: int | None = None) -> Build:
-    """Run every ``sql/marts/*.sql`` on ``con``: the build database ``path`` with staging attached as
-    ``stg`` (read-only, its lock held by the caller for the whole build).
+    """Run every ``sql/marts/*.sql`` on ``con``: a session with the build file ``path`` attached read-write
+    as ``build`` and staging read-only as ``stg`` (its lock held by the caller for the whole build). The
+    mart files write into ``fresh``, an in-memory database of the session, from which the marts go into
+    the build.
 
     Full (``base_version`` None): the build file is empty and every mart is computed from all of staging.
     Incremental: the build file is a copy of the published marts, built from staging version
     ``base_version``; only the mart days the staging changes since then touched (``_dirty``) are
-    recomputed, into a scratch schema, and replace those days; days past retention are dropped. Equal to
-    a full build (tested)."""
+    recomputed and replace those days; days past retention are dropped. Equal to a full build (tested)."""
     con.execute("set variable k = ?", [k])
     con.execute("set variable mart_days = ?", [load_retention().marts.days])
-    db = sqlf.run(con, CATALOG, "current_database").fetchone()[0]
     rebuilt: dict[str, int] = {}
     if base_version is None:
         sqlf.run(con, INCREMENTAL, "in_build_all")
-        for f in mart_files():
-            sqlf.run_file(con, f)
     else:
         sqlf.run(con, INCREMENTAL, "dirty_days", {"published": base_version})
         rebuilt = dict(sqlf.run(con, INCREMENTAL, "dirty_counts").fetchall())
         sqlf.run(con, INCREMENTAL, "in_build_dirty")
-        con.execute("create schema fresh")
-        with default_schema(con, db, "fresh"):  # the mart files create their tables unqualified
-            for f in mart_files():
-                sqlf.run_file(con, f)
-        for t in tables(con, db, "fresh"):
-            sqlf.run(con, INCREMENTAL, "merge_delete", {"mart": t}, table=t)
-            sqlf.run(con, INCREMENTAL, "merge_insert", table=t)
-        con.execute("drop schema fresh cascade")
-        con.execute(f"drop table {META_TABLE}")
+        sqlf.run(con, META, "drop")
+    sqlf.run(con, INCREMENTAL, "attach_fresh")
+    for f in mart_files():
+        sqlf.run_file(con, f)
+    for t in sorted(tables(con, "fresh")):
+        if base_version is None:
+            sqlf.run(con, INCREMENTAL, "copy", table=sqlf.q(t))
+        else:
+            sqlf.run(con, INCREMENTAL, "merge_delete", {"mart": t}, table=sqlf.q(t))
+            sqlf.run(con, INCREMENTAL, "merge_insert", table=sqlf.q(t))
+    con.execute("detach fresh")
     con.execute("detach stg")
-    names = [t for t in tables(con, db) if t != META_TABLE]
-    counts = {t: con.execute(f"select count(*) from {sqlf.q(t)}").fetchone()[0] for t in names}
-    con.execute(f"""create table {META_TABLE} as select $build_id as build_id, cast($built_at as timestamp) as built_at,
-                    cast($k as integer) as k_anonymity, cast($version as bigint) as staging_version,
-                    $tables as mart_row_counts, $mode as build_mode, $rebuilt as days_rebuilt,
-                    cast($mart_days as integer) as mart_days, $marts_sql as marts_sql""",
-                {"build_id": build_id, "built_at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "k": k,
-                 "version": staging_version, "tables": {t: int(n) for t, n in counts.items()},
-                 "mode": "full" if base_version is None else "incremental",
-                 "rebuilt": {t: int(rebuilt.get(t, 0) if base_version is not None else
-                                    con.execute(f"select count(distinct day) from {sqlf.q(t)}").fetchone()[0]) for t in names},
-                 "mart_days": load_retention().marts.days, "marts_sql": marts_sql_hash()})
+    names = sorted(tables(con, "build"))
+    counts = {t: sqlf.run(con, META, "rows_of", table=sqlf.q(t)).fetchone()[0] for t in names}
+    sqlf.run(con, META, "record", {
+        "build_id": build_id, "built_at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "k": k,
+        "version": staging_version, "tables": {t: int(n) for t, n in counts.items()},
+        "mode": "full" if base_version is None else "incremental",
+        "rebuilt": {t: int(rebuilt.get(t, 0) if base_version is not None else
+                           sqlf.run(con, META, "days_of", table=sqlf.q(t)).fetchone()[0]) for t in names},
+        "mart_days": load_retention().marts.days, "marts_sql": marts_sql_hash()})
     describe_build(con)
-    con.execute("checkpoint")
+    con.execute("checkpoint build")
     log.info("built %s (%s) from staging version %d: %s", build_id, "full" if base_version is None else
              f"incremental from version {base_version}, days rebuilt {rebuilt}", staging_version, counts)
     return Build(build_id, path, counts, staging_version)

@@ -30,11 +30,11 @@ def load_dictionary() -> dict[str, _Table]:
 
 
 def describe_build(con) -> None:
-    """Comment every table and column of the build ``con`` from the dictionary. A table or column the
+    """Comment every table and column of the build (attached to ``con`` as ``build``) from the dictionary. A table or column the
     dictionary does not define, or one it defines that the build lacks, fails the build: the dictionary and
     the marts cannot drift apart."""
     spec = load_dictionary()
-    built = {t: table_columns(con, t) for t in tables(con)}
+    built = {t: table_columns(con, "build", t) for t in tables(con, "build")}
     if set(built) != set(spec):
         raise PolicyError(f"data_dictionary.yaml and the build disagree on tables: undocumented "
                           f"{sorted(set(built) - set(spec))}, not built {sorted(set(spec) - set(built))}")
@@ -42,9 +42,9 @@ def describe_build(con) -> None:
         if list(columns) != list(spec[table].columns):
             raise PolicyError(f"data_dictionary.yaml lists {table}'s columns as {list(spec[table].columns)}, "
                               f"the build has {list(columns)} (same names, same order)")
-        con.execute(f"comment on table {sqlf.q(table)} is {sql_string(spec[table].description)}")
+        con.execute(f"comment on table build.{sqlf.q(table)} is {sql_string(spec[table].description)}")
         for column, text in spec[table].columns.items():
-            con.execute(f"comment on column {sqlf.q(table)}.{sqlf.q(column)} is {sql_string(text)}")
+            con.execute(f"comment on column build.{sqlf.q(table)}.{sqlf.q(column)} is {sql_string(text)}")
 
 
 def dictionary_markdown() -> str:

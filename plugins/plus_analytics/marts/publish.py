@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-from plus_analytics.marts.build import build_version
+from plus_analytics.marts.build import META_TABLE, build_version
 from plus_analytics.storage import faults, locks
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import tables
+from plus_analytics.storage.duck import attach, table_columns, tables
 from plus_analytics.storage.files import fsync_dir
 
 META = "build/meta.sql"
@@ -33,17 +35,27 @@ def analyst_connection(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False, "lock_configuration": True})
 
 
+@contextmanager
+def reading(target: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only session with the published database ``target`` attached as ``analytics`` (the
+    pipeline's own reads; analysts use :func:`analyst_connection`). No lock: published files are only
+    ever replaced whole."""
+    con = duckdb.connect()
+    try:
+        attach(con, target, "analytics")
+        yield con
+    finally:
+        con.close()
+
+
 def published_version(target: Path) -> int:
     """The staging version of the published build (-1 when nothing is published yet)."""
     if not target.exists():
         return -1
-    con = duckdb.connect(str(target), read_only=True)
-    try:
-        if not sqlf.run(con, META, "has_staging_version").fetchone()[0]:
+    with reading(target) as con:
+        if "staging_version" not in table_columns(con, "analytics", META_TABLE):
             return 0
-        return int(sqlf.run(con, META, "staging_version").fetchone()[0] or 0)
-    finally:
-        con.close()
+        return int(sqlf.run(con, META, "staging_version", db="analytics").fetchone()[0] or 0)
 
 
 def publish(build_path: Path, target: Path) -> bool:
@@ -116,9 +128,6 @@ def remove_unfinished_builds(builds: Path) -> list[str]:
 
 
 def published_tables(target: Path) -> dict[str, int]:
-    con = duckdb.connect(str(target), read_only=True)
-    try:
-        names = sorted(tables(con))
-        return {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in names}
-    finally:
-        con.close()
+    with reading(target) as con:
+        return {t: con.execute(f"select count(*) from analytics.{sqlf.q(t)}").fetchone()[0]
+                for t in sorted(tables(con, "analytics"))}

@@ -378,11 +378,11 @@ def source(name: str) -> Source:
         raise PolicyError(f"unknown source {name!r}") from None
 
 
-def present_sources(con, database: str | None = None) -> list[Source]:
-    """The sources whose raw table exists in ``database`` of ``con`` (default: its current database)."""
+def present_sources(con) -> list[Source]:
+    """The sources whose raw table exists in the session's restricted zone (attached as ``raw``)."""
     from plus_analytics.storage.duck import tables
 
-    have = tables(con, database)
+    have = tables(con, "raw")
     return [s for s in load_policy().values() if s.raw_table in have]
 
 

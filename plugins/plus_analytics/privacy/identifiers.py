@@ -43,11 +43,12 @@ def register_key(con, key: MasterKey) -> None:
     con.executemany(sqlf.named(SQL, "key_insert"), rows)
 
 
-def check_key(con, key: MasterKey, purpose: str = "pseudonym", rotating: bool = False, register: bool = True) -> None:
-    """Refuse a key that is not the one this zone's ``purpose`` values were made with; remember the key
+def check_key(con, database: str, key: MasterKey, purpose: str = "pseudonym", rotating: bool = False,
+              register: bool = True) -> None:
+    """Refuse a key that is not the one ``database``'s ``purpose`` values were made with; remember the key
     on first use (unless ``register`` is false: a read-only check). With ``rotating``, a newer version is
     accepted (the caller re-keys) and recorded."""
-    row = sqlf.run(con, SQL, "last_key", {"purpose": purpose}).fetchall()
+    row = sqlf.run(con, SQL, "last_key", {"purpose": purpose}, db=database).fetchall()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if row:
         version, check = row[0]
@@ -67,7 +68,8 @@ def check_key(con, key: MasterKey, purpose: str = "pseudonym", rotating: bool = 
         if version == key.version:
             return
     if register:
-        sqlf.run(con, SQL, "register_key", {"purpose": purpose, "version": key.version, "check": key.check_value(), "at": now})
+        sqlf.run(con, SQL, "register_key", {"purpose": purpose, "version": key.version, "check": key.check_value(), "at": now},
+                 db=database)
 
 
 def check_key_version(con, key: MasterKey) -> None:
@@ -137,7 +139,7 @@ def ensure_visitor_salts(con, days: list[dt.date]) -> None:
     have = {r[0] for r in sqlf.run(con, SQL, "salted_days").fetchall()}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [(day, *hmac_pads(secrets.token_bytes(32)), now) for day in sorted(set(days) - have)]
-    insert_rows(con, "visitor_salt", rows)
+    insert_rows(con, "raw.visitor_salt", rows)
 
 
 def rekey(con, key: MasterKey) -> dict:
@@ -150,7 +152,7 @@ def rekey(con, key: MasterKey) -> dict:
     register_key(con, key)
     with transaction(con):
         before = sqlf.run(con, SQL, "pseudonyms_by_version").fetchall()
-        check_key(con, key, rotating=True)
+        check_key(con, "raw", key, rotating=True)
         sqlf.run(con, SQL, "rekeyed")
         sqlf.run(con, SQL, "replace_pseudonyms")
         sqlf.run(con, SQL, "insert_rekeyed")
@@ -162,7 +164,7 @@ def rekey(con, key: MasterKey) -> dict:
 def collect_orphans(con, sources: list[Source]) -> None:
     """Drop every identifier (and pseudonym, and IP prefix) that no row of the zone refers to any more."""
     refs = " union ".join(
-        f"select '{c.kind}' as kind, {sqlf.q(c.name)} as v from {s.raw_table}" for s in sources for c in s.identifier_columns)
+        f"select '{c.kind}' as kind, {sqlf.q(c.name)} as v from raw.{s.raw_table}" for s in sources for c in s.identifier_columns)
     sqlf.run(con, SQL, "orphans", refs_sql=refs)
     for name in ("delete_orphan_ids", "delete_orphan_pseudonyms", "delete_orphan_prefixes"):
         sqlf.run(con, SQL, name)

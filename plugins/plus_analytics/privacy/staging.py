@@ -22,6 +22,7 @@ from plus_analytics.storage.duck import table_columns, tables, transaction
 from plus_analytics.storage.sql import q as _q
 
 RAW = "raw"  # alias the restricted database is attached under, read-only
+STG = "stg"  # alias staging is attached under
 SQL = "staging/staging.sql"
 
 
@@ -150,12 +151,10 @@ def log_everything(con, version: int) -> None:
     sqlf.run(con, SQL, "log_everything", {"version": version})
 
 
-def current_version(con, database: str | None = None) -> int:
-    """The staging watermark of ``con``'s current database (or of the attached ``database``)."""
-    if "staging_version" not in tables(con, database):
+def current_version(con) -> int:
+    """The staging watermark (0 before the first staging)."""
+    if "staging_version" not in tables(con, STG):
         return 0
-    if database:
-        return duck.scalar(con, f"select coalesce(max(version), 0) from {database}.staging_version")
     return duck.scalar(con, sqlf.named(SQL, "current_version"))
 
 
@@ -173,24 +172,24 @@ def stage_rows(con, src: Source, key: MasterKey, day: dt.date | None = None, unt
     select = compile_select(src)
     span = {"day": day, "until": until or day}
     table = src.staging_table
-    have = table_columns(con, table)
+    have = table_columns(con, STG, table)
     if src.visitor:
         _prev_visitor(con, src, have, span)
     if have and have != list(src.staging_columns()):
-        con.execute(f"drop table {table}")  # the policy changed: rebuild the table from raw, all days
+        con.execute(f"drop table {STG}.{table}")  # the policy changed: rebuild the table from raw, all days
         have, span = [], {"day": None, "until": None}  # ... so every day is deleted, inserted and counted
     params = {**span, "key_version": key.version}
     version = next_version(con)
     if not have:
-        con.execute(f"create table {table} as select * from ({select}) where false", params)
+        con.execute(f"create table {STG}.{table} as select * from ({select}) where false", params)
         if span["day"] is None:
             log_everything(con, version)
     in_span = "($day is null or _dt between $day and $until)"
     log_changes(con, src, version, in_span, span)  # the rows replaced ...
-    con.execute(f"delete from {table} where {in_span}", span)
-    con.execute(f"insert into {table} {select}", params)
+    con.execute(f"delete from {STG}.{table} where {in_span}", span)
+    con.execute(f"insert into {STG}.{table} {select}", params)
     log_changes(con, src, version, in_span, span)  # ... and their replacements
-    return duck.scalar(con, f"select count(*) from {table} where {in_span}", span)
+    return duck.scalar(con, f"select count(*) from {STG}.{table} where {in_span}", span)
 
 
 def stage_source(con, src: Source, key: MasterKey, day: dt.date | None = None, until: dt.date | None = None) -> int:
@@ -248,7 +247,7 @@ def restage_erased(con, sources, key: MasterKey, requests: list[str]) -> dict[st
     attached as ``ledger``) and the redacted rows restaged. One transaction; equals a full restage (tested)
     without recomputing every row. Returns the staging watermark it committed."""
     prepare(con, key)
-    present = tables(con)
+    present = tables(con, STG)
     with transaction(con):
         version = next_version(con)
         for src in sources:
@@ -259,7 +258,7 @@ def restage_erased(con, sources, key: MasterKey, requests: list[str]) -> dict[st
             erased = sqlf.named(SQL, "erased_keys", key_exprs=key_exprs)
             params = {"source": src.name, "requests": requests}
             log_changes(con, src, version, erased, params)
-            con.execute(f"delete from {src.staging_table} where {erased}", params)
+            con.execute(f"delete from {STG}.{src.staging_table} where {erased}", params)
             _restage_changed(con, src, key, requests, version)
         return bump_version(con, f"erasure of {len(requests)} request(s)")
 
@@ -277,7 +276,7 @@ def _restage_changed(con, src: Source, key: MasterKey, requests: list[str], vers
         sqlf.run(con, SQL, "prev_visitor_of_changed", s_keys=", ".join(f"s.{_q(k)}" for k in src.key), **ctx)
     changed = sqlf.named(SQL, "changed", **ctx)
     log_changes(con, src, version, changed)
-    con.execute(f"delete from {src.staging_table} s where {changed}")
-    con.execute(f"insert into {src.staging_table} {compile_select(src, changed_rows=True)}",
+    con.execute(f"delete from {STG}.{src.staging_table} s where {changed}")
+    con.execute(f"insert into {STG}.{src.staging_table} {compile_select(src, changed_rows=True)}",
                 {"day": None, "until": None, "key_version": key.version})
     log_changes(con, src, version, changed)

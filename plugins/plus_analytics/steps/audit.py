@@ -25,7 +25,7 @@ def pii_audit(records: str = "api", since: dt.datetime | None = None, ctx: Conte
         raise audit.AuditIncomplete(f"Airflow's records could not be read ({type(exc).__name__}: {exc})") from None
     if not paths.raw_db.exists():
         raise audit.AuditIncomplete("the restricted zone is missing: the canary has nothing to compare against")
-    with locks.zone(None, read={"raw": paths.raw_db, "analytics": paths.analytics_db}) as con:
+    with locks.zone(read=paths.zones("raw", "analytics")) as con:
         findings = audit.audit(con, texts, analytics=paths.analytics_db.exists())
     out = audit.write_report(paths.reports / "audit", findings, len(texts))
     if not out["clean"]:

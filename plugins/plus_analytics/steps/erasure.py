@@ -7,7 +7,6 @@ from there by name."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from plus_analytics.config import Paths, settings
 from plus_analytics.context import Context, context
@@ -23,12 +22,12 @@ def check_keys(ctx: Context) -> None:
     from plus_analytics.privacy.identifiers import check_key
     from plus_analytics.storage.duck import tables
 
-    for db, key, purpose in ((ctx.paths.raw_db, lambda: ctx.key, "pseudonym"), (ctx.paths.privacy_db, lambda: ctx.tomb, "tombstone")):
+    for alias, key, purpose in (("raw", lambda: ctx.key, "pseudonym"), ("ledger", lambda: ctx.tomb, "tombstone")):
         k = key()
-        if db.exists():
-            with locks.zone(db) as con:
-                if "key_registry" in tables(con):
-                    check_key(con, k, purpose, rotating=purpose == "pseudonym", register=False)
+        if ctx.paths.zones(alias)[alias].exists():
+            with locks.zone(read=ctx.paths.zones(alias)) as con:
+                if "key_registry" in tables(con, alias):
+                    check_key(con, alias, k, purpose, rotating=purpose == "pseudonym", register=False)
 
 
 def register(requests: list, ctx: Context | None = None) -> list[str]:
@@ -40,9 +39,9 @@ def register(requests: list, ctx: Context | None = None) -> list[str]:
     ctx = ctx or context()
     key, tomb = ctx.key, ctx.tomb  # no key, no request: fail before anything is written
     _check_pseudonym_key(ctx)
-    with locks.zone(ctx.paths.privacy_db, write=True, timeout=min(settings().lock_timeout, 60)) as con:
+    with locks.zone(write=ctx.paths.zones("ledger"), timeout=min(settings().lock_timeout, 60)) as con:
         ensure_schema(con)
-        check_key(con, tomb, "tombstone")
+        check_key(con, "ledger", tomb, "tombstone")
         return register_many(con, key, tomb, requests)
 
 
@@ -54,26 +53,26 @@ def _check_pseudonym_key(ctx: Context) -> None:
     from plus_analytics.storage.duck import tables
 
     if ctx.paths.raw_db.exists():
-        with locks.zone(ctx.paths.raw_db) as con:
-            if "key_registry" in tables(con):
-                check_key(con, ctx.key, register=False)
+        with locks.zone(read=ctx.paths.zones("raw")) as con:
+            if "key_registry" in tables(con, "raw"):
+                check_key(con, "raw", ctx.key, register=False)
 
 
-def _ledger_step(ctx: Context, step: str, read: dict[str, Path], work) -> dict:
+def _ledger_step(ctx: Context, step: str, read: tuple[str, ...], work) -> dict:
     """Run ``work(con, ids)`` for the requests waiting for ``step``, in one session: the ledger read-write
-    with ``read`` attached read-only. Nothing waiting: skipped."""
+    with the zones ``read`` attached read-only. Nothing waiting: skipped."""
     from plus_analytics.erasure import requests
     from plus_analytics.ledger import ensure_schema
     from plus_analytics.privacy.identifiers import check_key
 
     if not ctx.paths.privacy_db.exists():
         return {"skipped": "no deletion requests"}
-    with locks.zone(ctx.paths.privacy_db, write=True, read=read) as con:
+    with locks.zone(write=ctx.paths.zones("ledger"), read=ctx.paths.zones(*read)) as con:
         ensure_schema(con)
         ids = requests.take(con, step)
         if not ids:
             return {"skipped": f"no request waiting for {step}"}
-        check_key(con, ctx.tomb, "tombstone")
+        check_key(con, "ledger", ctx.tomb, "tombstone")
         out = work(con, ids)
     log.info("erasure %s: %s", step, out)
     return out
@@ -85,8 +84,8 @@ def resolve(ctx: Context | None = None) -> dict:
 
     ctx = ctx or context()
     _check_pseudonym_key(ctx)
-    return _ledger_step(ctx, "resolve", {"raw": ctx.paths.raw_db},
-                        lambda con, ids: resolve_subjects(con, ctx, present_sources(con, "raw"), ids))
+    return _ledger_step(ctx, "resolve", ("raw",),
+                        lambda con, ids: resolve_subjects(con, ctx, present_sources(con), ids))
 
 
 def select(ctx: Context | None = None) -> dict:
@@ -94,27 +93,25 @@ def select(ctx: Context | None = None) -> dict:
     from plus_analytics.erasure.remove import select as record_selection
 
     ctx = ctx or context()
-    return _ledger_step(ctx, "select", {"raw": ctx.paths.raw_db},
-                        lambda con, ids: record_selection(con, ctx, present_sources(con, "raw"), ids))
+    return _ledger_step(ctx, "select", ("raw",),
+                        lambda con, ids: record_selection(con, ctx, present_sources(con), ids))
 
 
 def remove(ctx: Context | None = None) -> dict:
     """Carry out the selection in landing and the restricted zone (raw read-write, ledger read-write)."""
     from plus_analytics.erasure import requests
     from plus_analytics.erasure.remove import apply
-    from plus_analytics.storage.duck import on_database
 
     ctx = ctx or context()
     paths = ctx.paths
     if not paths.privacy_db.exists():
         return {"skipped": "no deletion requests"}
-    with locks.zone(paths.raw_db, write=True, attach_write={"ledger": paths.privacy_db}) as con, \
-            on_database(con, "ledger") as ledger:
-        ids = requests.take(ledger, "remove")
+    with locks.zone(write=paths.zones("raw", "ledger")) as con:
+        ids = requests.take(con, "remove")
         if not ids:
             return {"skipped": "no request waiting for remove"}
         files.mark_dirty(paths.raw_db)
-        return apply(con, ledger, ctx, present_sources(con), ids)
+        return apply(con, ctx, present_sources(con), ids)
 
 
 def restage(ctx: Context | None = None) -> dict:
@@ -122,24 +119,23 @@ def restage(ctx: Context | None = None) -> dict:
     from plus_analytics.erasure import requests
     from plus_analytics.ledger import evidence
     from plus_analytics.privacy.staging import restage_erased
-    from plus_analytics.storage.duck import on_database, transaction
+    from plus_analytics.storage.duck import transaction
 
     ctx = ctx or context()
     paths = ctx.paths
     if not paths.privacy_db.exists():
         return {"skipped": "no deletion requests"}
-    with locks.zone(paths.staging_db, write=True, read={"raw": paths.raw_db},
-                    attach_write={"ledger": paths.privacy_db}) as con, on_database(con, "ledger") as ledger:
-        ids = requests.take(ledger, "restage")
+    with locks.zone(write=paths.zones("stg", "ledger"), read=paths.zones("raw")) as con:
+        ids = requests.take(con, "restage")
         if not ids:
             return {"skipped": "no request waiting for restage"}
         files.mark_dirty(paths.staging_db)
-        version = restage_erased(con, present_sources(con, "raw"), ctx.key, ids)
-        with transaction(ledger):
-            evidence.append_many(ledger, [dict(request_id=rid, event="restaged", layer="staging", location="stg tables",
+        version = restage_erased(con, present_sources(con), ctx.key, ids)
+        with transaction(con):
+            evidence.append_many(con, [dict(request_id=rid, event="restaged", layer="staging", location="stg tables",
                                                detail=f"staging rows of the removed rows deleted, references restaged "
                                                       f"(staging version {version})") for rid in ids])
-            requests.advance(ledger, ids, "restaged", ctx.run_id, restaged_version=version)
+            requests.advance(con, ids, "restaged", ctx.run_id, restaged_version=version)
     return {"requests": len(ids), "staging_version": version}
 
 
@@ -167,7 +163,7 @@ def confirm_published(ctx: Context | None = None) -> dict:
                                f"did not publish; its log says why, and the next run publishes and continues")
         return {"requests": len(ready), "published_version": published}
 
-    return _ledger_step(ctx, "confirm_published", {}, work)
+    return _ledger_step(ctx, "confirm_published", (), work)
 
 
 def rewrite(ctx: Context | None = None) -> dict:
@@ -182,8 +178,8 @@ def rewrite(ctx: Context | None = None) -> dict:
     paths = ctx.paths
     if not paths.privacy_db.exists():
         return {"skipped": "no deletion requests"}
-    with locks.zone(paths.privacy_db) as con:
-        waiting = requests.take(con, "rewrite") if "tombstones" in tables(con) else []
+    with locks.zone(read=paths.zones("ledger")) as con:
+        waiting = requests.take(con, "rewrite") if "tombstones" in tables(con, "ledger") else []
     if not waiting:
         return {"skipped": "no request waiting for rewrite"}
     sizes = {}
@@ -193,7 +189,7 @@ def rewrite(ctx: Context | None = None) -> dict:
     removed = remove_stale_builds(paths.builds, published_version(paths.analytics_db))
     detail = (f"database files rewritten ({', '.join(f'{k} {v:,} bytes' for k, v in sizes.items())}); "
               f"{len(removed)} older build file(s) removed")
-    with locks.zone(paths.privacy_db, write=True) as con:
+    with locks.zone(write=paths.zones("ledger")) as con:
         ensure_schema(con)
         ids = [rid for rid in requests.take(con, "rewrite") if rid in waiting]  # rewritten before, not after, this step
         with transaction(con):
@@ -211,8 +207,8 @@ def verify(ctx: Context | None = None) -> dict:
     ctx = ctx or context()
     paths = ctx.paths
     published = published_version(paths.analytics_db)
-    return _ledger_step(ctx, "verify", {"raw": paths.raw_db, "stg": paths.staging_db},
-                        lambda con, ids: check_every_layer(con, ctx, present_sources(con, "raw"), ids, published))
+    return _ledger_step(ctx, "verify", ("raw", "stg"),
+                        lambda con, ids: check_every_layer(con, ctx, present_sources(con), ids, published))
 
 
 #: The steps of ``plus_erasure`` between intake and the report, in the DAG's order (its write-audit-publish
@@ -230,7 +226,7 @@ def report(ctx: Context | None = None, fail_on_overdue: bool = True) -> dict:
 
     ctx = ctx or context()
     paths = ctx.paths
-    with locks.zone(paths.privacy_db, write=True, read={"raw": paths.raw_db, "stg": paths.staging_db}) as con:
+    with locks.zone(write=paths.zones("ledger"), read=paths.zones("raw", "stg")) as con:
         ensure_schema(con)
         copy_outboxes(con, ["raw", "stg"])
         data = collect(con, paths.analytics_db)

@@ -34,7 +34,7 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
     days = day_range(day, until) if until is not None else [as_day(day)]
     requests_exist = paths.privacy_db.exists()
     tomb = ctx.tomb if requests_exist else None  # erased subjects exist: no tombstone key, no run
-    with locks.zone(paths.raw_db, write=True, read={"ledger": paths.privacy_db}) as con:
+    with locks.zone(write=paths.zones("raw"), read=paths.zones("ledger")) as con:
         # A late arrival's identifiers are learned, then deleted: until a rewrite, they stay in freed blocks.
         marked = requests_exist and files.mark_dirty(paths.raw_db)
         results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb)]
@@ -45,7 +45,7 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
             files.unmark_dirty(paths.raw_db)  # under the lock: no other writer can have used the mark
     if suppressed:
         files.finish_rewrites(paths)
-        with locks.zone(paths.privacy_db, write=True, read={"raw": paths.raw_db}) as con:
+        with locks.zone(write=paths.zones("ledger"), read=paths.zones("raw")) as con:
             copy_outboxes(con, ["raw"])
     if until is None:
         return {**results[0], "quarantined_by_column": per_column}
@@ -60,7 +60,7 @@ def stage(source: str, day, ctx: Context | None = None, until=None) -> dict:
 
     ctx = ctx or context()
     paths = ctx.paths
-    with locks.zone(paths.staging_db, write=True, read={"raw": paths.raw_db}) as con:
+    with locks.zone(write=paths.zones("stg"), read=paths.zones("raw")) as con:
         n = stage_source(con, policy_source(source), ctx.key, as_day(day) if day is not None else None,
                          as_day(until) if until is not None else None)
         version = current_version(con)

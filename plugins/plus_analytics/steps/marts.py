@@ -18,25 +18,20 @@ def staging_version(paths: Paths) -> int:
 
     if not paths.staging_db.exists():
         return 0
-    with locks.zone(paths.staging_db) as con:
+    with locks.zone(read=paths.zones("stg")) as con:
         return current_version(con)
 
 
 def fresh(paths: Paths) -> str | None:
     """Why no build is needed (the published marts were made from the current staging, with the current
     k), or None when staging is newer than the published build, or nothing is published."""
-    import duckdb
-
-    from plus_analytics.marts.publish import published_version
+    from plus_analytics.marts.publish import published_version, reading
 
     current, published = staging_version(paths), published_version(paths.analytics_db)
     if published < current or published < 0:
         return None
-    con = duckdb.connect(str(paths.analytics_db), read_only=True)
-    try:
+    with reading(paths.analytics_db) as con:
         k = sqlf.run(con, "build/meta.sql", "k_anonymity", db="analytics").fetchone()[0]
-    finally:
-        con.close()
     if k != settings().k:
         return None
     return f"the published marts were built from the current staging (version {current}) with k={k}"
@@ -68,16 +63,16 @@ def build(ctx: Context | None = None, force: bool = False, full: bool = False) -
         copied = not full and paths.analytics_db.exists()
         if copied:
             shutil.copyfile(paths.analytics_db, building)  # published files are replaced whole, never written in place
-        con = duck.connect(building)
+        con = duck.connect()
         try:
             duck.attach(con, paths.staging_db, "stg")
-            version = current_version(con, "stg")
+            duck.attach(con, building, "build", read_only=False)
+            version = current_version(con)
             base = None if full else base_for_increment(con, settings().k)
             if base is None and copied:  # start from nothing
-                con.close()
+                con.execute("detach build")
                 building.unlink()
-                con = duck.connect(building)
-                duck.attach(con, paths.staging_db, "stg")
+                duck.attach(con, building, "build", read_only=False)
             path = build_path(paths, version, build_id)
             b = build_marts(con, settings().k, build_id, path, version, base)
         finally:
@@ -96,7 +91,7 @@ def gate(build: dict, ctx: Context | None = None) -> dict:
     paths, path = ctx.paths, Path(build["build_file"])
     if not path.exists():
         return {"skipped": f"build {build['build_id']} was removed as superseded by a newer publish"}
-    with locks.zone(None, read={"build": path, "raw": paths.raw_db, "stg": paths.staging_db}) as con:
+    with locks.zone(read={"build": path, **paths.zones("raw", "stg")}) as con:
         if "build" not in {r[0] for r in sqlf.run(con, "storage/catalog.sql", "databases").fetchall()}:
             return {"skipped": f"build {build['build_id']} was removed as superseded by a newer publish"}
         return run_gate(con, paths.reports / "gate" / build["build_id"], build["build_id"])

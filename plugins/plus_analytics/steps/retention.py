@@ -26,16 +26,16 @@ def enforce(as_of=None, ctx: Context | None = None, spec=None) -> dict:
     files.finish_rewrites(paths)
     ev = retention.new_run(as_of)
     out = {"run_id": ev.run_id, "as_of": as_of.isoformat(), "rows_destroyed": 0}
-    with locks.zone(paths.raw_db, write=True) as con:
+    with locks.zone(write=paths.zones("raw")) as con:
         ensure_raw_schema(con)
         expired = retention.expire_landing(paths.landing, spec, as_of)
         out["landing_partitions_removed"] = len(expired)
         out["rows_destroyed"] += retention.destroy_restricted(con, paths.raw_db, expired, ev, spec, as_of)
     if paths.staging_db.exists():
-        with locks.zone(paths.staging_db, write=True) as con:
+        with locks.zone(write=paths.zones("stg")) as con:
             out["rows_destroyed"] += retention.destroy_staging(con, paths.staging_db, ev, spec, as_of)
     out["files_rewritten"] = files.finish_rewrites(paths)
-    with locks.zone(paths.privacy_db, write=True, read={"raw": paths.raw_db, "stg": paths.staging_db}) as con:
+    with locks.zone(write=paths.zones("ledger"), read=paths.zones("raw", "stg")) as con:
         ensure_schema(con)
         out["evidence_copied"] = copy_outboxes(con, ["raw", "stg"])["retention"]
     out["old_files_removed"] = retention.remove_old_files(paths, spec)

@@ -15,10 +15,10 @@ def rekey(ctx: Context | None = None) -> dict:
 
     ctx = ctx or context()
     paths = ctx.paths
-    with locks.zone(paths.raw_db, write=True) as con:
+    with locks.zone(write=paths.zones("raw")) as con:
         out = rekey_restricted(con, ctx.key)
     if paths.privacy_db.exists():
-        with locks.zone(paths.privacy_db, write=True) as con:
+        with locks.zone(write=paths.zones("ledger")) as con:
             ensure_schema(con)
             out["requests_rekeyed"] = rekey_requests(con, ctx.key, ctx.tomb)
     return {"key_version": ctx.key.version, **out}
@@ -29,6 +29,6 @@ def restage(ctx: Context | None = None) -> dict:
 
     ctx = ctx or context()
     paths = ctx.paths
-    with locks.zone(paths.staging_db, write=True, read={"raw": paths.raw_db}) as con:
-        counts = restage_all(con, present_sources(con, "raw"), ctx.key, what=f"key rotation to version {ctx.key.version}")
+    with locks.zone(write=paths.zones("stg"), read=paths.zones("raw")) as con:
+        counts = restage_all(con, present_sources(con), ctx.key, what=f"key rotation to version {ctx.key.version}")
     return {"key_version": ctx.key.version, "rows_staged": counts}

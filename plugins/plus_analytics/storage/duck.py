@@ -40,31 +40,6 @@ def connect(path: Path | str = MEMORY, read_only: bool = False) -> duckdb.DuckDB
     return con
 
 
-@contextmanager
-def on_database(con, database: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A second connection of ``con``'s session whose unqualified table names are those of ``database`` (one
-    of the session's attached databases): each connection means one database for its whole life, instead
-    of a ``use`` that changes what names mean halfway through a function. Temporary tables belong to the
-    connection that made them. Closed on exit, before the session's own connection."""
-    other = con.cursor()
-    try:
-        other.execute(f"use {sqlf.q(database)}")
-        yield other
-    finally:
-        other.close()
-
-
-@contextmanager
-def default_schema(con, database: str, schema: str) -> Iterator[None]:
-    """Within the block, unqualified names of ``con`` mean ``database.schema``; after it (failing or not),
-    ``database.main`` again."""
-    con.execute(f"use {sqlf.q(database)}.{sqlf.q(schema)}")
-    try:
-        yield
-    finally:
-        con.execute(f"use {sqlf.q(database)}.main")
-
-
 def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:
     con.execute(f"ATTACH {sql_string(str(path))} AS {alias}{' (READ_ONLY)' if read_only else ''}")
 
@@ -99,7 +74,8 @@ def with_frame(con, name: str, frame, sql: str, params: dict | None = None):
 
 
 def insert_rows(con, table: str, rows: list[tuple]) -> int:
-    """Append ``rows`` (tuples in the table's column order) to ``table`` in one statement; nothing when
+    """Append ``rows`` (tuples in the table's column order) to ``table`` (named with its database, or a
+    session's scratch table) in one statement; nothing when
     empty. Returns how many."""
     if not rows:
         return 0
@@ -119,16 +95,14 @@ def update_rows(con, sql: str, rows: list[tuple], columns: list[str]) -> None:
     with_frame(con, "_update_rows", pd.DataFrame(rows, columns=columns, dtype=object), sql)
 
 
-def tables(con, database: str | None = None, schema: str = "main") -> set[str]:
-    """Names of the tables of ``database`` (default: the connection's current database), in ``schema``."""
-    if database is None:
-        return {r[0] for r in sqlf.run(con, CATALOG, "tables_of_current", {"schema": schema}).fetchall()}
+def tables(con, database: str, schema: str = "main") -> set[str]:
+    """Names of the tables of the session's database ``database`` (an alias), in ``schema``."""
     return {r[0] for r in sqlf.run(con, CATALOG, "tables_of", {"database": database, "schema": schema}).fetchall()}
 
 
-def table_columns(con, table: str) -> list[str]:
-    """Column names of ``table`` in the current database, in order (empty if it does not exist)."""
-    return [r[0] for r in sqlf.run(con, CATALOG, "columns_of", {"table": table}).fetchall()]
+def table_columns(con, database: str, table: str) -> list[str]:
+    """Column names of ``database.table``, in order (empty if it does not exist)."""
+    return [r[0] for r in sqlf.run(con, CATALOG, "columns_of", {"database": database, "table": table}).fetchall()]
 
 
 def scalar(con, sql: str, params=None):

@@ -130,28 +130,28 @@ def hold(locks: Mapping[Path, bool], timeout: float | None = None) -> Iterator[N
 
 
 @contextmanager
-def zone(main: Path | None = None, *, write: bool = False, read: Mapping[str, Path] | None = None,
-         attach_write: Mapping[str, Path] | None = None, timeout: float | None = None):
-    """A DuckDB connection on ``main`` (read-write with ``write``, else read-only; None: in memory) with
-    ``read`` attached read-only and ``attach_write`` attached read-write under their aliases, holding
-    every file's lock for the block. Attached files that do not exist are skipped when read-only."""
+def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | None = None,
+         timeout: float | None = None):
+    """A DuckDB session holding every file's lock for the block: an in-memory database with each zone
+    file of ``write`` attached read-write and each of ``read`` attached read-only, under its alias
+    ({alias: file}; see :data:`plus_analytics.config.ZONES`). Every table is named with its database
+    (``ledger.tombstones``), so what a name means never depends on which file a session opened first;
+    only the session's scratch tables (``_name``, temporary) go unqualified. Files to read that do not
+    exist yet are not attached."""
     from plus_analytics.storage import duck
 
-    read, attach_write = dict(read or {}), dict(attach_write or {})
-    locks: dict[Path, bool] = {}
-    if main is not None:
-        locks[Path(main)] = write
-    for p in read.values():
-        locks.setdefault(Path(p), False)
-    for p in attach_write.values():
-        locks[Path(p)] = True
+    read, write = dict(read or {}), dict(write or {})
+    if set(read) & set(write):
+        raise ValueError(f"attached both to read and to write: {sorted(set(read) & set(write))}")
+    locks: dict[Path, bool] = {Path(p): False for p in read.values()}
+    locks.update({Path(p): True for p in write.values()})
     with hold(locks, timeout):
-        con = duck.connect(main if main is not None else duck.MEMORY, read_only=bool(main is not None and not write))
+        con = duck.connect(duck.MEMORY)
         try:
             for alias, p in read.items():
                 if Path(p).exists():
                     duck.attach(con, p, alias, read_only=True)
-            for alias, p in attach_write.items():
+            for alias, p in write.items():
                 duck.attach(con, p, alias, read_only=False)
             yield con
         finally:
