@@ -22,11 +22,18 @@ MEMORY = ":memory:"
 CATALOG = "storage/catalog.sql"
 
 
-def connect(path: Path | str = MEMORY, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str = MEMORY, read_only: bool = False, spill_to: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the deployment's limits. An in-memory session must say where it spills
+    (``spill_to``, a directory beside the most sensitive file it attaches): DuckDB's default for an
+    in-memory database is ``.tmp`` in the working directory, outside every zone, and what it spills there
+    (temporary tables, sorts, joins) can hold raw values of the restricted zone."""
     from airflow.exceptions import AirflowNotFoundException
     from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
     database = str(path)
+    if database == MEMORY and spill_to is None:
+        raise ValueError("an in-memory DuckDB session needs spill_to: its default spill directory is the working "
+                         "directory, outside every zone")
     if database != MEMORY and not read_only:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -37,7 +44,14 @@ def connect(path: Path | str = MEMORY, read_only: bool = False) -> duckdb.DuckDB
                           f"limits for every zone file (conn_type duckdb, extra {{\"memory_limit\": ..., \"threads\": ...}})"
                           ) from None
     con.execute("set TimeZone = 'UTC'")
+    if spill_to is not None:
+        con.execute(f"set temp_directory = {sql_string(str(spill_to))}")
     return con
+
+
+def spill_directory(database: Path) -> Path:
+    """Where a session working on ``database`` spills: beside it, as DuckDB does for a file it opens."""
+    return Path(database).with_name(Path(database).name + ".tmp")
 
 
 def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:

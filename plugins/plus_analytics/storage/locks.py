@@ -129,6 +129,18 @@ def hold(locks: Mapping[Path, bool], timeout: float | None = None) -> Iterator[N
         _held.paths = []
 
 
+#: The zones by how sensitive what a session may spill from them is: a session spills beside the first
+#: one it attaches (the restricted zone's files are the only place raw values may be written).
+SENSITIVITY = ("raw", "ledger", "stg", "build", "analytics")
+
+
+def _most_sensitive(files: Mapping[str, Path]) -> Path:
+    if not files:
+        raise ValueError("a zone session attaches at least one zone file")
+    alias = min(files, key=lambda a: SENSITIVITY.index(a) if a in SENSITIVITY else len(SENSITIVITY))
+    return Path(files[alias])
+
+
 @contextmanager
 def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | None = None,
          timeout: float | None = None):
@@ -146,7 +158,7 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
     locks: dict[Path, bool] = {Path(p): False for p in read.values()}
     locks.update({Path(p): True for p in write.values()})
     with hold(locks, timeout):
-        con = duck.connect(duck.MEMORY)
+        con = duck.connect(duck.MEMORY, spill_to=duck.spill_directory(_most_sensitive({**read, **write})))
         try:
             for alias, p in read.items():
                 if Path(p).exists():
