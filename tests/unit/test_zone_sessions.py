@@ -43,6 +43,10 @@ def test_a_session_spills_beside_its_most_sensitive_zone(tmp_path, monkeypatch, 
         assert not any(cwd.iterdir()), f"spilled into the working directory: {os.listdir(cwd)}"
 
 
-def test_an_in_memory_connection_must_say_where_it_spills():
-    with pytest.raises(ValueError, match="spill_to"):
-        duck.connect()
+def test_a_session_spills_where_it_is_told(tmp_path):
+    con = duck.connect(tmp_path / "raw.duckdb.tmp")
+    try:
+        assert con.execute("select current_setting('temp_directory')").fetchone()[0] == str(tmp_path / "raw.duckdb.tmp")
+        assert con.execute("select current_database()").fetchone()[0] == "memory"
+    finally:
+        con.close()

@@ -63,7 +63,7 @@ def build(ctx: Context | None = None, force: bool = False, full: bool = False) -
         copied = not full and paths.analytics_db.exists()
         if copied:
             shutil.copyfile(paths.analytics_db, building)  # published files are replaced whole, never written in place
-        con = duck.connect(spill_to=duck.spill_directory(building))
+        con = duck.connect(duck.spill_directory(building))
         try:
             duck.attach(con, paths.staging_db, "stg")
             duck.attach(con, building, "build", read_only=False)

@@ -1,9 +1,9 @@
 """DuckDB connections, transactions and the small helpers every zone module shares.
 
-Connections are opened through the Airflow DuckDB provider's hook on the ``plus_duckdb`` connection
-(its ``extra`` holds the deployment's memory and thread limits); which *file* to open always comes from
-:class:`~plus_analytics.config.Paths`. Never call this directly for a zone file: open zones with
-:func:`plus_analytics.storage.locks.zone`, which takes the file's lock first.
+A session is an in-memory database opened through the Airflow DuckDB provider's hook on the
+``plus_duckdb`` connection (its ``extra`` holds the deployment's memory and thread limits), with zone
+files attached under their aliases; which files always comes from :class:`~plus_analytics.config.Paths`.
+Open zones with :func:`plus_analytics.storage.locks.zone`, which takes each file's lock first.
 """
 
 from __future__ import annotations
@@ -22,30 +22,23 @@ MEMORY = ":memory:"
 CATALOG = "storage/catalog.sql"
 
 
-def connect(path: Path | str = MEMORY, read_only: bool = False, spill_to: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the deployment's limits. An in-memory session must say where it spills
-    (``spill_to``, a directory beside the most sensitive file it attaches): DuckDB's default for an
-    in-memory database is ``.tmp`` in the working directory, outside every zone, and what it spills there
-    (temporary tables, sorts, joins) can hold raw values of the restricted zone."""
+def connect(spill_to: Path) -> duckdb.DuckDBPyConnection:
+    """A session: an in-memory DuckDB database with the deployment's limits, to which zone files are
+    attached under their aliases (:func:`attach`). It spills (temporary tables, large sorts and joins)
+    into ``spill_to``, a directory beside the most sensitive file it attaches: DuckDB's default for an
+    in-memory database is ``.tmp`` in the working directory, outside every zone, and what it spills can
+    hold raw values of the restricted zone."""
     from airflow.exceptions import AirflowNotFoundException
     from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
-    database = str(path)
-    if database == MEMORY and spill_to is None:
-        raise ValueError("an in-memory DuckDB session needs spill_to: its default spill directory is the working "
-                         "directory, outside every zone")
-    if database != MEMORY and not read_only:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = DuckDBHook(duckdb_conn_id=DUCKDB_CONN_ID, database=database,
-                         read_only=read_only if database != MEMORY else None).get_conn()
+        con = DuckDBHook(duckdb_conn_id=DUCKDB_CONN_ID, database=MEMORY, read_only=None).get_conn()
     except AirflowNotFoundException:
         raise ConfigError(f"the Airflow connection {DUCKDB_CONN_ID!r} is not defined: it carries DuckDB's resource "
                           f"limits for every zone file (conn_type duckdb, extra {{\"memory_limit\": ..., \"threads\": ...}})"
                           ) from None
     con.execute("set TimeZone = 'UTC'")
-    if spill_to is not None:
-        con.execute(f"set temp_directory = {sql_string(str(spill_to))}")
+    con.execute(f"set temp_directory = {sql_string(str(spill_to))}")
     return con
 
 

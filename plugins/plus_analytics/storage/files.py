@@ -94,7 +94,7 @@ def rewrite_database(path: Path) -> int:
     fresh = path.with_name(path.name + ".rewrite")
     for p in (fresh, Path(str(fresh) + ".wal")):
         p.unlink(missing_ok=True)
-    con = duck.connect(spill_to=duck.spill_directory(path))
+    con = duck.connect(duck.spill_directory(path))
     try:
         duck.attach(con, path, "old", read_only=True)
         duck.attach(con, fresh, "new", read_only=False)

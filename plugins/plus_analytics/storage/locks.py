@@ -158,7 +158,7 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
     locks: dict[Path, bool] = {Path(p): False for p in read.values()}
     locks.update({Path(p): True for p in write.values()})
     with hold(locks, timeout):
-        con = duck.connect(duck.MEMORY, spill_to=duck.spill_directory(_most_sensitive({**read, **write})))
+        con = duck.connect(duck.spill_directory(_most_sensitive({**read, **write})))
         try:
             for alias, p in read.items():
                 if Path(p).exists():
