@@ -15,7 +15,7 @@ select staging_version, k_anonymity, mart_days, marts_sql from build.meta_build_
 drop table build.meta_build_info;
 
 -- name: rows_of
-select count(*) from build.{{ table }};
+select count(*) from {{ db }}.{{ table }};
 
 -- name: days_of
 select count(distinct day) from build.{{ table }};

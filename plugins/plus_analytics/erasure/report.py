@@ -13,12 +13,11 @@ import io
 import json
 from pathlib import Path
 
-import duckdb
-
 from plus_analytics.erasure.requests import DONE, IN_PROGRESS
 from plus_analytics.ledger import evidence
+from plus_analytics.marts.publish import reading
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import attach, tables
+from plus_analytics.storage.duck import tables
 
 SQL = "privacy/report.sql"
 #: Legal limits the console and report show beside each request's own deadline.
@@ -106,14 +105,10 @@ def collect(con, analytics_db: Path | None = None) -> dict:
         cc = ("day", "purpose", "granted", "withdrawn_or_denied", "source")
         out["consent_changes"] = [dict(zip(cc, r)) for r in sqlf.run(con, SQL, "consent_changes").fetchall()]
     if analytics_db is not None and analytics_db.exists():
-        a = duckdb.connect()  # the published snapshot: analysts' file, no lock
-        try:
-            attach(a, analytics_db, "analytics")
+        with reading(analytics_db) as a:  # the published snapshot: analysts' file, no lock
             if "meta_consent_exclusions" in tables(a, "analytics"):
                 xc = ("source", "purpose", "days", "events_excluded", "events_total")
                 out["consent_exclusions"] = [dict(zip(xc, r)) for r in sqlf.run(a, SQL, "consent_exclusions").fetchall()]
-        finally:
-            a.close()
     out["counts"] = {s: sum(1 for r in out["requests"] if r["state"] == s) for s in ORDER}
     return out
 

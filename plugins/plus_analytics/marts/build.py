@@ -117,7 +117,7 @@ def build_marts(con, k: int, build_id: str, path: Path, staging_version: int, ba
     con.execute("detach fresh")
     con.execute("detach stg")
     names = sorted(tables(con, "build"))
-    counts = {t: sqlf.run(con, META, "rows_of", table=sqlf.q(t)).fetchone()[0] for t in names}
+    counts = {t: sqlf.run(con, META, "rows_of", db="build", table=sqlf.q(t)).fetchone()[0] for t in names}
     sqlf.run(con, META, "record", {
         "build_id": build_id, "built_at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "k": k,
         "version": staging_version, "tables": {t: int(n) for t, n in counts.items()},

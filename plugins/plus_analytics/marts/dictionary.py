@@ -30,9 +30,9 @@ def load_dictionary() -> dict[str, _Table]:
 
 
 def describe_build(con) -> None:
-    """Comment every table and column of the build (attached to ``con`` as ``build``) from the dictionary. A table or column the
-    dictionary does not define, or one it defines that the build lacks, fails the build: the dictionary and
-    the marts cannot drift apart."""
+    """Comment every table and column of the build (attached to ``con`` as ``build``) from the dictionary.
+    A table or column the dictionary does not define, or one it defines that the build lacks, fails the
+    build: the dictionary and the marts cannot drift apart."""
     spec = load_dictionary()
     built = {t: table_columns(con, "build", t) for t in tables(con, "build")}
     if set(built) != set(spec):

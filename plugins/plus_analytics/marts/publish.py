@@ -18,13 +18,11 @@ from pathlib import Path
 
 import duckdb
 
-from plus_analytics.marts.build import META_TABLE, build_version
+from plus_analytics.marts.build import META, META_TABLE, build_version
 from plus_analytics.storage import faults, locks
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import attach, table_columns, tables
 from plus_analytics.storage.files import fsync_dir
-
-META = "build/meta.sql"
 
 log = logging.getLogger(__name__)
 
@@ -129,5 +127,5 @@ def remove_unfinished_builds(builds: Path) -> list[str]:
 
 def published_tables(target: Path) -> dict[str, int]:
     with reading(target) as con:
-        return {t: con.execute(f"select count(*) from analytics.{sqlf.q(t)}").fetchone()[0]
+        return {t: sqlf.run(con, META, "rows_of", db="analytics", table=sqlf.q(t)).fetchone()[0]
                 for t in sorted(tables(con, "analytics"))}
