@@ -1,45 +1,54 @@
 -- Ingest (plus_analytics.ingest). Per-source column lists are composed from the policy in Python and
 -- passed as identifiers; every value is bound.
 
--- name: lines_table
-create or replace temp table _lines (_dt date, _file varchar, _line bigint, payload varchar, _err varchar)
-
--- name: insert_file_lines
--- A line keeps its newline (JSON ignores it); only a quarantined line's payload is cut at it.
-insert into _lines select $day, $name, n, p, if(list_contains($bad, n), 'invalid UTF-8', null) from _file_lines where keep
-
--- name: json_objects
--- Each line is parsed as few times as possible: JSON functions re-parse their text argument, and a CASE
--- around them costs several times the call itself, so validity is settled by filters first.
-create or replace temp table _objects as
-select _dt, _file, _line, json_type(payload) = 'OBJECT' as is_object
-from _lines where _err is null and json_valid(payload)
+-- name: batch_files
+create or replace temp table _batch_files as
+select i - 1 as f, cast($days as date[])[i] as _dt, cast($names as varchar[])[i] as _file
+from range(1, len(cast($names as varchar[])) + 1) t(i)
 
 -- name: undeclared_keys
 select distinct k from (
-    select unnest(json_keys(l.payload)) as k from _lines l semi join _objects o
-    on o._file = l._file and o._line = l._line and o.is_object)
+    select unnest(json_keys(p)) as k from _batch_lines
+    where keep and not bad and json_valid(p) and json_type(p) = 'OBJECT')
 where k not in (select unnest($declared))
 
 -- name: json_candidates
+-- One statement over the batch's lines as they lie in memory (``_batch_lines``, an Arrow table over the
+-- files' bytes): each line's verdict (undecodable, not JSON, not an object) and, for an object, one
+-- extraction of every declared key, from which each key's JSON type and text value come. JSON functions
+-- re-parse their text argument, and a CASE around them costs several times the call itself, so the
+-- validity is settled by filters and the extraction joined to it. A line keeps its newline (JSON ignores
+-- it); only a quarantined line's payload (``_payloads``) is cut at it.
 create or replace temp table _cand as
-select _dt, _file, _line, payload, _err, {{ columns }}
-from (
-    select l._dt, l._file, l._line, l.payload,
-           coalesce(l._err, if(o._line is null, 'invalid JSON', if(o.is_object, null, 'not a JSON object'))) as _err,
-           json_extract(if(o.is_object, l.payload, '{}'), $paths) as j
-    from _lines l left join _objects o on o._file = l._file and o._line = l._line)
+select b._dt, b._file, l.n as _line, coalesce(l._err, if(o.is_object, null, 'not a JSON object')) as _err,
+       {{ columns }}
+from (select f, n, case when bad then 'invalid UTF-8' when not json_valid(p) then 'invalid JSON' end as _err
+      from _batch_lines where keep) l
+join _batch_files b using (f)
+left join (select f, n, true as is_object, json_extract(p, $paths) as j
+           from _batch_lines where keep and not bad and json_valid(p) and json_type(p) = 'OBJECT') o using (f, n)
 
 -- name: csv_candidates
 create or replace temp table _cand as
-select cast(_dt as date) as _dt, _file, _line, payload, cast(_err as varchar) as _err, {{ columns }}
-from _csvrows
+select b._dt, b._file, c.n as _line, cast(c._err as varchar) as _err, {{ columns }}
+from _batch_lines c join _batch_files b using (f)
+
+-- name: payloads
+-- What a quarantined line keeps is read from the batch's lines only for the lines quarantined.
+create or replace temp view _payloads as
+select b._file, l.n as _line, cast(l.p as varchar) as payload from _batch_lines l join _batch_files b using (f)
+
+-- name: drop_payloads
+drop view if exists _payloads
+
+-- name: drop_batch_files
+drop table if exists _batch_files
 
 -- name: checked
 -- One CASE per column yields the first problem with it (or NULL); the row's reason joins them.
 create or replace temp table _checked as
 select *, coalesce(_err, nullif(concat_ws('; ', {{ problems }}), '')) as reason from (
-    select c._dt, c._file, c._line, c.payload, c._err, {{ checks }},
+    select c._dt, c._file, c._line, c._err, {{ checks }},
            {{ typed }}
     from _cand c
     {{ joins }})
@@ -99,9 +108,9 @@ delete from raw.quarantine where source = $s and list_contains(cast($days as dat
 
 -- name: insert_quarantine
 -- An NDJSON line still ends with its newline (and a carriage return before it): the payload does not.
-insert into raw.quarantine select $s, _dt, _file, _line, reason,
-    left({% if ndjson %}regexp_replace(payload, '\r?\n?$', ''){% else %}payload{% endif %}, $keep), $now
-from _checked where reason is not null
+insert into raw.quarantine select $s, c._dt, c._file, c._line, c.reason,
+    left({% if ndjson %}regexp_replace(p.payload, '\r?\n?$', ''){% else %}p.payload{% endif %}, $keep), $now
+from _checked c join _payloads p using (_file, _line) where c.reason is not null
 
 -- name: counts_per_day
 select _dt, count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)

@@ -4,6 +4,8 @@ repaired to be quarantined), not lost; a line ends at a newline and nowhere else
 import re
 
 import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _lines(data: bytes):
@@ -40,3 +42,42 @@ def test_a_long_undecodable_line_keeps_only_the_start_the_zone_keeps():
     rows, bad = _lines(b"ok\n" + b"\xff" + b"y" * (PAYLOAD_KEEP * 2) + b"\r\nafter\n")
     assert bad == [2] and len(rows[1][1]) == PAYLOAD_KEEP and rows[2][1] == "after"
     assert re.fullmatch("\ufffdy+", rows[1][1])
+
+
+def test_a_file_read_for_ingest_gives_the_same_lines_as_its_repair_and_split():
+    from plus_analytics.ingest.reading import file_lines, line_table, repaired_utf8
+
+    data = "ก\r\nok\r\n".encode() + b"x\xffy\xfez\r\n" + b"\n" + b"\xc3\n" + b"\xed\xa0\x80\r" + "last ข".encode()
+    fixed, bad = repaired_utf8(data)
+    assert file_lines(data, f=3).equals(line_table(fixed, bad, f=3))
+    assert bad == [3, 5, 6]
+
+
+_BYTES = st.sampled_from([b"\n", b"\r", b"a", b"{", b"\xc3", b"\xa9", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf",
+                          b"\xe0\xb8\x81", b"\xf0\x9f\x98\x80", b"\xef\xbb\xbf", b"\xff", b"\x00"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_BYTES, st.binary(max_size=6)), max_size=60))
+def test_arrows_utf8_verdict_per_line_is_pythons_strict_decoder(parts):
+    """Which lines are undecodable: Arrow's validation (and the whole-file decoding it falls back to) agree
+    with Python's strict decoder on every line, overlong forms, surrogates and code points past U+10FFFF
+    included."""
+    from plus_analytics.ingest import reading
+
+    data = b"".join(parts)
+    starts = reading.line_starts(data)
+    lines = [data[starts[i]:starts[i + 1]] for i in range(len(starts) - 1)]
+    expected = []
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            expected.append(i)
+    assert reading.undecodable_lines(data, starts) == expected
+    probes = reading.ARROW_UTF8_PROBES
+    try:
+        reading.ARROW_UTF8_PROBES = 1  # the fallback: one decoding pass of the whole file
+        assert reading.undecodable_lines(data, starts) == expected
+    finally:
+        reading.ARROW_UTF8_PROBES = probes

@@ -27,7 +27,7 @@ from plus_analytics.config import settings
 from plus_analytics.ingest import suppression
 from plus_analytics.ingest.landing import rewrite_lines
 from plus_analytics.ingest.mentions import extract_mentions
-from plus_analytics.ingest.reading import PAYLOAD_KEEP, load_candidates, partition_files
+from plus_analytics.ingest.reading import PAYLOAD_KEEP, load_candidates, partition_files, release
 from plus_analytics.ingest.validation import column_problem_pairs, validate
 from plus_analytics.policy import Source
 from plus_analytics.privacy import identifiers
@@ -206,6 +206,7 @@ def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], lan
              r.rows_suppressed, now) for r in results if dt.date.fromisoformat(r.day) not in kept])
     for t in ("_cand", "_checked", "_mentions"):
         con.execute(f"drop table if exists {t}")
+    release(con)
     for r in results:
         log.info("ingested %s %s: %s", src.name, r.day, {k: v for k, v in r.as_dict().items() if k not in ("source", "day")})
     return results
