@@ -14,18 +14,18 @@ where k not in (select unnest($declared))
 
 -- name: json_candidates
 -- One statement over the batch's lines as they lie in memory (``_batch_lines``, an Arrow table over the
--- files' bytes): each line's verdict (undecodable, not JSON, not an object) and, for an object, one
--- extraction of every declared key, from which each key's JSON type and text value come. JSON functions
--- re-parse their text argument, and a CASE around them costs several times the call itself, so the
--- validity is settled by filters and the extraction joined to it. A line keeps its newline (JSON ignores
--- it); only a quarantined line's payload (``_payloads``) is cut at it.
+-- files' bytes): each line's verdict (undecodable, not JSON, not an object) and, for an object, every
+-- declared key's JSON type and text value, from one call each over the line rather than a call per key.
+-- JSON functions re-parse their text argument, and a CASE around them costs several times the call
+-- itself, so the validity is settled by filters and the extraction joined to it. A line keeps its newline
+-- (JSON ignores it); only a quarantined line's payload (``_payloads``) is cut at it.
 create or replace temp table _cand as
 select b._dt, b._file, l.n as _line, coalesce(l._err, if(o.is_object, null, 'not a JSON object')) as _err,
        {{ columns }}
 from (select f, n, case when bad then 'invalid UTF-8' when not json_valid(p) then 'invalid JSON' end as _err
       from _batch_lines where keep) l
 join _batch_files b using (f)
-left join (select f, n, true as is_object, json_extract(p, $paths) as j
+left join (select f, n, true as is_object, json_type(p, $paths) as types, json_extract_string(p, $paths) as texts
            from _batch_lines where keep and not bad and json_valid(p) and json_type(p) = 'OBJECT') o using (f, n)
 
 -- name: csv_candidates

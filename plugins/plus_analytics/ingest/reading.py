@@ -192,8 +192,7 @@ def load_ndjson(con, src: Source, files: list[tuple[dt.date, Path]], landing: Pa
     undeclared = [r[0] for r in sqlf.run(con, SQL, "undeclared_keys", {"declared": declared}).fetchall()]
     if undeclared:
         raise UndeclaredColumnError(src.name, undeclared)
-    columns = ", ".join(f"json_type(j[{i}]) as {q('t_' + c)}, j[{i}] ->> '$' as {q('v_' + c)}"
-                        for i, c in enumerate(declared, 1))
+    columns = ", ".join(f"types[{i}] as {q('t_' + c)}, texts[{i}] as {q('v_' + c)}" for i, c in enumerate(declared, 1))
     sqlf.run(con, SQL, "json_candidates", {"paths": [f'$."{c}"' for c in declared]}, columns=columns)
 
 
