@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 def _lines(data: bytes):
     """(line number, text without its newline, kept) as DuckDB reads them from the Arrow table, and the
     lines marked as not UTF-8."""
-    from plus_analytics.ingest.reading import line_table, repaired_utf8
+    from plus_analytics.ingest.reading import file_lines
 
-    fixed, bad = repaired_utf8(data)
     con = duckdb.connect()
-    con.register("t", line_table(fixed))
+    con.register("t", file_lines(data))
     rows = con.execute("select n, regexp_replace(p, '\\r?\\n?$', ''), keep from t order by n").fetchall()
-    return rows, bad
+    return rows, [r[0] for r in con.execute("select n from t where bad order by n").fetchall()]
 
 
 def test_undecodable_lines_are_marked_and_repaired_and_the_rest_is_read_as_written():
@@ -44,15 +43,6 @@ def test_a_long_undecodable_line_keeps_only_the_start_the_zone_keeps():
     assert re.fullmatch("\ufffdy+", rows[1][1])
 
 
-def test_a_file_read_for_ingest_gives_the_same_lines_as_its_repair_and_split():
-    from plus_analytics.ingest.reading import file_lines, line_table, repaired_utf8
-
-    data = "ก\r\nok\r\n".encode() + b"x\xffy\xfez\r\n" + b"\n" + b"\xc3\n" + b"\xed\xa0\x80\r" + "last ข".encode()
-    fixed, bad = repaired_utf8(data)
-    assert file_lines(data, f=3).equals(line_table(fixed, bad, f=3))
-    assert bad == [3, 5, 6]
-
-
 _BYTES = st.sampled_from([b"\n", b"\r", b"a", b"{", b"\xc3", b"\xa9", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf",
                           b"\xe0\xb8\x81", b"\xf0\x9f\x98\x80", b"\xef\xbb\xbf", b"\xff", b"\x00"])
 
@@ -62,7 +52,7 @@ _BYTES = st.sampled_from([b"\n", b"\r", b"a", b"{", b"\xc3", b"\xa9", b"\xed\xa0
 def test_arrows_utf8_verdict_per_line_is_pythons_strict_decoder(parts):
     """Which lines are undecodable: Arrow's validation (and the whole-file decoding it falls back to) agree
     with Python's strict decoder on every line, overlong forms, surrogates and code points past U+10FFFF
-    included."""
+    included; after their repair every line starts where a fresh split of the repaired bytes says."""
     from plus_analytics.ingest import reading
 
     data = b"".join(parts)
@@ -81,3 +71,6 @@ def test_arrows_utf8_verdict_per_line_is_pythons_strict_decoder(parts):
         assert reading.undecodable_lines(data, starts) == expected
     finally:
         reading.ARROW_UTF8_PROBES = probes
+    fixed, moved = reading._repaired(data, starts, expected)
+    assert moved.tolist() == reading.line_starts(fixed).tolist()
+    fixed.decode("utf-8")

@@ -109,17 +109,10 @@ def undecodable_lines(data: bytes, starts: np.ndarray) -> list[int]:
     return sorted(set((np.searchsorted(starts, _bad_bytes.offsets, side="right") - 1).tolist()))
 
 
-def repaired_utf8(data: bytes) -> tuple[bytes, list[int]]:
-    """``data`` with every line that is not valid UTF-8 decoded with replacement characters and cut to
-    ``PAYLOAD_KEEP`` characters (it is quarantined; a carriage return before its newline stays where it
-    was), and those lines' numbers. One vectorized validation when the file is valid, as nearly all are."""
-    starts = line_starts(data)
-    bad = undecodable_lines(data, starts)
-    return (_repaired(data, starts, bad)[0] if bad else data), [i + 1 for i in bad]
-
-
 def _repaired(data: bytes, starts: np.ndarray, bad: list[int]) -> tuple[bytes, np.ndarray]:
-    """``data`` with the lines ``bad`` (0-based) repaired, and the lines' new starts."""
+    """``data`` with every line of ``bad`` (0-based) decoded with replacement characters and cut to
+    ``PAYLOAD_KEEP`` characters (it is quarantined; its line end stays as it was), and the lines' new
+    starts."""
     parts, pos, shift = [], 0, np.zeros(len(starts), dtype=np.int64)
     for i in bad:
         start, end = int(starts[i]), int(starts[i + 1])
@@ -142,7 +135,8 @@ LINES = pa.schema([("f", pa.int32()), ("n", pa.int64()), ("keep", pa.bool_()), (
 
 
 def file_lines(data: bytes, f: int = 0) -> pa.Table:
-    """The lines of a landing file's bytes as :func:`line_table` (undecodable lines repaired and marked)."""
+    """The lines of a landing file's bytes as :func:`line_table`, each line that is not valid UTF-8
+    repaired and marked ``bad``. One vectorized validation when the file is valid, as nearly all are."""
     starts = line_starts(data)
     bad = undecodable_lines(data, starts)
     if bad:
