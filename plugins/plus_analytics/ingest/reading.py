@@ -26,6 +26,7 @@ import pyarrow as pa
 from plus_analytics.ingest import csv_records
 from plus_analytics.ingest.landing import BLANK
 from plus_analytics.policy import PolicyError, Source, UndeclaredColumnError
+from plus_analytics.storage import duck
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.sql import q
 
@@ -164,8 +165,7 @@ def line_table(data: bytes, bad: list[int] = (), f: int = 0, starts: np.ndarray 
 def _register_batch(con, files: list[tuple[dt.date, Path]], landing: Path, lines) -> None:
     """The batch's lines (``lines``: an Arrow table or DataFrame, ``f`` the index into ``files``) registered
     as ``_batch_lines`` until :func:`release`, its files as ``_batch_files`` (``f``, ``_dt``, ``_file``)."""
-    con.complete()  # DuckDB 2 refuses to register while an earlier result is not fully fetched
-    con.register("_batch_lines", lines)
+    duck.register(con, "_batch_lines", lines)
     sqlf.run(con, SQL, "batch_files", {"days": [d for d, _ in files], "names": [file_name(landing, f) for _, f in files]})
     sqlf.run(con, SQL, "payloads")
 

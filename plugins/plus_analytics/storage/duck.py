@@ -69,11 +69,16 @@ def transaction(con) -> Iterator[duckdb.DuckDBPyConnection]:
     faults.reached("commit")
 
 
+def register(con, name: str, frame) -> None:
+    """Make ``frame`` (a DataFrame or Arrow table) readable as the relation ``name`` until unregistered."""
+    con.complete()  # DuckDB 2 refuses to register while an earlier result is not fully fetched (a fetchone())
+    con.register(name, frame)
+
+
 def with_frame(con, name: str, frame, sql: str, params: dict | None = None):
     """Run one statement that reads the DataFrame ``frame`` as the relation ``name`` (registered for that
     statement only, unregistered even when it fails). Returns the cursor."""
-    con.complete()  # DuckDB 2 refuses to register while an earlier result is not fully fetched (a fetchone())
-    con.register(name, frame)
+    register(con, name, frame)
     try:
         return con.execute(sql, params or {})
     finally:
