@@ -142,15 +142,15 @@ def file_lines(data: bytes, f: int = 0) -> pa.Table:
     bad = undecodable_lines(data, starts)
     if bad:
         data, starts = _repaired(data, starts, bad)
-    return line_table(data, [i + 1 for i in bad], f, starts)
+    return line_table(data, starts, [i + 1 for i in bad], f)
 
 
-def line_table(data: bytes, bad: list[int] = (), f: int = 0, starts: np.ndarray | None = None) -> pa.Table:
-    """The lines of ``data`` (valid UTF-8) as an Arrow table over its own bytes (:data:`LINES`): ``p`` is
-    the line with its ``\n`` (or ``\r\n``), ``keep`` false for a blank line, which holds no record,
-    ``bad`` true for the line numbers ``bad``, ``f`` the file's index in its batch."""
+def line_table(data: bytes, starts: np.ndarray, bad: list[int], f: int) -> pa.Table:
+    """The lines of ``data`` (valid UTF-8; ``starts`` from :func:`line_starts`) as an Arrow table over its
+    own bytes (:data:`LINES`): ``p`` is the line with its ``\n`` (or ``\r\n``), ``keep`` false for a
+    blank line, which holds no record, ``bad`` true for the line numbers ``bad``, ``f`` the file's index
+    in its batch."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    starts = line_starts(data) if starts is None else starts
     count = len(starts) - 1
     maybe_blank = np.isin(buf[starts[:-1]], _BLANK_BYTES)  # a record starts with no blank byte: only these are read
     keep = ~maybe_blank
