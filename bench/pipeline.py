@@ -106,7 +106,7 @@ def child(home: str, step: str, *args: str) -> None:
         # machinery (seconds), which the console's server pays once at start, not per registration.
         with locks.zone(read=paths.zones("raw")) as con:
             subjects = [r[0] for r in con.execute(
-                "select distinct cookie_id from raw.raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
+                "select distinct cookie_id from lake.raw_adtech_interactions order by hash(cookie_id) limit 1000").fetchall()]
         t = time.perf_counter()
         steps.erasure.register([Request("cookie_id", s, "benchmark") for s in subjects], ctx)
         intake = time.perf_counter() - t
@@ -129,11 +129,11 @@ def child(home: str, step: str, *args: str) -> None:
                           "intake_seconds": round(intake, 2), "verified": out["verify"].get("verified", 0),
                           "seconds": seconds}))
     elif step == "rewrite":
-        from plus_analytics.storage.files import rewrite_database
+        from plus_analytics.storage.rewrites import rewrite_zone
 
         t = time.perf_counter()
         for p in (paths.raw_db, paths.staging_db, paths.analytics_db):
-            rewrite_database(p)
+            rewrite_zone(p)
         print(json.dumps({"rewrite_seconds": round(time.perf_counter() - t, 1)}))
 
 

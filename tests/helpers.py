@@ -30,7 +30,26 @@ def opened(path: Path, read_only: bool = False, alias: str | None = None, **atta
                                                              **{a: Path(p) for a, p in attached.items()}}) as con:
         if path.exists():
             con.execute(f"use {alias}")
+            if alias == "raw":  # the zone's rows are its Delta tables' views, lake.raw_<source>
+                con.execute("set search_path = 'raw.main,lake.main'")
         yield con
+
+
+def attach_restricted(con, raw_db: Path) -> None:
+    """Attach the restricted zone read-only to a plain DuckDB connection, as a session does: ``raw`` and the
+    views of its rows' Delta tables (``lake.raw_<source>``)."""
+    from plus_analytics.storage import lake
+
+    con.execute(f"attach '{raw_db}' as raw (read_only)")
+    lake.attach(con, Path(raw_db), writable=False)
+
+
+def copy_restricted(src: Paths, dest: Paths) -> None:
+    """Copy the restricted zone (its database and its rows' Delta tables) of ``src`` into ``dest``."""
+    from plus_analytics.storage import lake
+
+    shutil.copy(src.raw_db, dest.raw_db)
+    shutil.copytree(lake.root_of(src.raw_db), lake.root_of(dest.raw_db), dirs_exist_ok=True)
 
 
 def copy_home(pipeline: Paths, dest: Path) -> Paths:
@@ -100,9 +119,11 @@ def table_rows(path: Path, tables: list[str] | None = None) -> dict[str, list[tu
 def erasure_subject(raw_db) -> dict:
     """A person who is a platform user, a CRM customer (same email, written differently), has a LINE chat
     and a cookie seen by the ad network: everything they are known by, read from the restricted zone."""
-    import duckdb
+    with opened(raw_db, read_only=True) as con:
+        return _subject(con)
 
-    con = duckdb.connect(str(raw_db), read_only=True)
+
+def _subject(con) -> dict:
     row = con.execute("""
         select a.email, a.account_id, a.phone, c.customer_id, c.email, c.line_id, c.phone
         from raw_platform_accounts a join raw_crm_customers c on lower(trim(c.email)) = lower(trim(a.email))
@@ -116,7 +137,6 @@ def erasure_subject(raw_db) -> dict:
     sessions = [r[0] for r in con.execute(
         "select distinct session_id from raw_platform_usage_events where account_id = ?", [account]).fetchall()]
     ads = con.execute("select count(*) from raw_adtech_interactions where cookie_id in (select unnest(?))", [cookies]).fetchone()[0]
-    con.close()
     assert ads > 0, "the subject must have ad interactions"
     forms = {email, email.strip(), cust_email, cust_email.strip(), account, customer, line_id, *cookies, *sessions}
     forms |= {p for p in (phone, cust_phone) if p}
@@ -127,14 +147,9 @@ def erasure_subject(raw_db) -> dict:
 def busiest_cookie(raw_db) -> str:
     """A person the ad network saw the most: a cookie, linked through usage events to an account that
     also owns CRM records, conversations and campaigns (references redacted, rows kept)."""
-    import duckdb
-
-    con = duckdb.connect(str(raw_db), read_only=True)
-    try:
+    with opened(raw_db, read_only=True) as con:
         return con.execute("select cookie_id from raw_adtech_interactions group by 1 order by count(*) desc, 1 limit 1"
                            ).fetchone()[0]
-    finally:
-        con.close()
 
 
 def exported_rows(landing: Path, src, day) -> list[dict]:

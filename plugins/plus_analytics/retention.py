@@ -32,6 +32,7 @@ from plus_analytics.config import Paths
 from plus_analytics.policy import load_policy
 from plus_analytics.policy.retention import RetentionSpec
 from plus_analytics.privacy.identifiers import collect_orphans
+from plus_analytics.storage import lake
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import tables, transaction, with_frame
 from plus_analytics.storage.files import mark_dirty
@@ -92,19 +93,27 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
         if src.raw_table not in present:
             continue
         cut = _cutoff(as_of, period.days)
-        for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db="raw", table=src.raw_table).fetchall():
+        days = []
+        for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db=lake.SCHEMA, table=src.raw_table).fetchall():
             ev.add("restricted", src.raw_table, day, f"rows {period.days}d", n)
-        sqlf.run(con, SQL, "delete_rows", {"cut": cut}, db="raw", table=src.raw_table)
+            days.append(day)
+        lake.drop_days(con, src.raw_table, days)
         sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": name})
     for rule in spec.raw_columns:
         src = policy[rule.table]
         if src.raw_table not in present:
             continue
         cut = _cutoff(as_of, rule.days)
-        ctx = dict(db="raw", table=src.raw_table, some=" or ".join(f"{q(c)} is not null" for c in rule.columns))
-        for day, n in sqlf.run(con, SQL, "column_rows_per_day", {"cut": cut}, **ctx).fetchall():
+        some = " or ".join(f"{q(c)} is not null" for c in rule.columns)
+        days = []
+        for day, n in sqlf.run(con, SQL, "column_rows_per_day", {"cut": cut}, db=lake.SCHEMA, table=src.raw_table,
+                               some=some).fetchall():
             ev.add("restricted", f"{src.raw_table}.{'+'.join(rule.columns)}", day, f"{rule.data} {rule.days}d", n)
-        sqlf.run(con, SQL, "null_columns", {"cut": cut}, assignments=", ".join(f"{q(c)} = null" for c in rule.columns), **ctx)
+            days.append(day)
+        if days:
+            with lake.edit(con, src.raw_table, days) as edited:
+                sqlf.run(con, SQL, "null_columns", {"cut": cut}, assignments=", ".join(f"{q(c)} = null" for c in rule.columns),
+                         db="temp", table=edited, some=some)
         if any(src.column(c).pii == "free_text" for c in rule.columns):
             sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": src.name})
 
@@ -124,7 +133,7 @@ def destroy_restricted(con, raw_db: Path, expired: list[Path], ev: Evidence, spe
     """Steps 1 and 2 on the restricted zone (``con``, read-write, its schema in place): one transaction
     with its evidence; the expired landing directories are deleted once their evidence is committed.
     Returns rows destroyed."""
-    present = tables(con, "raw")
+    present = lake.present(con)
     for part in expired:
         day = dt.date.fromisoformat(part.name[len(EXPIRED) + 3:])
         if not sqlf.run(con, SQL, "landing_logged", {"source": part.parent.name, "day": day}, db="raw").fetchone()[0]:

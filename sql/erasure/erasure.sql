@@ -16,7 +16,7 @@ create or replace temp table _subjects (request_id varchar, kind varchar, pseudo
 
 -- name: hits
 -- (request_id, _file, _line) of rows of {{ table }} whose {{ column }} holds an identifier of a subject.
-select s.request_id, r._file, r._line from raw.{{ table }} r
+select s.request_id, r._file, r._line from lake.{{ table }} r
 join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
 join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
 
@@ -26,7 +26,7 @@ join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
 create or replace temp table _subject_rows as
 select h.request_id, {{ columns }}
 from (select distinct request_id, _file, _line from ({{ hits }})) h
-join raw.{{ table }} r on r._file = h._file and r._line = h._line
+join lake.{{ table }} r on r._file = h._file and r._line = h._line
 
 -- name: linked
 -- The identifiers in one subject column of those rows.
@@ -52,13 +52,13 @@ create or replace temp table _erase_rows (request_id varchar, source varchar, _f
 -- name: select_subject_rows
 insert into _erase_rows
 select distinct h.request_id, $source, h._file, h._line, 'subject', {{ staging_key }}
-from ({{ hits }}) h join raw.{{ table }} r on r._file = h._file and r._line = h._line {{ key_joins }}
+from ({{ hits }}) h join lake.{{ table }} r on r._file = h._file and r._line = h._line {{ key_joins }}
 
 -- name: select_children
 -- Rows that belong to an erased parent row (messages of erased conversations).
 insert into _erase_rows
 select distinct e.request_id, $source, r._file, r._line, $why, {{ staging_key }}
-from raw.{{ table }} r join raw.{{ parent_table }} p on p.{{ parent_key }} = r.{{ parent_key }}
+from lake.{{ table }} r join lake.{{ parent_table }} p on p.{{ parent_key }} = r.{{ parent_key }}
 join _erase_rows e on e.source = $parent and e._file = p._file and e._line = p._line {{ key_joins }}
 
 -- name: select_mentions
@@ -71,7 +71,7 @@ anti join _erase_rows e on e.source = tm.source and e._file = tm._file and e._li
 
 -- name: mention_staging_keys
 update _erase_rows set staging_key = {{ staging_key }}
-from raw.{{ table }} r {{ key_joins }}
+from lake.{{ table }} r {{ key_joins }}
 where _erase_rows.source = $source and _erase_rows.staging_key is null
   and r._file = _erase_rows._file and r._line = _erase_rows._line
 
@@ -129,12 +129,20 @@ select request_id, count(distinct _file), count(*) from (
     select request_id, _file, _line from ledger.erasure_quarantine where request_id in (select unnest($ids)) union
     select request_id, _file, _line from ledger.erasure_redactions where request_id in (select unnest($ids))) group by 1
 
+-- name: touched_days
+-- The days of a source's rows that the selection deletes or redacts: the only partitions erasure rewrites.
+select distinct r._dt from lake.{{ table }} r join (
+    select _file, _line from ledger.erasure_rows where source = $source and request_id in (select unnest($ids))
+    union select _file, _line from ledger.erasure_redactions where source = $source and request_id in (select unnest($ids))
+) s on r._file = s._file and r._line = s._line
+
 -- name: delete_rows
-delete from raw.{{ table }} where (_file, _line) in (
+-- On the rows of the touched days, copied for the rewrite (plus_analytics.storage.lake.edit).
+delete from temp.{{ table }} where (_file, _line) in (
     select _file, _line from ledger.erasure_rows where source = $source and request_id in (select unnest($ids)))
 
 -- name: redact
-update raw.{{ table }} set {{ column }} = $redacted where (_file, _line) in (
+update temp.{{ table }} set {{ column }} = $redacted where (_file, _line) in (
     select _file, _line from ledger.erasure_redactions
     where source = $source and col = $col and request_id in (select unnest($ids)))
 
@@ -157,7 +165,7 @@ create or replace temp table _forms as select cast(request_id as varchar) as req
 from _forms_frame
 
 -- name: identifier_rows_left
-select f.request_id, count(*) from raw.{{ table }} r join _forms f on r.{{ column }} = f.form group by 1
+select f.request_id, count(*) from lake.{{ table }} r join _forms f on r.{{ column }} = f.form group by 1
 
 -- name: staging_rows_left
 select s.request_id, count(*) from stg.{{ table }} t join _subjects s on s.kind = {{ kind }} and s.pseudonym = t.{{ column }}

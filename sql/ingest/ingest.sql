@@ -68,7 +68,7 @@ where _checked._file = d._file and _checked._line = d._line
 -- Rows already loaded for days outside the batch count as earlier deliveries for the days after them.
 update _checked set reason = $earlier
 from (select distinct c._file, c._line from _checked c
-      join raw.{{ raw_table }} e on {{ key_match }} and e._dt < c._dt
+      join lake.{{ raw_table }} e on {{ key_match }} and e._dt < c._dt
       where c.reason is null and e._dt not in (select distinct _dt from _cand)) d
 where _checked._file = d._file and _checked._line = d._line
 
@@ -81,7 +81,7 @@ select _file, _line, $kind, trim(unnest(regexp_extract_all({{ column }}, $regex,
 from _cand where _err is null and {{ column }} is not null
 
 -- name: kept_rows_of_day
-select count(*) from raw.{{ raw_table }} where _dt = ?
+select count(*) from lake.{{ raw_table }} where _dt = ?
 
 -- name: event_days
 select distinct cast({{ event_time }} as date) from _checked where reason is null
@@ -89,11 +89,9 @@ select distinct cast({{ event_time }} as date) from _checked where reason is nul
 -- name: suppressed_per_day
 select c._dt, count(distinct (s._file, s._line)) from _suppressed s join _checked c using (_file, _line) group by all
 
--- name: replace_rows
-delete from raw.{{ raw_table }} where list_contains(cast($days as date[]), _dt)
-
--- name: insert_rows
-insert into raw.{{ raw_table }} select _dt, _file, _line, {{ columns }}, $now from _checked where reason is null
+-- name: loaded_rows
+-- The batch's rows that passed, as the source's table holds them (they replace the batch's days).
+select _dt, _file, _line, {{ columns }}, $now as _ingested_at from _checked where reason is null
 
 -- name: replace_mentions
 delete from raw.text_mentions where source = $s and list_contains(cast($days as date[]), _dt)

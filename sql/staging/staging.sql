@@ -52,7 +52,7 @@ where visitor_hash is not null and ($day is null or _dt between $day and $until)
 
 -- name: prev_visitor_empty
 create or replace temp table _prev_visitor as
-select {{ keys }}, null::varchar as visitor_hash from raw.{{ raw_table }} where false
+select {{ keys }}, null::varchar as visitor_hash from lake.{{ raw_table }} where false
 
 -- name: erased_keys
 -- Staging rows whose source rows erasure deleted, by the key staging knows them by.

@@ -18,7 +18,7 @@ from plus_analytics.ledger import evidence
 from plus_analytics.policy import load_policy
 from plus_analytics.privacy.staging import stage_source
 from plus_analytics.storage.files import scan_bytes
-from tests.helpers import build, copy_home, ctx, erasure_subject, opened, run_erasure
+from tests.helpers import attach_restricted, build, copy_home, ctx, erasure_subject, opened, run_erasure
 
 pytestmark = pytest.mark.integration
 MARTS = ["mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
@@ -55,10 +55,10 @@ def test_request_verified(erased):
 def test_no_row_anywhere(erased):
     s, home = erased["subject"], erased["home"]
     con = duckdb.connect()
-    con.execute(f"attach '{home.raw_db}' as raw (read_only)")
+    attach_restricted(con, home.raw_db)
     for src in load_policy().values():
         for c in src.identifier_columns:
-            n = con.execute(f'select count(*) from raw.{src.raw_table} where "{c.name}" in (select unnest(?))', [s["forms"]]).fetchone()[0]
+            n = con.execute(f'select count(*) from lake.{src.raw_table} where "{c.name}" in (select unnest(?))', [s["forms"]]).fetchone()[0]
             assert n == 0, f"{src.raw_table}.{c.name}"
     con.close()
 

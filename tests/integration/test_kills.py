@@ -27,6 +27,7 @@ from plus_analytics.config import Paths
 from plus_analytics.policy import load_policy
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import START
+from tests.helpers import attach_restricted, opened
 
 pytestmark = pytest.mark.integration
 DAYS = 2
@@ -88,10 +89,12 @@ def _state(home: Path) -> dict:
     try:
         for alias, path in (("raw", home / "restricted" / "raw.duckdb"), ("stg", home / "warehouse" / "staging.duckdb"),
                             ("pub", home / "analytics" / "analytics.duckdb"), ("led", home / "restricted" / "privacy.duckdb")):
-            if path.exists():
+            if path.exists() and alias == "raw":
+                attach_restricted(con, path)
+            elif path.exists():
                 con.execute(f"attach '{path}' as {alias} (read_only)")
         for src in load_policy().values():
-            out[src.raw_table] = _rows(con, f"select * exclude (_ingested_at) from raw.{src.raw_table}")
+            out[src.raw_table] = _rows(con, f"select * exclude (_ingested_at) from lake.{src.raw_table}")
             per_run = ["visitor_hash"] if src.visitor else []  # salted per run: compared by presence only
             out[src.staging_table] = _rows(con, f"select * {'exclude (visitor_hash)' if per_run else ''} "
                                                 f"{', visitor_hash is null' if per_run else ''} from stg.{src.staging_table}")
@@ -133,11 +136,10 @@ def prepared(tmp_path_factory, key):
         steps.ingest.stage(src, START, c, until=last)
     b = build(base)
     publish(base, b, gate(base, b))
-    con = duckdb.connect(str(base.raw_db), read_only=True)
-    email, cookie = con.execute("""select a.email, u.cookie_id from raw_platform_accounts a
-                                   join raw_platform_usage_events u using (account_id) where u.cookie_id is not null
-                                   order by a.account_id limit 1""").fetchone()
-    con.close()
+    with opened(base.raw_db, read_only=True) as con:
+        email, cookie = con.execute("""select a.email, u.cookie_id from raw_platform_accounts a
+                                       join raw_platform_usage_events u using (account_id) where u.cookie_id is not null
+                                       order by a.account_id limit 1""").fetchone()
     steps.erasure.register([Request("email", email, "kill test")], c)
     return {"landed": landed, "erase": base.home, "forms": [email.strip(), cookie]}
 

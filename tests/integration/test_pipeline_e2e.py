@@ -15,7 +15,7 @@ import pytest
 
 from plus_analytics.gate import scan
 from plus_analytics.gate.run import GateFailed
-from tests.helpers import build, gate, opened, publish
+from tests.helpers import attach_restricted, build, gate, opened, publish
 
 pytestmark = pytest.mark.integration
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
@@ -194,8 +194,8 @@ LEAKS = {
     "ip": "select raw_value from raw.id_map where kind = 'ip' and error is null limit 1",
     "phone": "select raw_value from raw.id_map where kind = 'phone' and error is null limit 1",
     "national_id": "select raw_value from raw.id_map where kind = 'national_id' and error is null limit 1",
-    "message_text": "select text from raw.raw_connect_messages where text is not null and length(text) > 10 limit 1",
-    "name": "select full_name from raw.raw_crm_customers where full_name is not null limit 1",
+    "message_text": "select text from lake.raw_connect_messages where text is not null and length(text) > 10 limit 1",
+    "name": "select full_name from lake.raw_crm_customers where full_name is not null limit 1",
 }
 
 
@@ -205,10 +205,11 @@ def test_gate_blocks_a_leaking_mart(pipeline, leak):
     before = pipeline.analytics_db.read_bytes()
     b = build(pipeline)
     con = duckdb.connect(str(b.path))
-    con.execute(f"attach '{pipeline.raw_db}' as raw (read_only)")
+    attach_restricted(con, pipeline.raw_db)
     value = con.execute(LEAKS[leak]).fetchone()[0]
     con.execute("update mart_feature_usage set feature = $v where rowid = 0", {"v": value})
     con.execute("detach raw")
+    con.execute("detach lake")
     con.execute("checkpoint")
     con.close()
     with pytest.raises(GateFailed) as exc:

@@ -10,7 +10,7 @@ from plus_analytics.erasure.intake import Request
 from plus_analytics.policy import load_policy
 from plus_analytics.privacy.identifiers import KeyVersionMismatch, check_key_version
 from plus_analytics.privacy.keys import MasterKey
-from tests.helpers import build, ctx, opened
+from tests.helpers import build, copy_restricted, ctx, opened
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _marts(paths: Paths) -> list:
 
 def test_rotation_rekeys_and_keeps_counts(pipeline, tmp_path, key):
     home = Paths(tmp_path).ensure()
-    shutil.copy(pipeline.raw_db, home.raw_db)
+    copy_restricted(pipeline, home)
     shutil.copy(pipeline.staging_db, home.staging_db)
     before = _marts(home)
     with opened(home.staging_db, read_only=True) as con:

@@ -8,6 +8,7 @@ import pytest
 from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import PolicyError, UndeclaredColumnError, _column, load_policy, policy_table_markdown, product_sources
 from plus_analytics.privacy.staging import compile_select
+from plus_analytics.storage import lake
 from tests.helpers import opened
 
 
@@ -121,9 +122,11 @@ def test_visitor_hash_is_each_rows_own_keyed_hash(tmp_path, key, landing, name):
     with opened(raw) as con:
         ingest_partition(con, src, day, landing, key)
         con.execute(f"create temp table one as select * from {src.raw_table} where {ip} is not null limit 1")
+        con.execute("create temp table hostile as select * from one where false")
         for i, (col, value) in enumerate(hostile):
-            con.execute(f'insert into {src.raw_table} by name select * replace (? as "{col}", ? as "{keycol}", '
+            con.execute(f'insert into hostile by name select * replace (? as "{col}", ? as "{keycol}", '
                         f'? as _line) from one', [value, f"hostile-{i}", 1_000_000 + i])
+        lake.replace_days(con, src.raw_table, [day], f"select * from {src.raw_table} union all select * from hostile")
         pads = {d: (bytes(i_), bytes(o_)) for d, i_, o_ in con.execute("select day, ipad, opad from visitor_salt").fetchall()}
         rows = con.execute(f'select r."{keycol}", cast(r.event_ts as date), m.normalized, r."{ua}", r."{acct}" '
                            f"from {src.raw_table} r left join id_map m on m.kind = 'ip' and m.raw_value = r.\"{ip}\"").fetchall()

@@ -7,8 +7,9 @@ to be redacted to ``erased``. The selection is recorded in the ledger (locations
 before anything is deleted.
 
 ``apply``: the recorded selection is carried out in the landing files (lines blanked, so every other
-row's line number stays valid; fields redacted), then in the restricted zone (rows, quarantine,
-mentions, identifier maps) in one transaction, then recorded as done. Carrying out a selection twice
+row's line number stays valid; fields redacted), then in the restricted zone (the days of the rows
+rewritten in the sources' Delta tables, then quarantine, mentions and identifier maps in one
+transaction), then recorded as done. Carrying out a selection twice
 changes nothing the second time, so a run that dies anywhere is finished by the next.
 """
 
@@ -28,6 +29,7 @@ from plus_analytics.ledger import evidence
 from plus_analytics.policy import REDACTED, Source
 from plus_analytics.privacy.identifiers import collect_orphans
 from plus_analytics.privacy.staging import staging_key_sql
+from plus_analytics.storage import lake
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, transaction, with_frame
 from plus_analytics.storage.sql import q
@@ -120,15 +122,26 @@ def _landing(con, landing: Path, ids: list[str]) -> dict[str, int]:
     return rewrite_lines(landing, blank, redact)
 
 
+def _rows(con, src: Source, ids: list[str]) -> None:
+    """The source's rows of the selection deleted and its references redacted: the days that hold any are
+    rewritten, each source's in one commit to its Delta table; no other day is touched."""
+    params = {"ids": ids, "source": src.name}
+    days = [r[0] for r in sqlf.run(con, SQL, "touched_days", params, table=src.raw_table).fetchall()]
+    if not days:
+        return
+    with lake.edit(con, src.raw_table, days) as edited:
+        sqlf.run(con, SQL, "delete_rows", params, table=edited)
+        for c in src.identifier_columns:
+            sqlf.run(con, SQL, "redact", {**params, "col": c.name, "redacted": REDACTED}, table=edited, column=q(c.name))
+
+
 def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str]) -> None:
-    """In the restricted zone, one transaction (that writes it alone: it only reads the ledger)."""
+    """In the restricted zone: the rows (Delta commits, :func:`_rows`), then the rest in one transaction of
+    the restricted database. Each is idempotent, so a run that dies between them is finished by the next."""
     params = {"ids": ids}
+    for src in sources:
+        _rows(con, src, ids)
     with transaction(con):
-        for src in sources:
-            sqlf.run(con, SQL, "delete_rows", {**params, "source": src.name}, table=src.raw_table)
-            for c in src.identifier_columns:
-                sqlf.run(con, SQL, "redact", {**params, "source": src.name, "col": c.name, "redacted": REDACTED},
-                         table=src.raw_table, column=q(c.name))
         sqlf.run(con, SQL, "delete_quarantine", params)
         sqlf.run(con, SQL, "delete_mentions", params)
         pids = pd.DataFrame(sorted({(s.kind, s.pseudonym) for s in subjects}), columns=["kind", "pseudonym"], dtype=object)

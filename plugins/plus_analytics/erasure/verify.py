@@ -77,15 +77,12 @@ def _restricted_rows(con, sources: list[Source], by_request: dict[str, set[str]]
                 out[rid] += 1
             offset += len(batch)
 
-    present = tables(con, "raw")
     for src in sources:
-        if src.raw_table not in present:
-            continue
         for c in src.identifier_columns:
             for rid, n in sqlf.run(con, SQL, "identifier_rows_left", table=src.raw_table, column=q(c.name)).fetchall():
                 out[rid] += n
         for c in src.free_text_columns:
-            free_text(f"select {q(c.name)} from raw.{src.raw_table} where {q(c.name)} is not null")
+            free_text(f"select {q(c.name)} from lake.{src.raw_table} where {q(c.name)} is not null")
     free_text(sqlf.named(SQL, "quarantine_payload_texts"))
     return out
 

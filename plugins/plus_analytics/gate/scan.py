@@ -85,7 +85,7 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
     """Does any text value of ``catalog`` equal or contain a raw identifier known to the restricted zone,
     or equal a value the zone keeps to itself? Runs on the restricted side (``raw`` attached)."""
     load_canary_ids(con, raw)
-    findings = _canary_dropped_values(con, catalog, raw)
+    findings = _canary_dropped_values(con, catalog)
     for table, column in text_columns(con, catalog):
         rows_sql = f"select row_number() over () as key, {q(column)} as v from {catalog}.{q(table)} where {q(column)} is not null"
         rows = sqlf.run(con, SQL, "column_hits", {"split": VALUE_SPLIT}, hits=token_hits_sql(rows_sql)).fetchall()
@@ -95,10 +95,12 @@ def canary(con, catalog: str, raw: str = "raw") -> list[Finding]:
     return findings
 
 
-def _canary_dropped_values(con, catalog: str, raw: str) -> list[Finding]:
-    present = tables(con, raw)
-    parts = [sqlf.named(SQL, "dropped_value_of_column", pii=sql_string(c.pii), column=q(c.name), raw=raw, table=src.raw_table)
-             for src in load_policy().values() if src.raw_table in present for c in src.columns if c.pii]
+def _canary_dropped_values(con, catalog: str) -> list[Finding]:
+    from plus_analytics.storage.lake import SCHEMA, present
+
+    have = present(con)  # the zone's rows (lake.raw_<source>), seen with the restricted zone attached
+    parts = [sqlf.named(SQL, "dropped_value_of_column", pii=sql_string(c.pii), column=q(c.name), raw=SCHEMA, table=src.raw_table)
+             for src in load_policy().values() if src.raw_table in have for c in src.columns if c.pii]
     if not parts:
         return []
     sqlf.run(con, SQL, "dropped_values", {"min": CANARY_MIN_LENGTH}, parts=" union all ".join(parts))

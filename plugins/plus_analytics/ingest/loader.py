@@ -3,8 +3,9 @@ quarantine.
 
 The whole batch is validated set-wise inside DuckDB against the policy (types, required fields,
 lengths, domains, minimums, identifier normalization, duplicate keys). Every line read ends up in
-exactly one place: ``raw_<source>`` or ``quarantine`` (with file, line and reason), or is counted as
-suppressed for an erasure request. Re-running a day replaces that day exactly, in one transaction.
+exactly one place: ``raw_<source>`` (a Delta table, :mod:`plus_analytics.storage.lake`) or
+``quarantine`` (with file, line and reason), or is counted as suppressed for an erasure request.
+Re-running a day replaces that day exactly: its rows in one Delta commit, the rest in one transaction.
 
 A daily DAG run ingests one day; a backfill ingests many days of a source in batches of whole days
 that fit memory (:func:`ingest_days`), with exactly the per-day results, rows and quarantine reasons
@@ -32,9 +33,9 @@ from plus_analytics.ingest.validation import column_problem_pairs, validate
 from plus_analytics.policy import Source
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
-from plus_analytics.storage import duck
+from plus_analytics.storage import duck, lake
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import insert_rows, table_columns, transaction
+from plus_analytics.storage.duck import insert_rows, transaction
 from plus_analytics.storage.sql import q
 
 log = logging.getLogger(__name__)
@@ -55,20 +56,12 @@ class IngestResult:
         return asdict(self)
 
 
-def raw_table_ddl(src: Source) -> str:
-    cols = ",\n    ".join(f"{q(c.name)} {c.type}" for c in src.columns)
-    return (f"create table if not exists raw.{src.raw_table} (\n    _dt date not null,\n    _file varchar not null,\n"
-            f"    _line bigint not null,\n    {cols},\n    _ingested_at timestamp not null\n)")
-
-
-def ensure_raw_table(con, src: Source) -> None:
-    con.execute(raw_table_ddl(src))
-    have = table_columns(con, "raw", src.raw_table)
-    want = ["_dt", "_file", "_line", *src.column_names, "_ingested_at"]
-    if have != want:
-        raise RuntimeError(
-            f"{src.raw_table} has columns {have} but the policy declares {want}: migrate the restricted zone "
-            f"(re-ingest {src.name} into a fresh zone) before ingesting")
+def raw_rows_sql(src: Source) -> str:
+    """The columns of a source's raw rows, typed, and no row: where each came from, the declared columns,
+    when it was loaded."""
+    cols = ", ".join(f"cast(null as {c.type}) as {q(c.name)}" for c in src.columns)
+    return (f"select cast(null as date) as _dt, cast(null as varchar) as _file, cast(null as bigint) as _line, {cols}, "
+            f"cast(null as timestamp) as _ingested_at limit 0")
 
 
 def prepare(con, src: Source, key: MasterKey, tomb_key: MasterKey | None = None) -> bool:
@@ -78,7 +71,7 @@ def prepare(con, src: Source, key: MasterKey, tomb_key: MasterKey | None = None)
     identifiers.check_key(con, "raw", key)
     identifiers.register_key(con, key)
     identifiers.check_key_version(con, key)
-    ensure_raw_table(con, src)
+    lake.ensure(con, src.raw_table, raw_rows_sql(src))
     suppress = suppression.has_tombstones(con)
     if suppress:
         if tomb_key is None:
@@ -164,12 +157,13 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> dict[dt.date
 
 
 def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime) -> None:
-    """Inside the batch's transaction: the days' raw rows, mentions, quarantine and column log replaced."""
+    """Inside the batch's transaction: the days' raw rows (one commit to the source's Delta table), then
+    mentions, quarantine and column log replaced in the restricted database, whose commit follows. A process
+    killed between the two leaves the days' new rows with no log of them yet: the day's rerun replaces
+    them whole."""
     batch = {"s": src.name, "days": replaced}
-    days = {"days": replaced}
-    sqlf.run(con, SQL, "replace_rows", days, raw_table=src.raw_table)
-    sqlf.run(con, SQL, "insert_rows", {"now": now}, raw_table=src.raw_table,
-             columns=", ".join(q(c) for c in src.column_names))
+    lake.replace_days(con, src.raw_table, replaced, sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names)),
+                      {"now": now})
     sqlf.run(con, SQL, "replace_mentions", batch)
     sqlf.run(con, SQL, "insert_mentions", {"s": src.name})
     sqlf.run(con, SQL, "replace_quarantine", batch)

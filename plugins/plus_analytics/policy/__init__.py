@@ -379,10 +379,10 @@ def source(name: str) -> Source:
 
 
 def present_sources(con) -> list[Source]:
-    """The sources whose raw table exists in the session's restricted zone (attached as ``raw``)."""
-    from plus_analytics.storage.duck import tables
+    """The sources whose rows the session's restricted zone holds (``lake.raw_<source>``)."""
+    from plus_analytics.storage.lake import present
 
-    have = tables(con, "raw")
+    have = present(con)
     return [s for s in load_policy().values() if s.raw_table in have]
 
 

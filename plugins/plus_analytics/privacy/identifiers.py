@@ -164,7 +164,7 @@ def rekey(con, key: MasterKey) -> dict:
 def collect_orphans(con, sources: list[Source]) -> None:
     """Drop every identifier (and pseudonym, and IP prefix) that no row of the zone refers to any more."""
     refs = " union ".join(
-        f"select '{c.kind}' as kind, {sqlf.q(c.name)} as v from raw.{s.raw_table}" for s in sources for c in s.identifier_columns)
+        f"select '{c.kind}' as kind, {sqlf.q(c.name)} as v from lake.{s.raw_table}" for s in sources for c in s.identifier_columns)
     sqlf.run(con, SQL, "orphans", refs_sql=refs)
     for name in ("delete_orphan_ids", "delete_orphan_pseudonyms", "delete_orphan_prefixes"):
         sqlf.run(con, SQL, name)

@@ -22,6 +22,7 @@ from plus_analytics.storage.duck import table_columns, tables, transaction
 from plus_analytics.storage.sql import q as _q
 
 RAW = "raw"  # alias the restricted database is attached under, read-only
+ROWS = "lake"  # where a session sees the zone's rows (plus_analytics.storage.lake)
 STG = "stg"  # alias staging is attached under
 SQL = "staging/staging.sql"
 
@@ -69,7 +70,7 @@ def compile_select(src: Source, changed_rows: bool = False) -> str:
         joins += _visitor_hash_joins(src, where)
         exprs.append("coalesce(vh.visitor_hash, pv.visitor_hash) as visitor_hash")
     exprs.append("cast($key_version as integer) as key_version")
-    return ("select\n    " + ",\n    ".join(exprs) + f"\nfrom {RAW}.{src.raw_table} r\n" + "\n".join(joins)
+    return ("select\n    " + ",\n    ".join(exprs) + f"\nfrom {ROWS}.{src.raw_table} r\n" + "\n".join(joins)
             + "\nwhere " + where)
 
 
@@ -84,7 +85,7 @@ def _visitor_hash_joins(src: Source, where: str) -> list[str]:
         f"left join (\n    select d.day, d.ip, d.ua, d.acct, plus_pid(vs.ipad, vs.opad, m.normalized || chr(31) || d.ua || "
         f"chr(31) || d.acct) as visitor_hash\n"
         f"    from (select distinct cast(r.{_q(src.event_time)} as date) as day, r.{ip} as ip, coalesce(r.{ua}, '') as ua, "
-        f"coalesce(r.{acct}, '') as acct\n          from {RAW}.{src.raw_table} r where {where}) d\n"
+        f"coalesce(r.{acct}, '') as acct\n          from {ROWS}.{src.raw_table} r where {where}) d\n"
         f"    left join {RAW}.id_map m on m.kind = 'ip' and m.raw_value = d.ip\n"
         f"    left join {RAW}.visitor_salt vs on vs.day = d.day\n"
         f") vh on vh.day = cast(r.{_q(src.event_time)} as date) and vh.ip = r.{ip} and vh.ua = coalesce(r.{ua}, '') "
@@ -268,7 +269,7 @@ def _restage_changed(con, src: Source, key: MasterKey, requests: list[str], vers
     if not sqlf.run(con, SQL, "changed_rows_count").fetchone()[0]:
         return
     pairs, joins = _staging_key(src)
-    changed_keys = (f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {RAW}.{src.raw_table} r "
+    changed_keys = (f"select {', '.join(f'{e} as {_q(c)}' for c, e in pairs)} from {ROWS}.{src.raw_table} r "
                     + " ".join(joins) + " where (r._file, r._line) in (select _file, _line from _changed_rows)")
     match = " and ".join(f"k.{_q(c)} is not distinct from s.{_q(c)}" for c, _ in pairs)
     ctx = dict(table=src.staging_table, changed_keys=changed_keys, match=match)

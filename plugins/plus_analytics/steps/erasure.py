@@ -11,7 +11,7 @@ import logging
 from plus_analytics.config import Paths, settings
 from plus_analytics.context import Context, context
 from plus_analytics.policy import present_sources
-from plus_analytics.storage import files, locks
+from plus_analytics.storage import files, locks, rewrites
 from plus_analytics.storage import sql as sqlf
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,10 @@ def rewrite(ctx: Context | None = None) -> dict:
     sizes = {}
     for db in (paths.raw_db, paths.staging_db):
         with locks.hold({db: True}):
-            sizes[db.name] = files.rewrite_database(db)
+            sizes[db.name] = rewrites.rewrite_zone(db)
     removed = remove_stale_builds(paths.builds, published_version(paths.analytics_db))
-    detail = (f"database files rewritten ({', '.join(f'{k} {v:,} bytes' for k, v in sizes.items())}); "
+    detail = (f"database files rewritten ({', '.join(f'{k} {v:,} bytes' for k, v in sizes.items())}), the "
+              f"restricted zone's Delta tables purged to their latest snapshot; "
               f"{len(removed)} older build file(s) removed")
     with locks.zone(write=paths.zones("ledger")) as con:
         ensure_schema(con)

@@ -7,7 +7,7 @@ import datetime as dt
 
 from plus_analytics.context import Context, as_day, context, day_range
 from plus_analytics.policy import source as policy_source
-from plus_analytics.storage import files, locks
+from plus_analytics.storage import files, locks, rewrites
 
 
 def backfill_bounds(source: str, first=None, last=None, ctx: Context | None = None) -> tuple[dt.date, dt.date] | None:
@@ -44,7 +44,7 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
         if marked and not suppressed:
             files.unmark_dirty(paths.raw_db)  # under the lock: no other writer can have used the mark
     if suppressed:
-        files.finish_rewrites(paths)
+        rewrites.finish_rewrites(paths)
         with locks.zone(write=paths.zones("ledger"), read=paths.zones("raw")) as con:
             copy_outboxes(con, ["raw"])
     if until is None:

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 from plus_analytics.context import Context, as_day, context
-from plus_analytics.storage import files, locks
+from plus_analytics.storage import locks, rewrites
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def enforce(as_of=None, ctx: Context | None = None, spec=None) -> dict:
     ctx = ctx or context()
     paths, spec = ctx.paths, spec or load_retention()
     as_of = as_day(as_of) if as_of else dt.datetime.now(dt.UTC).date()
-    files.finish_rewrites(paths)
+    rewrites.finish_rewrites(paths)
     ev = retention.new_run(as_of)
     out = {"run_id": ev.run_id, "as_of": as_of.isoformat(), "rows_destroyed": 0}
     with locks.zone(write=paths.zones("raw")) as con:
@@ -34,7 +34,7 @@ def enforce(as_of=None, ctx: Context | None = None, spec=None) -> dict:
     if paths.staging_db.exists():
         with locks.zone(write=paths.zones("stg")) as con:
             out["rows_destroyed"] += retention.destroy_staging(con, paths.staging_db, ev, spec, as_of)
-    out["files_rewritten"] = files.finish_rewrites(paths)
+    out["files_rewritten"] = rewrites.finish_rewrites(paths)
     with locks.zone(write=paths.zones("ledger"), read=paths.zones("raw", "stg")) as con:
         ensure_schema(con)
         out["evidence_copied"] = copy_outboxes(con, ["raw", "stg"])["retention"]

@@ -179,17 +179,3 @@ def scan_bytes(paths: Path | Iterable[Path], needles: list[bytes]) -> dict[str, 
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         return {f: sorted(h) for f, h in pool.map(scan, list(paths)) if h}
-
-
-def finish_rewrites(paths) -> list[str]:
-    """Rewrite every zone file (of :class:`~plus_analytics.config.Paths` ``paths``) a dead run left marked as
-    holding deleted values in freed blocks, each under its writer's lock; returns their names."""
-    from plus_analytics.storage import locks
-
-    done = []
-    for db in (paths.raw_db, paths.staging_db, paths.privacy_db):
-        if is_dirty(db):
-            with locks.hold({db: True}):
-                rewrite_database(db)
-            done.append(db.name)
-    return done

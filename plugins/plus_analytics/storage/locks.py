@@ -146,11 +146,12 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
          timeout: float | None = None):
     """A DuckDB session holding every file's lock for the block: an in-memory database with each zone
     file of ``write`` attached read-write and each of ``read`` attached read-only, under its alias
-    ({alias: file}; see :data:`plus_analytics.config.ZONES`). Every table is named with its database
+    ({alias: file}; see :data:`plus_analytics.config.ZONES`); with the restricted zone come its Delta
+    tables' views (:mod:`plus_analytics.storage.lake`). Every table is named with its database
     (``ledger.tombstones``), so what a name means never depends on which file a session opened first;
     only the session's scratch tables (``_name``, temporary) go unqualified. Files to read that do not
     exist yet are not attached."""
-    from plus_analytics.storage import duck
+    from plus_analytics.storage import duck, lake
 
     read, write = dict(read or {}), dict(write or {})
     if set(read) & set(write):
@@ -165,6 +166,9 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
                     duck.attach(con, p, alias, read_only=True)
             for alias, p in write.items():
                 duck.attach(con, p, alias, read_only=False)
+            raw = write.get("raw") or read.get("raw")
+            if raw is not None and Path(raw).exists():
+                lake.attach(con, Path(raw), writable="raw" in write)  # the zone's rows: lake.raw_<source>
             yield con
         finally:
             con.close()

@@ -1,0 +1,251 @@
+"""The restricted zone's rows: one Delta Lake table per source, partitioned by landing day (decision 0012).
+
+``restricted/lake/raw_<source>/`` beside ``raw.duckdb``: Parquet data files under ``_dt=<day>/`` and the
+table's transaction log (``_delta_log/``), written through delta-rs. A session that attaches the
+restricted zone sees each source's rows as the view ``lake.raw_<source>`` over the data files of the
+table's snapshot when the session opened (DuckDB's own Parquet reader, the day taken from the file's
+directory). Rows are only ever written a whole day at a time: :func:`replace_days` commits the days'
+new content in one Delta commit (an overwrite with a predicate on those days), so an ingest of a day, an
+erasure's rewrite of the days it touched and retention's of the days it expires each touch their
+partitions and nothing else, and a reader sees a day before or after, never half of it.
+
+What the format keeps besides the data files, and how erasure reaches it:
+
+* the log's file statistics: none are written (``delta.dataSkippingNumIndexedCols = 0``: a column's
+  minimum and maximum would be personal values in a JSON file);
+* the log's recorded predicates: only days (``_dt``), never a value: erasure rewrites whole days;
+* files removed by a commit, files no commit names (a writer killed before its commit), and the commits
+  themselves: :func:`purge` vacuums in full with zero retention, writes a checkpoint and deletes the log
+  before it (both retentions are zero in the table's configuration), so after an erasure only the live
+  files of the latest snapshot are left;
+* compression: data files are written uncompressed, so the byte scan of verification reads every value
+  as written (with compression a value in the middle of a column is invisible to it).
+
+The rest of the restricted zone (identifier maps, quarantine, logs) stays in ``raw.duckdb``, whose lock
+still orders its writers; the rows are the bulk of the zone and what erasure and retention rewrite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from plus_analytics.storage import faults
+from plus_analytics.storage import sql as sqlf
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "lake"  #: the in-memory database a session's views of the tables live in: ``lake.raw_<source>``
+DIRECTORY = "lake"  #: the tables' directory, beside the restricted database
+PARTITION = "_dt"
+COMMIT_ATTEMPTS = 8
+CONFIG = {
+    "delta.dataSkippingNumIndexedCols": "0",
+    "delta.logRetentionDuration": "interval 0 seconds",
+    "delta.deletedFileRetentionDuration": "interval 0 seconds",
+}
+SQL = "storage/lake.sql"
+
+
+def root_of(raw_db: Path) -> Path:
+    """The tables' directory of the restricted database ``raw_db``."""
+    return Path(raw_db).parent / DIRECTORY
+
+
+def _root(con) -> Path:
+    """The tables' directory of the restricted database this session attached as ``raw``."""
+    row = sqlf.run(con, SQL, "raw_path").fetchone()
+    if row is None or not row[0]:
+        raise RuntimeError("this session has no restricted zone attached (alias raw)")
+    return root_of(Path(row[0]))
+
+
+def table_dir(root: Path, table: str) -> Path:
+    return Path(root) / table
+
+
+def exists(path: Path) -> bool:
+    return (Path(path) / "_delta_log").is_dir()
+
+
+def _tables(root: Path) -> list[str]:
+    return sorted(p.name for p in Path(root).iterdir() if exists(p)) if Path(root).is_dir() else []
+
+
+def _schema(path: Path):
+    """The table's Arrow schema, in the table's column order."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _arrow(con, sql: str, params: dict | None = None):
+    """The result of ``sql`` as an Arrow table (DuckDB 2 first wants an earlier result finished)."""
+    con.complete()
+    return con.sql(sql, params=params or None).to_arrow_table()
+
+
+def _schema_file(root: Path, table: str, schema) -> str:
+    """A Parquet file of no rows with the table's columns, under ``.schema/`` (outside the table), laid out
+    as a partition: every snapshot's file list includes it, so a table with no data file reads as its
+    typed columns and no row."""
+    import pyarrow.parquet as pq
+
+    path = Path(root) / ".schema" / table / f"{PARTITION}=1970-01-01" / "no-rows.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.writing")
+        pq.write_table(schema.remove(schema.get_field_index(PARTITION)).empty_table(), tmp)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def _variable(table: str) -> str:
+    return f"lake_{table}"
+
+
+def _define(con, root: Path, table: str) -> None:
+    """Point ``lake.<table>`` at the table's current snapshot: the session variable its view reads its
+    file list from is set (not a catalog change, so allowed inside a transaction that writes the
+    restricted database); the view is created on first use, its columns in the table's order."""
+    from deltalake import DeltaTable
+
+    snapshot = DeltaTable(str(table_dir(root, table)))
+    schema = _schema(table_dir(root, table))
+    files = [*snapshot.file_uris(), _schema_file(root, table, schema)]
+    con.execute(f"set variable {_variable(table)} = $files", {"files": files})
+    if table not in present(con):
+        con.execute(f"create view {SCHEMA}.{sqlf.q(table)} as " + sqlf.named(
+            SQL, "over_files", columns=", ".join(sqlf.q(n) for n in schema.names), variable=_literal(_variable(table))))
+
+
+def attach(con, raw_db: Path, writable: bool) -> None:
+    """Views of every table in this session. A zone still in the earlier layout (rows in ``raw.duckdb``)
+    is moved into the tables first when the session writes it, and read where it is when it only reads."""
+    root = root_of(raw_db)
+    con.execute(f"attach if not exists ':memory:' as {SCHEMA}")  # views only: the names, never a row
+    legacy = [r[0] for r in sqlf.run(con, SQL, "legacy_tables").fetchall()]
+    if legacy and writable:
+        from plus_analytics.storage.files import mark_dirty
+
+        mark_dirty(raw_db)  # the old tables' rows stay in freed blocks until the file is rewritten
+        for table in legacy:
+            _migrate(con, root, table)
+        legacy = []
+    for table in legacy:
+        con.execute(f"create or replace view {SCHEMA}.{sqlf.q(table)} as select * from raw.{sqlf.q(table)}")
+    for table in _tables(root):
+        if table not in legacy:
+            _define(con, root, table)
+
+
+def present(con) -> set[str]:
+    """The tables this session sees (``raw_<source>``)."""
+    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()}
+
+
+def ensure(con, table: str, empty_sql: str) -> None:
+    """``table`` exists, with the columns of ``empty_sql`` (a query of no rows, typed), else a clear error."""
+    root = _root(con)
+    path = table_dir(root, table)
+    want = _arrow(con, empty_sql).schema
+    if not exists(path):
+        from deltalake import DeltaTable
+
+        path.mkdir(parents=True, exist_ok=True)
+        DeltaTable.create(str(path), schema=want, partition_by=[PARTITION], configuration=CONFIG, mode="ignore")
+    have = _schema(path).names
+    if have != want.names:
+        raise RuntimeError(
+            f"{table} has columns {have} but the policy declares {want.names}: migrate the restricted zone "
+            f"(re-ingest its source into a fresh zone) before ingesting")
+    _define(con, root, table)
+
+
+def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | None = None) -> int:
+    """Replace the rows of ``days`` with the result of ``sql`` (the table's columns, each row of one of
+    ``days``) in one commit; returns the rows written. A commit that another writer's refused is retried
+    (a writer of other days never refuses one; of the same days, the later commit wins whole). The
+    session's view then shows the new snapshot."""
+    from deltalake import WriterProperties, write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    if not days:
+        return 0
+    root = _root(con)
+    path = table_dir(root, table)
+    schema = _schema(path)
+    columns = ", ".join(sqlf.q(n) for n in schema.names)
+    rows = _arrow(con, f"select {columns} from ({sql})", params).cast(schema)
+    predicate = " or ".join(f"{PARTITION} = '{d.isoformat()}'" for d in sorted(set(days)))
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            write_deltalake(str(path), rows, mode="overwrite", predicate=predicate, partition_by=[PARTITION],
+                            writer_properties=WriterProperties(compression="UNCOMPRESSED"), configuration=CONFIG)
+            break
+        except CommitFailedError:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("%s: a concurrent commit touched the same days; retrying (%d)", table, attempt)
+            time.sleep(0.05 * attempt)
+    faults.reached("lake")
+    _define(con, root, table)
+    return rows.num_rows
+
+
+def drop_days(con, table: str, days: list[dt.date]) -> None:
+    """Delete every row of ``days`` (one commit; the days' files leave the snapshot, :func:`purge` deletes them)."""
+    replace_days(con, table, days, f"select * from {SCHEMA}.{sqlf.q(table)} where false")
+
+
+@contextmanager
+def edit(con, table: str, days: list[dt.date]) -> Iterator[str]:
+    """The rows of ``days`` as the temporary table ``_lake_edit``, to change with SQL in the block; when
+    it ends, they replace those days (:func:`replace_days`). Erasure and retention rewrite through it."""
+    sqlf.run(con, SQL, "edit_table", {"days": sorted(set(days))}, table=sqlf.q(table))
+    try:
+        yield "_lake_edit"
+        replace_days(con, table, days, "select * from _lake_edit")
+    finally:
+        sqlf.run(con, SQL, "drop_edit_table")
+
+
+def purge(raw_db: Path) -> list[str]:
+    """Leave only the latest snapshot of every table: files no longer in it deleted at once (zero
+    retention), a checkpoint written and the log before it deleted. Run after a rewrite that removed
+    personal data (erasure, retention); the caller holds the restricted zone's write lock, so no reader
+    is still reading a file this deletes. Returns the tables purged."""
+    from deltalake import DeltaTable
+
+    root = root_of(raw_db)
+    done = _tables(root)
+    for table in done:
+        snapshot = DeltaTable(str(table_dir(root, table)))
+        # full: also files no commit names (a writer killed between its data file and its commit)
+        snapshot.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
+        snapshot.create_checkpoint()
+        snapshot.cleanup_metadata()
+    if done:
+        faults.reached("file")
+    return done
+
+
+def _migrate(con, root: Path, table: str) -> None:
+    """Move a table of the earlier layout (in ``raw.duckdb``) into its Delta table, all its days in one
+    commit, then drop it; the caller marked ``raw.duckdb`` for rewriting (its freed blocks hold the rows)."""
+    old = f"raw.{sqlf.q(table)}"
+    ensure(con, table, f"select * from {old} limit 0")
+    days = [r[0] for r in con.execute(f"select distinct _dt from {old}").fetchall()]
+    n = replace_days(con, table, days, f"select * from {old}")
+    con.execute(f"drop table {old}")
+    log.info("moved %d rows of %s into its Delta table", n, table)

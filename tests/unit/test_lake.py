@@ -1,0 +1,163 @@
+"""The restricted zone's rows as Delta tables (plus_analytics.storage.lake): days replaced whole, views on
+the session's snapshot, erasure's rewrite touching only its days and leaving no byte behind, concurrent
+writers of different days, and the move from the earlier layout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from plus_analytics.config import Paths
+from plus_analytics.storage import files, lake, locks, rewrites
+
+TABLE = "raw_demo_events"
+ROWS = """select cast(d as date) as _dt, 'f-' || cast(d as varchar) as _file, cast(i as bigint) as _line,
+    'person-' || cast(i as varchar) || '@example.test' as email, cast(i as integer) as clicks,
+    timestamp '2026-10-01 00:00:00' as _ingested_at
+from (select date '2026-10-01' + cast(i % 4 as integer) as d, i from range({n}) t(i))"""
+EMPTY = ROWS.format(n=0) + " limit 0"
+DAYS = [dt.date(2026, 10, 1) + dt.timedelta(days=k) for k in range(4)]
+
+
+def _home(tmp_path: Path) -> Paths:
+    paths = Paths(tmp_path / "home").ensure()
+    with locks.zone(write=paths.zones("raw")) as con:
+        lake.ensure(con, TABLE, EMPTY)
+    return paths
+
+
+def _day_files(paths: Paths) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for f in (lake.root_of(paths.raw_db) / TABLE).glob("_dt=*/*.parquet"):
+        out.setdefault(f.parent.name, set()).add(f.name)
+    return out
+
+
+def test_an_empty_table_reads_as_its_typed_columns(tmp_path):
+    paths = _home(tmp_path)
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert lake.present(con) == {TABLE}
+        assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 0
+        types = dict(con.execute(f"select column_name, column_type from (describe lake.{TABLE})").fetchall())
+    assert types == {"_dt": "DATE", "_file": "VARCHAR", "_line": "BIGINT", "email": "VARCHAR", "clicks": "INTEGER",
+                     "_ingested_at": "TIMESTAMP"}
+
+
+def test_replacing_days_replaces_exactly_them_and_the_session_sees_it(tmp_path):
+    paths = _home(tmp_path)
+    with locks.zone(write=paths.zones("raw")) as con:
+        assert lake.replace_days(con, TABLE, DAYS, ROWS.format(n=400)) == 400
+        before = _day_files(paths)
+        lake.replace_days(con, TABLE, [DAYS[1]], f"select * from lake.{TABLE} where _dt = $d and _line < 10", {"d": DAYS[1]})
+        per_day = dict(con.execute(f"select _dt, count(*) from lake.{TABLE} group by 1").fetchall())
+    assert per_day == {DAYS[0]: 100, DAYS[1]: 3, DAYS[2]: 100, DAYS[3]: 100}
+    after = _day_files(paths)
+    for day in ("_dt=2026-10-01", "_dt=2026-10-03", "_dt=2026-10-04"):
+        assert after[day] == before[day], "a day that was not replaced keeps its files"
+    with locks.zone(read=paths.zones("raw")) as con:  # a new session reads the latest snapshot
+        assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 303
+
+
+def test_a_row_of_another_day_is_refused(tmp_path):
+    paths = _home(tmp_path)
+    with locks.zone(write=paths.zones("raw")) as con, pytest.raises(Exception, match="(?i)failed validation"):
+        lake.replace_days(con, TABLE, [DAYS[0]], ROWS.format(n=8))
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 0
+
+
+def test_erasure_leaves_no_byte_and_touches_only_its_days(tmp_path):
+    """The byte scan finds a value in the middle of a column before (uncompressed files: it can see), and
+    nowhere under the zone after the edit and the purge (log, checkpoint, removed files); the other
+    days' files are the same files."""
+    paths = _home(tmp_path)
+    root = lake.root_of(paths.raw_db)
+    erased, kept = b"person-201@example.test", b"person-202@example.test"  # 201 % 4 == 1: day two
+    with locks.zone(write=paths.zones("raw")) as con:
+        lake.replace_days(con, TABLE, DAYS, ROWS.format(n=400))
+        lake.replace_days(con, TABLE, [DAYS[1]], f"select * from lake.{TABLE} where _dt = $d", {"d": DAYS[1]})
+    assert files.scan_bytes(root, [erased]), "the scan must see a mid-column value before the erasure"
+    before = _day_files(paths)
+    files.mark_dirty(paths.raw_db)
+    with locks.zone(write=paths.zones("raw")) as con, lake.edit(con, TABLE, [DAYS[1]]) as edited:
+        con.execute(f"delete from temp.{edited} where email = 'person-201@example.test'")
+    assert files.scan_bytes(root, [erased]), "until the purge, the old snapshot's file still holds it"
+    with locks.hold({paths.raw_db: True}):
+        rewrites.rewrite_zone(paths.raw_db)
+    assert not files.is_dirty(paths.raw_db)
+    assert files.scan_bytes(paths.home, [erased]) == {}
+    assert files.scan_bytes(root, [kept]), "the day's other rows are still there"
+    after = _day_files(paths)
+    assert after["_dt=2026-10-02"] != before["_dt=2026-10-02"]
+    for day in ("_dt=2026-10-01", "_dt=2026-10-03", "_dt=2026-10-04"):
+        assert after[day] == before[day]
+    logs = sorted(p.name for p in (root / TABLE / "_delta_log").iterdir() if p.suffix == ".json")
+    assert len(logs) == 1, f"the log before the checkpoint is gone: {logs}"
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 399
+
+
+def _writer(raw_db: str, days: list[str], rounds: int) -> None:
+    """A process writing its days ``rounds`` times, with no zone lock: only the Delta commit orders it."""
+    con = duckdb.connect()
+    con.execute(f"attach '{raw_db}' as raw (read_only)")
+    lake.attach(con, Path(raw_db), writable=False)
+    for r in range(rounds):
+        for day in days:
+            lake.replace_days(con, TABLE, [dt.date.fromisoformat(day)],
+                              f"select * from ({ROWS.format(n=400)}) where _dt = $d and _line // 4 % 10 = $r",
+                              {"d": dt.date.fromisoformat(day), "r": r})
+    con.close()
+
+
+@pytest.mark.parametrize("same_days", [False, True])
+def test_two_writers_at_once_never_lose_or_double_a_day(tmp_path, same_days):
+    paths = _home(tmp_path)
+    mine, theirs = (DAYS, DAYS) if same_days else (DAYS[:2], DAYS[2:])
+    spawn = multiprocessing.get_context("spawn")  # the Delta runtime does not survive a fork
+    procs = [spawn.Process(target=_writer, args=(str(paths.raw_db), [d.isoformat() for d in days], 5))
+             for days in (mine, theirs)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    with locks.zone(read=paths.zones("raw")) as con:
+        per_day = dict(con.execute(f"select _dt, count(*) from lake.{TABLE} group by 1").fetchall())
+        lines = {r[0] for r in con.execute(f"select distinct _line // 4 % 10 from lake.{TABLE}").fetchall()}
+    assert per_day == dict.fromkeys(DAYS, 10), "each day holds one whole write, never two"
+    assert lines == {4}, "the last round of every day won"
+
+
+def test_the_earlier_layout_is_read_in_place_and_moved_by_the_first_writer(tmp_path):
+    paths = Paths(tmp_path / "home").ensure()
+    with duckdb.connect(str(paths.raw_db)) as con:
+        con.execute(f"create table {TABLE} as {ROWS.format(n=40)}")
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 40
+    assert not lake.exists(lake.root_of(paths.raw_db) / TABLE)
+    with locks.zone(write=paths.zones("raw")) as con:
+        moved = sorted(con.execute(f"select * from lake.{TABLE}").fetchall())
+        assert con.execute("select count(*) from duckdb_tables() where database_name = 'raw'").fetchone()[0] == 0
+    assert files.is_dirty(paths.raw_db), "the old table's rows stay in freed blocks until the file is rewritten"
+    with duckdb.connect() as con:
+        assert moved == sorted(con.execute(ROWS.format(n=40)).fetchall())
+
+
+def test_the_purge_removes_a_data_file_no_commit_took(tmp_path):
+    """A writer killed after writing its data file and before its commit leaves a file the log never
+    names; the purge deletes it too (a full vacuum), so an erased value cannot survive in one."""
+    paths = _home(tmp_path)
+    with locks.zone(write=paths.zones("raw")) as con:
+        lake.replace_days(con, TABLE, DAYS, ROWS.format(n=40))
+    orphan = lake.root_of(paths.raw_db) / TABLE / "_dt=2026-10-02" / "part-00000-killed-before-its-commit.parquet"
+    orphan.write_bytes(b"PAR1 person-9999@example.test PAR1")
+    with locks.hold({paths.raw_db: True}):
+        rewrites.rewrite_zone(paths.raw_db)
+    assert not orphan.exists()
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 40
