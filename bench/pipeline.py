@@ -10,8 +10,9 @@ One command, one run, the same generated data for every comparison:
         readers, a keyed hash, the overlapping marts; no validation, no gate. Headline: ours / peer;
       - the floor: DuckDB parsing every landing file once and doing nothing else (context only);
       - erasure of 1,000 subjects (the plus_erasure tasks, verification included) versus one rewrite of
-        the same database files (the median of three rewrites: one took anywhere from 39 to 55 s at 10M on
-        this shared machine); registering the 1,000 requests timed apart;
+        the same zones: every day of every row table written again and purged, the database files
+        rewritten (the median of three rewrites: one took anywhere from 39 to 55 s at 10M on this shared
+        machine); registering the 1,000 requests timed apart;
   * the daily increment: 13 months of history ingested, staged and built, then a daily run (ingest one
     day of every source, stage it, build the marts, gate, publish) against the same run on an empty
     history (median of three each);
@@ -87,6 +88,12 @@ def child(home: str, step: str, *args: str) -> None:
         phases["gate"] = time.perf_counter() - t
         steps.marts.publish(b, g, ctx)
         print(json.dumps({"phases": {k: round(v, 1) for k, v in phases.items()}, "lines_read": lines}))
+    elif step == "ingest":
+        # One worker's share of a month's ingest: the named sources, every landed day, as plus_backfill does.
+        start = time.time()
+        for name in args:
+            steps.ingest.ingest(name, days[0], ctx, until=days[-1])
+        print(json.dumps({"start": start, "end": time.time()}))
     elif step == "daily":
         # A daily run: what the four ingest DAGs and plus_marts do for one day, outside Airflow.
         day = dt.date.fromisoformat(args[0])
@@ -129,11 +136,17 @@ def child(home: str, step: str, *args: str) -> None:
                           "intake_seconds": round(intake, 2), "verified": out["verify"].get("verified", 0),
                           "seconds": seconds}))
     elif step == "rewrite":
+        from plus_analytics.storage import lake, locks
         from plus_analytics.storage.rewrites import rewrite_zone
 
         t = time.perf_counter()
+        with locks.zone(write=paths.zones("raw")) as con:  # every day of every row table, written again
+            for table in sorted(lake.present(con)):
+                days = [r[0] for r in con.execute(f"select distinct _dt from lake.{table}").fetchall()]
+                lake.replace_days(con, table, days, f"select * from lake.{table}")
         for p in (paths.raw_db, paths.staging_db, paths.analytics_db):
-            rewrite_zone(p)
+            with locks.hold({p: True}):
+                rewrite_zone(p)
         print(json.dumps({"rewrite_seconds": round(time.perf_counter() - t, 1)}))
 
 
@@ -155,6 +168,45 @@ def measure(home: Path, step: str, *args: str) -> tuple[float, float, dict]:
         out.seek(0)
         lines = [ln for ln in out.read().splitlines() if ln.startswith("{")]
     return seconds, usage.ru_maxrss / 1024, json.loads(lines[-1]) if lines else {}
+
+
+def _fresh_landing(home: Path, name: str) -> Path:
+    """A new data directory whose landing files are hard links to ``home``'s (nothing else)."""
+    fresh = home.parent / name
+    subprocess.run(["rm", "-rf", str(fresh)], check=True)
+    fresh.mkdir()
+    subprocess.run(["cp", "-al", str(home / "landing"), str(fresh / "landing")], check=True)
+    return fresh
+
+
+def workers(home: Path) -> dict:
+    """The month's ingest by one worker (every source in turn) and by two at once (the sources split in two
+    halves of about equal landing bytes), each into a fresh zone: wall time from the first start to the
+    last end, and how much the two workers' intervals overlapped."""
+    from plus_analytics.policy import load_policy
+
+    size = {s: sum(p.stat().st_size for p in (home / "landing" / s).rglob("part-*")) for s in load_policy()}
+    halves: tuple[list[str], list[str]] = ([], [])
+    for s in sorted(size, key=size.get, reverse=True):  # largest first, into the lighter half
+        min(halves, key=lambda h: sum(size[x] for x in h)).append(s)
+    one = _fresh_landing(home, "workers-1")
+    one_s = measure(one, "ingest", *size)[0]
+    two = _fresh_landing(home, "workers-2")
+    env = {**os.environ, "PLUS_ANALYTICS_HOME": str(two), "AIRFLOW_CONN_PLUS_DUCKDB": json.dumps(
+        {"conn_type": "duckdb", "extra": {"memory_limit": os.environ["PLUS_DUCKDB_MEMORY_LIMIT"]}})}
+    t = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", str(two), "ingest", *h], stdout=subprocess.PIPE,
+                              env=env, text=True) for h in halves]
+    outs = [json.loads([ln for ln in p.communicate()[0].splitlines() if ln.startswith("{")][-1]) for p in procs]
+    two_s = time.perf_counter() - t
+    if any(p.returncode for p in procs):
+        raise SystemExit("a worker failed")
+    overlap = max(0.0, min(o["end"] for o in outs) - max(o["start"] for o in outs))
+    for d in (one, two):
+        subprocess.run(["rm", "-rf", str(d)], check=True)
+    return {"ingest_1_worker_s": round(one_s, 1), "ingest_2_workers_s": round(two_s, 1),
+            "two_over_one": round(two_s / one_s, 2), "workers_overlap_s": round(overlap, 1),
+            "worker_s": [round(o["end"] - o["start"], 1) for o in outs], "halves": [sorted(h) for h in halves]}
 
 
 def floor(home: Path) -> tuple[float, float]:
@@ -184,7 +236,7 @@ def peer(home: Path) -> float:
     return measure(home, "peer")[0]
 
 
-def run_size(events: int, workdir: Path) -> dict:
+def run_size(events: int, workdir: Path, with_workers: bool = False) -> dict:
     from plus_analytics.generate import generate
 
     home = workdir / f"e{events}"
@@ -206,6 +258,7 @@ def run_size(events: int, workdir: Path) -> dict:
     peer_s = peer(home)
     floor_s, _ = floor(home)
     rewrites = sorted(measure(home, "rewrite")[2]["rewrite_seconds"] for _ in range(3))
+    parallel = workers(home) if with_workers else {}
     _, erase_rss, erase = measure(home, "erase")
     rewrite_s, erase_s = rewrites[1], erase["erase_seconds"]
     return {
@@ -215,7 +268,7 @@ def run_size(events: int, workdir: Path) -> dict:
         "peer_s": round(peer_s, 1), "ours_over_peer": round(e2e_s / peer_s, 1), "floor_s": round(floor_s, 2),
         "rewrite_s": rewrite_s, "rewrites_s": rewrites, "erase_1000_s": erase_s, "erase_over_rewrite": round(erase_s / rewrite_s, 1),
         "erase_verified": erase["verified"], "erase_breakdown": erase["seconds"], "erase_peak_rss_mb": round(erase_rss),
-        "intake_1000_s": erase["intake_seconds"],
+        "intake_1000_s": erase["intake_seconds"], **parallel,
     }
 
 
@@ -279,7 +332,7 @@ def main() -> None:
     print(json.dumps(results["daily"]), flush=True)
     for n in args.events:
         print(f"... {n:,} events in {workdir}", flush=True)
-        results["sizes"].append(run_size(n, workdir))
+        results["sizes"].append(run_size(n, workdir, with_workers=n == min(args.events)))
         print(json.dumps(results["sizes"][-1]), flush=True)
     if not args.workdir:  # a temporary directory of ours: 6 GB at 10M, not left behind
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
@@ -301,6 +354,11 @@ def report(results: dict) -> None:
         print(f"at {r['events']:,}: phases {r['phases_s']}; floor (DuckDB parsing every landing file once) {r['floor_s']}s; "
               f"erasure {r['erase_breakdown']}, {r['erase_verified']} verified, peak {r['erase_peak_rss_mb']} MiB; "
               f"rewrites {r['rewrites_s']}s (median compared)")
+    for r in sizes:
+        if "ingest_1_worker_s" in r:
+            print(f"ingest of the month at {r['events']:,}: one worker {r['ingest_1_worker_s']}s, two at once "
+                  f"{r['ingest_2_workers_s']}s ({r['two_over_one']}x; each worker {r['worker_s']}s, overlapping "
+                  f"{r['workers_overlap_s']}s; halves {r['halves']})")
     print(f"daily increment: {daily['daily_events']:,} usage + ad events a day; after {daily['history_days']} days of "
           f"history (built in {daily['history_build_s']}s) {daily['with_history_s']}s, on an empty history "
           f"{daily['empty_s']}s (medians compared)")
@@ -311,6 +369,8 @@ def report(results: dict) -> None:
                  (f"ingest lines/s {at}", f"{r['ingest_lines_per_s']:,}", ">= 250,000", r["ingest_lines_per_s"] >= 250_000),
                  (f"erasure of 1,000 / one rewrite {at}", r["erase_over_rewrite"], "<= 3x", r["erase_over_rewrite"] <= 3),
                  (f"registering 1,000 requests {at}", f"{r['intake_1000_s']}s", "< 1 s", r["intake_1000_s"] < 1)]
+    rows += [(f"ingest, 2 workers / 1 worker at {r['events']:,}", r["two_over_one"], "<= 1x", r["two_over_one"] <= 1)
+             for r in sizes if "ingest_1_worker_s" in r]
     rows.append(("daily run, 13 months of history / empty", daily["ratio"], "<= 2x", daily["ratio"] <= 2))
     big = max(sizes, key=lambda r: r["events"])
     rows.append((f"peak memory at {big['events']:,}", f"{max(big['peak_rss_mb'], big['erase_peak_rss_mb'])} MiB",

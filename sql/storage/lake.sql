@@ -3,10 +3,34 @@
 -- name: raw_path
 select path from duckdb_databases() where database_name = 'raw'
 
--- name: over_files
+-- name: views_database
+-- The session's views of the tables live in a database of their own (names only, never a row).
+attach if not exists ':memory:' as {{ lake }}
+
+-- name: view_over_files
 -- A snapshot's data files: the day comes from each file's directory (_dt=<day>), as Delta writes them.
 -- The list is a session variable, so a commit moves the view to the new snapshot without a catalog change.
+create view {{ lake }}.{{ table }} as
 select {{ columns }} from read_parquet(getvariable({{ variable }}), hive_partitioning = true, hive_types = {'_dt': date})
+
+-- name: point_at
+set variable {{ variable }} = [{{ files }}]
+
+-- name: view_over_legacy
+-- A table of the earlier layout, read where it is (a session that only reads does not move it).
+create or replace view {{ lake }}.{{ table }} as select * from raw.{{ table }}
+
+-- name: legacy_columns
+select * from raw.{{ table }} limit 0
+
+-- name: legacy_days
+select distinct _dt from raw.{{ table }}
+
+-- name: legacy_rows
+select * from raw.{{ table }}
+
+-- name: drop_legacy
+drop table raw.{{ table }}
 
 -- name: views
 select view_name from duckdb_views() where database_name = $database and schema_name = 'main' and not internal
@@ -17,6 +41,12 @@ select table_name from duckdb_tables() where database_name = 'raw' and schema_na
 
 -- name: edit_table
 create or replace temp table _lake_edit as select * from lake.{{ table }} where list_contains(cast($days as date[]), _dt)
+
+-- name: edited_rows
+select * from _lake_edit
+
+-- name: no_rows
+select * from {{ lake }}.{{ table }} where false
 
 -- name: drop_edit_table
 drop table if exists _lake_edit

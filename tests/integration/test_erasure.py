@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 
 import duckdb
@@ -124,6 +125,12 @@ def test_evidence_is_chained_and_report_has_no_identifier(erased):
     with opened(home.privacy_db) as con:
         assert evidence.verify_chain(con)[0]
         events = {r[0] for r in con.execute("select event from erasure_evidence where request_id = ?", [erased["rid"]]).fetchall()}
+        where, detail = con.execute("select location, detail from erasure_evidence where request_id = ? and event = 'rewritten'",
+                                    [erased["rid"]]).fetchone()
+    # The rewrite's evidence names where the rows' old snapshots went: every table, the version it kept.
+    assert "restricted/lake" in where
+    for src in load_policy().values():
+        assert re.search(rf"{src.raw_table} at version \d+: \d+ data file\(s\) and \d+ log file\(s\) deleted", detail), src.name
     assert {"registered", "resolved", "removed", "restaged", "published", "rewritten", "verified_rows", "verified_staging",
             "verified_marts", "verified_bytes", "verified"} <= events
     out = steps.erasure.report(ctx(home))

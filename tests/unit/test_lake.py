@@ -50,7 +50,7 @@ def test_an_empty_table_reads_as_its_typed_columns(tmp_path):
 def test_replacing_days_replaces_exactly_them_and_the_session_sees_it(tmp_path):
     paths = _home(tmp_path)
     with locks.zone(write=paths.zones("raw")) as con:
-        assert lake.replace_days(con, TABLE, DAYS, ROWS.format(n=400)) == 400
+        lake.replace_days(con, TABLE, DAYS, ROWS.format(n=400))
         before = _day_files(paths)
         lake.replace_days(con, TABLE, [DAYS[1]], f"select * from lake.{TABLE} where _dt = $d and _line < 10", {"d": DAYS[1]})
         per_day = dict(con.execute(f"select _dt, count(*) from lake.{TABLE} group by 1").fetchall())
@@ -87,7 +87,10 @@ def test_erasure_leaves_no_byte_and_touches_only_its_days(tmp_path):
         con.execute(f"delete from temp.{edited} where email = 'person-201@example.test'")
     assert files.scan_bytes(root, [erased]), "until the purge, the old snapshot's file still holds it"
     with locks.hold({paths.raw_db: True}):
-        rewrites.rewrite_zone(paths.raw_db)
+        done = rewrites.rewrite_zone(paths.raw_db)
+    purged = done["tables_purged"][TABLE]
+    assert purged["data_files_deleted"] == 2, "day two's file of the first write and of the second"
+    assert purged["log_files_deleted"] >= 4 and purged["version"] >= 4
     assert not files.is_dirty(paths.raw_db)
     assert files.scan_bytes(paths.home, [erased]) == {}
     assert files.scan_bytes(root, [kept]), "the day's other rows are still there"

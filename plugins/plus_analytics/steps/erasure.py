@@ -182,22 +182,31 @@ def rewrite(ctx: Context | None = None) -> dict:
         waiting = requests.take(con, "rewrite") if "tombstones" in tables(con, "ledger") else []
     if not waiting:
         return {"skipped": "no request waiting for rewrite"}
-    sizes = {}
+    sizes, purged = {}, {}
     for db in (paths.raw_db, paths.staging_db):
         with locks.hold({db: True}):
-            sizes[db.name] = rewrites.rewrite_zone(db)
+            done = rewrites.rewrite_zone(db)
+        sizes[db.name] = done["bytes"]
+        purged.update(done["tables_purged"])
     removed = remove_stale_builds(paths.builds, published_version(paths.analytics_db))
-    detail = (f"database files rewritten ({', '.join(f'{k} {v:,} bytes' for k, v in sizes.items())}), the "
-              f"restricted zone's Delta tables purged to their latest snapshot; "
+    detail = (f"database files rewritten ({', '.join(f'{k} {v:,} bytes' for k, v in sizes.items())}); "
+              f"Delta tables purged to their latest snapshot, every earlier one expired "
+              f"({'; '.join(_purge_detail(t, p) for t, p in sorted(purged.items())) or 'none yet'}); "
               f"{len(removed)} older build file(s) removed")
+    where = ", ".join([*sizes, *(["restricted/lake"] if purged else [])])
     with locks.zone(write=paths.zones("ledger")) as con:
         ensure_schema(con)
         ids = [rid for rid in requests.take(con, "rewrite") if rid in waiting]  # rewritten before, not after, this step
         with transaction(con):
-            evidence.append_many(con, [dict(request_id=rid, event="rewritten", layer="all", location=", ".join(sizes),
+            evidence.append_many(con, [dict(request_id=rid, event="rewritten", layer="all", location=where,
                                             detail=detail) for rid in ids])
             requests.advance(con, ids, "rewritten", ctx.run_id)
-    return {"requests": len(ids), "database_bytes": sizes, "builds_removed": len(removed)}
+    return {"requests": len(ids), "database_bytes": sizes, "tables_purged": purged, "builds_removed": len(removed)}
+
+
+def _purge_detail(table: str, purged: dict[str, int]) -> str:
+    return (f"{table} at version {purged['version']}: {purged['data_files_deleted']} data file(s) and "
+            f"{purged['log_files_deleted']} log file(s) deleted")
 
 
 def verify(ctx: Context | None = None) -> dict:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from plus_analytics.storage import faults
 from plus_analytics.storage import sql as sqlf
+from plus_analytics.storage.duck import sql_string
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,13 @@ def _schema(path: Path):
     return pa.schema(DeltaTable(str(path)).schema().to_arrow())
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _arrow(con, sql: str, params: dict | None = None):
-    """The result of ``sql`` as an Arrow table (DuckDB 2 first wants an earlier result finished)."""
+def _arrow(con, sql: str, params: dict | None = None, stream: bool = False):
+    """The result of ``sql`` as an Arrow table, or a stream of record batches (a batch's rows are written
+    to the table as DuckDB produces them, never all held at once); DuckDB 2 first wants an earlier result
+    finished."""
     con.complete()
-    return con.sql(sql, params=params or None).to_arrow_table()
+    rel = con.sql(sql, params=params or None)
+    return rel.to_arrow_reader() if stream else rel.to_arrow_table()
 
 
 def _schema_file(root: Path, table: str, schema) -> str:
@@ -114,26 +114,34 @@ def _variable(table: str) -> str:
     return f"lake_{table}"
 
 
-def _define(con, root: Path, table: str) -> None:
-    """Point ``lake.<table>`` at the table's current snapshot: the session variable its view reads its
-    file list from is set (not a catalog change, so allowed inside a transaction that writes the
-    restricted database); the view is created on first use, its columns in the table's order."""
+def _pointing(root: Path, table: str, create: bool) -> list[str]:
+    """The statements that point ``lake.<table>`` at the table's current snapshot: the session variable
+    its view reads its file list from is set (not a catalog change, so allowed inside a transaction that
+    writes the restricted database); with ``create``, the view too, its columns in the table's order."""
+    import pyarrow as pa
     from deltalake import DeltaTable
 
     snapshot = DeltaTable(str(table_dir(root, table)))
-    schema = _schema(table_dir(root, table))
+    schema = pa.schema(snapshot.schema().to_arrow())
     files = [*snapshot.file_uris(), _schema_file(root, table, schema)]
-    con.execute(f"set variable {_variable(table)} = $files", {"files": files})
-    if table not in present(con):
-        con.execute(f"create view {SCHEMA}.{sqlf.q(table)} as " + sqlf.named(
-            SQL, "over_files", columns=", ".join(sqlf.q(n) for n in schema.names), variable=_literal(_variable(table))))
+    out = [sqlf.named(SQL, "point_at", variable=_variable(table), files=", ".join(map(sql_string, files)))]
+    if create:
+        out.append(sqlf.named(SQL, "view_over_files", lake=SCHEMA, table=sqlf.q(table), variable=sql_string(_variable(table)),
+                              columns=", ".join(sqlf.q(n) for n in schema.names)))
+    return out
+
+
+def _define(con, root: Path, table: str) -> None:
+    """Point ``lake.<table>`` at the table's current snapshot (after a commit of this session's)."""
+    for statement in _pointing(root, table, create=table not in present(con)):
+        con.execute(statement)
 
 
 def attach(con, raw_db: Path, writable: bool) -> None:
     """Views of every table in this session. A zone still in the earlier layout (rows in ``raw.duckdb``)
     is moved into the tables first when the session writes it, and read where it is when it only reads."""
     root = root_of(raw_db)
-    con.execute(f"attach if not exists ':memory:' as {SCHEMA}")  # views only: the names, never a row
+    sqlf.run(con, SQL, "views_database", lake=SCHEMA)
     legacy = [r[0] for r in sqlf.run(con, SQL, "legacy_tables").fetchall()]
     if legacy and writable:
         from plus_analytics.storage.files import mark_dirty
@@ -143,10 +151,11 @@ def attach(con, raw_db: Path, writable: bool) -> None:
             _migrate(con, root, table)
         legacy = []
     for table in legacy:
-        con.execute(f"create or replace view {SCHEMA}.{sqlf.q(table)} as select * from raw.{sqlf.q(table)}")
-    for table in _tables(root):
-        if table not in legacy:
-            _define(con, root, table)
+        sqlf.run(con, SQL, "view_over_legacy", lake=SCHEMA, table=sqlf.q(table))
+    defined = present(con)
+    statements = [s for t in _tables(root) if t not in legacy for s in _pointing(root, t, create=t not in defined)]
+    if statements:  # one call for every table: a session with the restricted zone opens often
+        con.execute(";\n".join(statements))
 
 
 def present(con) -> set[str]:
@@ -172,23 +181,23 @@ def ensure(con, table: str, empty_sql: str) -> None:
     _define(con, root, table)
 
 
-def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | None = None) -> int:
+def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | None = None) -> None:
     """Replace the rows of ``days`` with the result of ``sql`` (the table's columns, each row of one of
-    ``days``) in one commit; returns the rows written. A commit that another writer's refused is retried
+    ``days``) in one commit. A commit that another writer's refused is retried, its rows computed again
     (a writer of other days never refuses one; of the same days, the later commit wins whole). The
     session's view then shows the new snapshot."""
     from deltalake import WriterProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     if not days:
-        return 0
+        return
     root = _root(con)
     path = table_dir(root, table)
     schema = _schema(path)
     columns = ", ".join(sqlf.q(n) for n in schema.names)
-    rows = _arrow(con, f"select {columns} from ({sql})", params).cast(schema)
     predicate = " or ".join(f"{PARTITION} = '{d.isoformat()}'" for d in sorted(set(days)))
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        rows = _arrow(con, f"select {columns} from ({sql})", params, stream=True).cast(schema)
         try:
             write_deltalake(str(path), rows, mode="overwrite", predicate=predicate, partition_by=[PARTITION],
                             writer_properties=WriterProperties(compression="UNCOMPRESSED"), configuration=CONFIG)
@@ -200,12 +209,11 @@ def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | 
             time.sleep(0.05 * attempt)
     faults.reached("lake")
     _define(con, root, table)
-    return rows.num_rows
 
 
 def drop_days(con, table: str, days: list[dt.date]) -> None:
     """Delete every row of ``days`` (one commit; the days' files leave the snapshot, :func:`purge` deletes them)."""
-    replace_days(con, table, days, f"select * from {SCHEMA}.{sqlf.q(table)} where false")
+    replace_days(con, table, days, sqlf.named(SQL, "no_rows", lake=SCHEMA, table=sqlf.q(table)))
 
 
 @contextmanager
@@ -215,26 +223,32 @@ def edit(con, table: str, days: list[dt.date]) -> Iterator[str]:
     sqlf.run(con, SQL, "edit_table", {"days": sorted(set(days))}, table=sqlf.q(table))
     try:
         yield "_lake_edit"
-        replace_days(con, table, days, "select * from _lake_edit")
+        replace_days(con, table, days, sqlf.named(SQL, "edited_rows"))
     finally:
         sqlf.run(con, SQL, "drop_edit_table")
 
 
-def purge(raw_db: Path) -> list[str]:
+def purge(raw_db: Path) -> dict[str, dict[str, int]]:
     """Leave only the latest snapshot of every table: files no longer in it deleted at once (zero
     retention), a checkpoint written and the log before it deleted. Run after a rewrite that removed
     personal data (erasure, retention); the caller holds the restricted zone's write lock, so no reader
-    is still reading a file this deletes. Returns the tables purged."""
+    is still reading a file this deletes. Returns, per table, the version kept (every earlier snapshot
+    is gone), the data files deleted and the log files deleted: the evidence of the purge."""
     from deltalake import DeltaTable
 
     root = root_of(raw_db)
-    done = _tables(root)
-    for table in done:
-        snapshot = DeltaTable(str(table_dir(root, table)))
+    done = {}
+    for table in _tables(root):
+        path = table_dir(root, table)
+        logs = {p.name for p in (path / "_delta_log").iterdir()}
+        snapshot = DeltaTable(str(path))
         # full: also files no commit names (a writer killed between its data file and its commit)
-        snapshot.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
+        deleted = snapshot.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
+        snapshot = DeltaTable(str(path))  # the vacuum committed: checkpoint the version it made
         snapshot.create_checkpoint()
         snapshot.cleanup_metadata()
+        done[table] = {"version": snapshot.version(), "data_files_deleted": len(deleted),
+                       "log_files_deleted": len(logs - {p.name for p in (path / "_delta_log").iterdir()})}
     if done:
         faults.reached("file")
     return done
@@ -243,9 +257,8 @@ def purge(raw_db: Path) -> list[str]:
 def _migrate(con, root: Path, table: str) -> None:
     """Move a table of the earlier layout (in ``raw.duckdb``) into its Delta table, all its days in one
     commit, then drop it; the caller marked ``raw.duckdb`` for rewriting (its freed blocks hold the rows)."""
-    old = f"raw.{sqlf.q(table)}"
-    ensure(con, table, f"select * from {old} limit 0")
-    days = [r[0] for r in con.execute(f"select distinct _dt from {old}").fetchall()]
-    n = replace_days(con, table, days, f"select * from {old}")
-    con.execute(f"drop table {old}")
-    log.info("moved %d rows of %s into its Delta table", n, table)
+    ensure(con, table, sqlf.named(SQL, "legacy_columns", table=sqlf.q(table)))
+    days = [r[0] for r in sqlf.run(con, SQL, "legacy_days", table=sqlf.q(table)).fetchall()]
+    replace_days(con, table, days, sqlf.named(SQL, "legacy_rows", table=sqlf.q(table)))
+    sqlf.run(con, SQL, "drop_legacy", table=sqlf.q(table))
+    log.info("moved %s into its Delta table (%d days)", table, len(days))

@@ -8,13 +8,13 @@ from pathlib import Path
 from plus_analytics.storage import files, lake, locks
 
 
-def rewrite_zone(db: Path) -> int:
+def rewrite_zone(db: Path) -> dict:
     """Rewrite the zone file ``db`` (:func:`~plus_analytics.storage.files.rewrite_database`) and purge the
     Delta tables beside it (:func:`~plus_analytics.storage.lake.purge`; only the restricted zone has
     them), purge first: the file's pending-rewrite mark, cleared last, covers both. The caller holds
-    the file's lock exclusively. Returns the file's new size in bytes."""
-    lake.purge(db)
-    return files.rewrite_database(db)
+    the file's lock exclusively. Returns the file's new size in bytes and what the purge did per table."""
+    purged = lake.purge(db)
+    return {"bytes": files.rewrite_database(db), "tables_purged": purged}
 
 
 def finish_rewrites(paths) -> list[str]:
