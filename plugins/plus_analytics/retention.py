@@ -86,18 +86,19 @@ def expire_landing(landing: Path, spec: RetentionSpec, as_of: dt.date) -> list[P
     return sorted(landing.glob(f"*/{EXPIRED}dt=*"))
 
 
-def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, present: set[str]) -> None:
+def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, present: set[str]) -> list[tuple]:
+    """Inside the evidence's transaction: the rows' destructions decided, counted into ``ev`` and returned as
+    (table, day, columns or None) for :func:`_carry_out` after the commit; their mentions deleted."""
     policy = load_policy()
+    pending: list[tuple] = []
     for name, period in spec.raw.items():
         src = policy[name]
         if src.raw_table not in present:
             continue
         cut = _cutoff(as_of, period.days)
-        days = []
         for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db=lake.SCHEMA, table=src.raw_table).fetchall():
             ev.add("restricted", src.raw_table, day, f"rows {period.days}d", n)
-            days.append(day)
-        lake.drop_days(con, src.raw_table, days)
+            pending.append((src.raw_table, day, None))
         sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": name})
     for rule in spec.raw_columns:
         src = policy[rule.table]
@@ -105,17 +106,34 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
             continue
         cut = _cutoff(as_of, rule.days)
         some = " or ".join(f"{q(c)} is not null" for c in rule.columns)
-        days = []
         for day, n in sqlf.run(con, SQL, "column_rows_per_day", {"cut": cut}, db=lake.SCHEMA, table=src.raw_table,
                                some=some).fetchall():
             ev.add("restricted", f"{src.raw_table}.{'+'.join(rule.columns)}", day, f"{rule.data} {rule.days}d", n)
-            days.append(day)
-        if days:
-            with lake.edit(con, src.raw_table, days) as edited:
-                sqlf.run(con, SQL, "null_columns", {"cut": cut}, assignments=", ".join(f"{q(c)} = null" for c in rule.columns),
-                         db="temp", table=edited, some=some)
+            pending.append((src.raw_table, day, list(rule.columns)))
         if any(src.column(c).pii == "free_text" for c in rule.columns):
             sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": src.name})
+    return pending
+
+
+def _carry_out(con) -> None:
+    """The recorded destructions of rows (``raw.retention_pending``), each table's days in one commit per
+    kind, then the record removed. Repeating it changes nothing, so a run that died here is finished by
+    the next."""
+    from collections import defaultdict
+
+    todo: dict[tuple[str, tuple | None], list[dt.date]] = defaultdict(list)
+    for table, day, columns in sqlf.run(con, SQL, "pending").fetchall():
+        todo[(table, tuple(columns) if columns is not None else None)].append(day)
+    for (table, columns), days in sorted(todo.items(), key=lambda kv: (kv[0][0], kv[0][1] is None)):
+        if columns is None:
+            lake.drop_days(con, table, days)
+            continue
+        with lake.edit(con, table, days) as edited:
+            sqlf.run(con, SQL, "null_columns", {"cut": max(days) + dt.timedelta(days=1)}, db="temp", table=edited,
+                     assignments=", ".join(f"{q(c)} = null" for c in columns),
+                     some=" or ".join(f"{q(c)} is not null" for c in columns))
+    with transaction(con):
+        sqlf.run(con, SQL, "pending_done")
 
 
 def _destroy_restricted_bookkeeping(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date) -> None:
@@ -130,8 +148,10 @@ def _destroy_restricted_bookkeeping(con, ev: Evidence, spec: RetentionSpec, as_o
 
 
 def destroy_restricted(con, raw_db: Path, expired: list[Path], ev: Evidence, spec: RetentionSpec, as_of: dt.date) -> int:
-    """Steps 1 and 2 on the restricted zone (``con``, read-write, its schema in place): one transaction
-    with its evidence; the expired landing directories are deleted once their evidence is committed.
+    """Steps 1 and 2 on the restricted zone (``con``, read-write, its schema in place): what is destroyed is
+    decided and recorded with its evidence in one transaction, the rows' destructions (Delta tables, which
+    that transaction cannot include) carried out after it commits, then the identifiers no row refers to
+    any more dropped; the expired landing directories are deleted once their evidence is committed.
     Returns rows destroyed."""
     present = lake.present(con)
     for part in expired:
@@ -140,12 +160,18 @@ def destroy_restricted(con, raw_db: Path, expired: list[Path], ev: Evidence, spe
             ev.add("landing", part.parent.name, day, f"landing {spec.landing.days}d",
                    sum(1 for f in part.iterdir() if f.is_file()))
     mark_dirty(raw_db)
+    _carry_out(con)  # what a dead run decided and recorded: done before anything new is decided
     with transaction(con):
-        _destroy_raw_rows(con, ev, spec, as_of, present)
+        pending = _destroy_raw_rows(con, ev, spec, as_of, present)
+        if pending:
+            with_frame(con, "_pending_frame", pd.DataFrame(pending, columns=["table_name", "day", "columns"], dtype=object),
+                       sqlf.named(SQL, "pending_insert"))
         _destroy_restricted_bookkeeping(con, ev, spec, as_of)
-        collect_orphans(con, [s for s in load_policy().values() if s.raw_table in present])
         destroyed = sum(r[7] for r in ev.rows if r[3] != "landing")
         ev.write(con, "raw")
+    _carry_out(con)
+    with transaction(con):
+        collect_orphans(con, [s for s in load_policy().values() if s.raw_table in present])
     for part in expired:
         shutil.rmtree(part)
     return destroyed

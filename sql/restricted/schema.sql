@@ -118,3 +118,13 @@ create table if not exists raw.retention_log (
     rows_destroyed bigint not null,
     destroyed_at   timestamp not null
 );
+
+-- Retention's destructions of rows (the sources' Delta tables) decided and recorded, not yet carried out:
+-- written in the transaction of their evidence, carried out after it commits, removed once done. A run that
+-- died in between is finished by the next before it decides anything, so every destruction has its evidence
+-- and none is recorded twice. columns: null destroys the day's rows; else those columns are nulled.
+create table if not exists raw.retention_pending (
+    table_name varchar not null,
+    day        date not null,
+    columns    varchar[]
+);

@@ -27,6 +27,16 @@ select day from raw.visitor_salt where day < $cut order by 1
 -- name: delete_salts
 delete from raw.visitor_salt where day < $cut
 
+-- name: pending_insert
+insert into raw.retention_pending
+select cast(table_name as varchar), cast(day as date), cast(columns as varchar[]) from _pending_frame
+
+-- name: pending
+select table_name, day, columns from raw.retention_pending order by 1, 2
+
+-- name: pending_done
+delete from raw.retention_pending
+
 -- name: landing_logged
 -- A landing partition whose evidence is already written (a run died before deleting the directory).
 select count(*) from {{ db }}.retention_log where layer = 'landing' and location = $source and day = $day
