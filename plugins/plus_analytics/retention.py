@@ -24,6 +24,7 @@ import os
 import shutil
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -119,8 +120,6 @@ def _carry_out(con) -> None:
     """The recorded destructions of rows (``raw.retention_pending``), each table's days in one commit per
     kind, then the record removed. Repeating it changes nothing, so a run that died here is finished by
     the next."""
-    from collections import defaultdict
-
     todo: dict[tuple[str, tuple | None], list[dt.date]] = defaultdict(list)
     for table, day, columns in sqlf.run(con, SQL, "pending").fetchall():
         todo[(table, tuple(columns) if columns is not None else None)].append(day)

@@ -19,10 +19,10 @@ from plus_analytics.privacy.keys import MasterKey
 from plus_analytics.storage import duck
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import table_columns, tables, transaction
+from plus_analytics.storage.lake import SCHEMA as ROWS  # where a session sees the zone's rows
 from plus_analytics.storage.sql import q as _q
 
 RAW = "raw"  # alias the restricted database is attached under, read-only
-ROWS = "lake"  # where a session sees the zone's rows (plus_analytics.storage.lake)
 STG = "stg"  # alias staging is attached under
 SQL = "staging/staging.sql"
 
