@@ -136,15 +136,20 @@ select distinct r._dt from lake.{{ table }} r join (
     union select _file, _line from ledger.erasure_redactions where source = $source and request_id in (select unnest($ids))
 ) s on r._file = s._file and r._line = s._line
 
--- name: delete_rows
--- On the rows of the touched days, copied for the rewrite (plus_analytics.storage.lake.edit).
-delete from temp.{{ table }} where (_file, _line) in (
-    select _file, _line from ledger.erasure_rows where source = $source and request_id in (select unnest($ids)))
+-- name: erased_rows
+-- A source's rows of the touched days as erasure leaves them, in one pass (plus_analytics.storage.lake.replace_days
+-- streams them into the days' commit): the selection's rows left out, the references it redacts set to the marker.
+select r.* {{ replace }}
+from lake.{{ table }} r
+left join (select _file, _line, list(distinct col) as cols from ledger.erasure_redactions
+           where source = $source and request_id in (select unnest($ids)) group by all) x
+    on r._file = x._file and r._line = x._line
+anti join (select _file, _line from ledger.erasure_rows where source = $source and request_id in (select unnest($ids))) g
+    on r._file = g._file and r._line = g._line
+where list_contains(cast($days as date[]), r._dt)
 
--- name: redact
-update temp.{{ table }} set {{ column }} = $redacted where (_file, _line) in (
-    select _file, _line from ledger.erasure_redactions
-    where source = $source and col = $col and request_id in (select unnest($ids)))
+-- name: redacted_column
+case when list_contains(x.cols, {{ col }}) then $redacted else r.{{ column }} end as {{ column }}
 
 -- name: delete_quarantine
 delete from raw.quarantine where (_file, _line) in (

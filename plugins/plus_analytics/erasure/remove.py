@@ -31,7 +31,7 @@ from plus_analytics.privacy.identifiers import collect_orphans
 from plus_analytics.privacy.staging import staging_key_sql
 from plus_analytics.storage import lake
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import insert_rows, transaction, with_frame
+from plus_analytics.storage.duck import insert_rows, sql_string, transaction, with_frame
 from plus_analytics.storage.sql import q
 
 SQL = requests.SQL
@@ -124,15 +124,17 @@ def _landing(con, landing: Path, ids: list[str]) -> dict[str, int]:
 
 def _rows(con, src: Source, ids: list[str]) -> None:
     """The source's rows of the selection deleted and its references redacted: the days that hold any are
-    rewritten, each source's in one commit to its Delta table; no other day is touched."""
+    rewritten in one pass (read, filtered, redacted and streamed into the commit), each source's in one
+    commit to its Delta table; no other day is touched."""
     params = {"ids": ids, "source": src.name}
     days = [r[0] for r in sqlf.run(con, SQL, "touched_days", params, table=src.raw_table).fetchall()]
     if not days:
         return
-    with lake.edit(con, src.raw_table, days) as edited:
-        sqlf.run(con, SQL, "delete_rows", params, table=edited)
-        for c in src.identifier_columns:
-            sqlf.run(con, SQL, "redact", {**params, "col": c.name, "redacted": REDACTED}, table=edited, column=q(c.name))
+    redacted = ", ".join(sqlf.named(SQL, "redacted_column", col=sql_string(c.name), column=q(c.name))
+                         for c in src.identifier_columns)
+    lake.replace_days(con, src.raw_table, days,
+                      sqlf.named(SQL, "erased_rows", table=src.raw_table, replace=f"replace ({redacted})" if redacted else ""),
+                      {**params, "days": sorted(days), **({"redacted": REDACTED} if redacted else {})})
 
 
 def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str]) -> None:
