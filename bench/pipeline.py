@@ -90,10 +90,12 @@ def child(home: str, step: str, *args: str) -> None:
         print(json.dumps({"phases": {k: round(v, 1) for k, v in phases.items()}, "lines_read": lines}))
     elif step == "ingest":
         # One worker's share of a month's ingest: the named sources, every landed day, as plus_backfill does.
+        from plus_analytics.storage import locks
+
         start = time.time()
         for name in args:
             steps.ingest.ingest(name, days[0], ctx, until=days[-1])
-        print(json.dumps({"start": start, "end": time.time()}))
+        print(json.dumps({"start": start, "end": time.time(), "locks": locks.tally()}))
     elif step == "daily":
         # A daily run: what the four ingest DAGs and plus_marts do for one day, outside Airflow.
         day = dt.date.fromisoformat(args[0])
@@ -179,18 +181,34 @@ def _fresh_landing(home: Path, name: str) -> Path:
     return fresh
 
 
-def workers(home: Path) -> dict:
+def workers(home: Path, rounds: int = 3) -> dict:
     """The month's ingest by one worker (every source in turn) and by two at once (the sources split in two
-    halves of about equal landing bytes), each into a fresh zone: wall time from the first start to the
-    last end, and how much the two workers' intervals overlapped."""
+    halves of about equal landing bytes), each into a fresh zone, alternating, ``rounds`` times (the
+    machine's speed drifts; medians compared): wall time from the first start to the last end, how much
+    the two workers' intervals overlapped, and each worker's seconds waiting for the restricted zone's lock
+    and holding it for writing."""
     from plus_analytics.policy import load_policy
 
     size = {s: sum(p.stat().st_size for p in (home / "landing" / s).rglob("part-*")) for s in load_policy()}
     halves: tuple[list[str], list[str]] = ([], [])
     for s in sorted(size, key=size.get, reverse=True):  # largest first, into the lighter half
         min(halves, key=lambda h: sum(size[x] for x in h)).append(s)
-    one = _fresh_landing(home, "workers-1")
-    one_s = measure(one, "ingest", *size)[0]
+    ones, twos = [], []
+    for _ in range(rounds):
+        one = _fresh_landing(home, "workers-1")
+        ones.append(measure(one, "ingest", *size))
+        subprocess.run(["rm", "-rf", str(one)], check=True)
+        twos.append(_two_workers(home, halves))
+    one_s = sorted(s for s, _, _ in ones)[rounds // 2]
+    two = sorted(twos, key=lambda r: r["s"])[rounds // 2]
+    return {"ingest_1_worker_s": round(one_s, 1), "ingest_2_workers_s": round(two["s"], 1),
+            "two_over_one": round(two["s"] / one_s, 2), "workers_rounds_s": [[round(o[0], 1) for o in ones],
+                                                                              [round(t["s"], 1) for t in twos]],
+            "workers_overlap_s": two["overlap"], "worker_s": two["worker_s"], "worker_locks": two["locks"],
+            "one_worker_locks": sorted(ones, key=lambda o: o[0])[rounds // 2][2]["locks"], "halves": [sorted(h) for h in halves]}
+
+
+def _two_workers(home: Path, halves) -> dict:
     two = _fresh_landing(home, "workers-2")
     env = {**os.environ, "PLUS_ANALYTICS_HOME": str(two), "AIRFLOW_CONN_PLUS_DUCKDB": json.dumps(
         {"conn_type": "duckdb", "extra": {"memory_limit": os.environ["PLUS_DUCKDB_MEMORY_LIMIT"]}})}
@@ -198,15 +216,12 @@ def workers(home: Path) -> dict:
     procs = [subprocess.Popen([sys.executable, __file__, "--child", str(two), "ingest", *h], stdout=subprocess.PIPE,
                               env=env, text=True) for h in halves]
     outs = [json.loads([ln for ln in p.communicate()[0].splitlines() if ln.startswith("{")][-1]) for p in procs]
-    two_s = time.perf_counter() - t
+    seconds = time.perf_counter() - t
     if any(p.returncode for p in procs):
         raise SystemExit("a worker failed")
-    overlap = max(0.0, min(o["end"] for o in outs) - max(o["start"] for o in outs))
-    for d in (one, two):
-        subprocess.run(["rm", "-rf", str(d)], check=True)
-    return {"ingest_1_worker_s": round(one_s, 1), "ingest_2_workers_s": round(two_s, 1),
-            "two_over_one": round(two_s / one_s, 2), "workers_overlap_s": round(overlap, 1),
-            "worker_s": [round(o["end"] - o["start"], 1) for o in outs], "halves": [sorted(h) for h in halves]}
+    subprocess.run(["rm", "-rf", str(two)], check=True)
+    return {"s": seconds, "overlap": round(max(0.0, min(o["end"] for o in outs) - max(o["start"] for o in outs)), 1),
+            "worker_s": [round(o["end"] - o["start"], 1) for o in outs], "locks": [o["locks"] for o in outs]}
 
 
 def floor(home: Path) -> tuple[float, float]:
@@ -358,7 +373,8 @@ def report(results: dict) -> None:
         if "ingest_1_worker_s" in r:
             print(f"ingest of the month at {r['events']:,}: one worker {r['ingest_1_worker_s']}s, two at once "
                   f"{r['ingest_2_workers_s']}s ({r['two_over_one']}x; each worker {r['worker_s']}s, overlapping "
-                  f"{r['workers_overlap_s']}s; halves {r['halves']})")
+                  f"{r['workers_overlap_s']}s; halves {r['halves']}); rounds {r.get('workers_rounds_s')}; zone locks "
+                  f"(s waiting, s held for writing) one worker {r.get('one_worker_locks')}, two {r.get('worker_locks')}")
     print(f"daily increment: {daily['daily_events']:,} usage + ad events a day; after {daily['history_days']} days of "
           f"history (built in {daily['history_build_s']}s) {daily['with_history_s']}s, on an empty history "
           f"{daily['empty_s']}s (medians compared)")

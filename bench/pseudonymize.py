@@ -80,7 +80,10 @@ def main() -> None:
     identifiers.ensure_schema(con)
     identifiers.register_key(con, key)
     t = time.perf_counter()
-    identifiers.learn_identifiers(con, "email", "select email as v from src")
+    identifiers.batch_dictionary(con)
+    identifiers.add_values(con, "email", "select email as v from src")
+    identifiers.learn(con)
+    identifiers.publish(con)
     con.execute("""create table out as select s.email, m.pseudonym from src s
                    left join raw.id_map m on m.kind = 'email' and m.raw_value = s.email""")
     engine_s = time.perf_counter() - t

@@ -99,7 +99,7 @@ delete from raw.text_mentions where source = $s and list_contains(cast($days as 
 -- name: insert_mentions
 insert into raw.text_mentions select distinct $s, c._dt, m._file, m._line, m.kind, m.v
 from _mentions m join _checked c on c._file = m._file and c._line = m._line and c.reason is null
-join raw.id_map i on i.kind = m.kind and i.raw_value = m.v and i.error is null
+join _ids i on i.kind = m.kind and i.raw_value = m.v and i.error is null
 
 -- name: replace_quarantine
 delete from raw.quarantine where source = $s and list_contains(cast($days as date[]), _dt)

@@ -6,7 +6,7 @@ create or replace temp table _suppressed (_file varchar, _line bigint, request_i
 
 -- name: batch_ids_of_column
 select c._file, c._line, m.kind, m.raw_value, m.normalized from _checked c
-join raw.id_map m on m.kind = {{ kind }} and m.raw_value = c.{{ column }}
+join _ids m on m.kind = {{ kind }} and m.raw_value = c.{{ column }}
 where c.reason is null and m.normalized is not null
 
 -- name: batch_ids

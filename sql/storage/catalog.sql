@@ -22,3 +22,6 @@ where database_name = $database and table_name = $table and data_type = 'VARCHAR
 
 -- name: databases
 select database_name from duckdb_databases();
+
+-- name: database_path
+select path from duckdb_databases() where database_name = $database;

@@ -1,8 +1,5 @@
 -- The restricted zone's Delta tables as a session sees them (plus_analytics.storage.lake).
 
--- name: raw_path
-select path from duckdb_databases() where database_name = 'raw'
-
 -- name: views_database
 -- The session's views of the tables live in a database of their own (names only, never a row).
 attach if not exists ':memory:' as {{ lake }}

@@ -66,11 +66,10 @@ def test_undeclared_ndjson_column_fails_closed(tmp_path, key):
     row = {"consent_id": "c1", "recorded_at": "2026-10-01T10:00:00Z", "cookie_id": "abc", "account_id": None,
            "purpose": "analytics", "granted": True, "source": "banner", "fingerprint": "x"}
     (part / "part-00000.ndjson").write_text(json.dumps(row) + "\n")
-    with opened(tmp_path / "raw.duckdb") as con:
-        with pytest.raises(UndeclaredColumnError, match="fingerprint"):
-            ingest_partition(con, src, day, tmp_path / "landing", key)
-        # nothing was loaded
-        assert con.execute(f"select count(*) from {src.raw_table}").fetchone()[0] == 0
+    with opened(tmp_path / "raw.duckdb") as con, pytest.raises(UndeclaredColumnError, match="fingerprint"):
+        ingest_partition(con, src, day, tmp_path / "landing", key)
+    # refused before anything was written: not even the source's table was made
+    assert not lake.exists(lake.table_dir(lake.root_of(tmp_path / "raw.duckdb"), src.raw_table))
 
 
 def test_undeclared_csv_column_fails_closed(tmp_path, key):

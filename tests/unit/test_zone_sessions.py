@@ -50,3 +50,32 @@ def test_a_session_spills_where_it_is_told(tmp_path):
         assert con.execute("select current_database()").fetchone()[0] == "memory"
     finally:
         con.close()
+
+
+def test_a_session_lent_to_the_zone_keeps_its_scratch_and_lets_go_of_the_files(tmp_path):
+    """Ingest reads a batch's landing files in a session of its own, then lends it to the zone for the
+    writes: inside the block the files are attached and locked, after it they are detached and their locks
+    released (another process can write them), and the session with its scratch tables goes on."""
+    import subprocess
+    import sys
+
+    paths = Paths(tmp_path / "home").ensure()
+    con = duck.connect(duck.spill_directory(paths.raw_db))
+    try:
+        con.execute("create temp table _cand as select 1 as n")
+        for round_ in range(2):
+            with locks.zone(write=paths.zones("raw"), con=con) as same:
+                assert same is con
+                con.execute(f"create or replace table raw.t as select n + {round_} as n from _cand")
+            assert {r[0] for r in con.execute("select database_name from duckdb_databases() where not internal").fetchall()} \
+                == {"memory"}, "the zone's files stayed attached after the block"
+            other = ("from pathlib import Path; from plus_analytics.config import Paths; from plus_analytics.storage import locks\n"
+                     f"p = Paths(Path({str(tmp_path / 'home')!r}))\n"
+                     "with locks.zone(write=p.zones('raw'), timeout=5) as c:\n"
+                     "    print(c.execute('select n from raw.t').fetchone()[0])")
+            out = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, out.stderr[-2000:]
+            assert out.stdout.split()[-1] == str(1 + round_)
+        assert con.execute("select n from _cand").fetchone()[0] == 1
+    finally:
+        con.close()

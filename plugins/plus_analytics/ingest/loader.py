@@ -12,8 +12,10 @@ that fit memory (:func:`ingest_days`), with exactly the per-day results, rows an
 that ingesting them one by one, in order, would give: the statements and identifier lookups are paid
 once per batch rather than once per day.
 
-``con`` is the restricted database (read-write) with the privacy ledger attached read-only as
-``ledger`` when deletion requests exist (late arrivals are then suppressed).
+The zone's lock is held for the writes only (:func:`ingest_days`): a batch is read, validated and its
+identifiers learned in the session first. When the writes run, the session has the restricted database
+read-write and, when deletion requests exist, the privacy ledger read-only as ``ledger`` (late arrivals
+of erased subjects are then suppressed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from contextlib import nullcontext
+from contextlib import suppress as suppress_errors
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,13 +33,14 @@ from plus_analytics.ingest import suppression
 from plus_analytics.ingest.landing import rewrite_lines
 from plus_analytics.ingest.mentions import extract_mentions
 from plus_analytics.ingest.reading import PAYLOAD_KEEP, load_candidates, partition_files, release
-from plus_analytics.ingest.validation import column_problem_pairs, validate
+from plus_analytics.ingest.validation import column_problem_pairs, validate, validate_against_loaded
 from plus_analytics.policy import Source
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
 from plus_analytics.storage import duck, lake
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, transaction
+from plus_analytics.storage.files import mark_dirty
 from plus_analytics.storage.sql import q
 
 log = logging.getLogger(__name__)
@@ -87,27 +92,79 @@ def ingest_partition(con, src: Source, day: dt.date, landing: Path, key: MasterK
 
 
 def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: MasterKey,
-                tomb_key: MasterKey | None = None) -> list[IngestResult]:
+                tomb_key: MasterKey | None = None, zone=None) -> list[IngestResult]:
     """Validate and load the landing files of ``src`` for ``days`` in batches of whole days (as many as
     fit ``PLUS_INGEST_BATCH_MB``), each in one transaction; one result per day, in order. A day without
     landing files keeps the rows already loaded for it (landing expired under retention, or not
-    re-delivered): loaded data is never replaced with nothing."""
-    suppress = prepare(con, src, key, tomb_key)
+    re-delivered): loaded data is never replaced with nothing.
+
+    ``con`` is a session with the restricted zone attached (read-write); or, with ``zone`` (``zone(write)``
+    returns a context manager that attaches the zone to ``con`` and holds its locks, read-only or
+    read-write: :func:`plus_analytics.storage.locks.zone`), a session without it. A batch is then done in
+    three parts, so that ingests of other sources go on meanwhile and only the writes wait for each other:
+    the landing files read, every line's verdict and every field validated, identifiers normalized and
+    pseudonymized, in the session with no lock (what the maps already hold of the batch's identifiers is
+    read under the zone's read lock first); then, with the write lock held, the checks against what is
+    loaded (duplicate keys of earlier days, late arrivals of erased subjects), the batch's new identifiers
+    published and its rows, quarantine and logs written."""
+    zone = zone or (lambda write: nullcontext())
     limit = settings().ingest_batch_bytes
-    results: list[IngestResult] = []
-    chunk: list[tuple[dt.date, list[Path]]] = []
+    batches: list[list[tuple[dt.date, list[Path]]]] = [[]]
     size = 0
     for day in sorted(set(days)):
         found = partition_files(landing, src, day)
         day_size = sum(f.stat().st_size for f in found)
-        if chunk and size + day_size > limit:
-            results += _ingest_batch(con, src, chunk, Path(landing), suppress)
-            chunk, size = [], 0
-        chunk.append((day, found))
+        if batches[-1] and size + day_size > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append((day, found))
         size += day_size
-    if chunk:
-        results += _ingest_batch(con, src, chunk, Path(landing), suppress)
+    results: list[IngestResult] = []
+    for chunk in batches:
+        if not chunk:
+            continue
+        files = [(d, f) for d, found in chunk for f in found]
+        try:
+            _check_batch(con, src, files, Path(landing), key, zone)
+            log.info("%s: %d landing files of %d days read and checked; now the writes", src.name, len(files), len(chunk))
+            with zone(True):
+                suppress = prepare(con, src, key, tomb_key)
+                results += _ingest_batch(con, src, chunk, files, Path(landing), suppress)
+        except BaseException:
+            with suppress_errors(Exception):  # the batch's own error is the one to see
+                _drop_scratch(con)
+            raise
+        _drop_scratch(con)
     return results
+
+
+def _drop_scratch(con) -> None:
+    """A batch's scratch tables and lines, gone whether it was written or failed."""
+    for t in ("_cand", "_checked", "_mentions"):
+        con.execute(f"drop table if exists {t}")
+    identifiers.drop_batch_dictionary(con)
+    release(con)
+
+
+def _check_batch(con, src: Source, files: list[tuple[dt.date, Path]], landing: Path, key: MasterKey, zone) -> None:
+    """``_cand`` read from the files, mentions found, the batch's identifiers and user agents learned
+    (their validity is part of validation), ``_checked`` validated: all but one short read of the maps
+    without the zone."""
+    load_candidates(con, src, files, landing)
+    identifiers.batch_dictionary(con)
+    for c in src.identifier_columns:
+        identifiers.add_values(con, c.kind, f"select {q('v_' + c.name)} as v from _cand where _err is null")
+    for c in src.columns:
+        if c.rule == "generalize" and c.how == "user_agent":
+            identifiers.add_user_agents(con, f"select {q('v_' + c.name)} as v from _cand where _err is null")
+    extract_mentions(con, src)
+    with zone(False):
+        if "id_map" in duck.tables(con, "raw"):  # (a first ingest finds no zone yet)
+            identifiers.check_key(con, "raw", key, register=False)  # a wrong key stops before the work
+            identifiers.read_known(con)
+    identifiers.register_key(con, key)
+    identifiers.learn(con)
+    validate(con, src)
 
 
 def _kept_days(con, src: Source, chunk) -> dict[dt.date, int]:
@@ -123,27 +180,14 @@ def _kept_days(con, src: Source, chunk) -> dict[dt.date, int]:
     return kept
 
 
-def _check_batch(con, src: Source, files: list[tuple[dt.date, Path]], landing: Path) -> None:
-    """``_cand`` read, identifiers and user agents learned (their validity is part of validation),
-    mentions extracted, ``_checked`` validated, visitor salts ready."""
-    load_candidates(con, src, files, landing)
-    for c in src.identifier_columns:
-        identifiers.learn_identifiers(con, c.kind, f"select {q('v_' + c.name)} as v from _cand where _err is null")
-    for c in src.columns:
-        if c.rule == "generalize" and c.how == "user_agent":
-            identifiers.learn_user_agents(con, f"select {q('v_' + c.name)} as v from _cand where _err is null")
-    extract_mentions(con, src)
-    validate(con, src)
-    if src.visitor:
-        days = [r[0] for r in sqlf.run(con, SQL, "event_days", event_time=q(src.event_time)).fetchall()]
-        identifiers.ensure_visitor_salts(con, days)
-
-
 def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> dict[dt.date, int]:
     """Inside the batch's transaction: drop the late arrivals of erased subjects, log them per request
     and day, blank their landing lines. Returns rows suppressed per day."""
     if not suppression.find_suppressed(con, src):
         return {}
+    # The late rows' identifiers were learned, and are deleted below: until the restricted database is
+    # rewritten they stay in its freed blocks. Marked before the deleting commit, under the zone's lock.
+    mark_dirty(duck.database_path(con, "raw"))
     sqlf.run(con, "ingest/suppression.sql", "log_suppressed",
              {"batch": uuid.uuid4().hex[:12], "source": src.name, "now": now})
     per_day = dict(sqlf.run(con, SQL, "suppressed_per_day").fetchall())
@@ -172,14 +216,17 @@ def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime) ->
     sqlf.run(con, SQL, "insert_column_log", {"s": src.name, "now": now}, pairs=column_problem_pairs(src))
 
 
-def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], landing: Path,
-                  suppress: bool) -> list[IngestResult]:
-    """One batch of whole days, in one transaction."""
+def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], files: list[tuple[dt.date, Path]],
+                  landing: Path, suppress: bool) -> list[IngestResult]:
+    """One batch of whole days (its candidates read into ``_cand``), in one transaction."""
     days = [d for d, _ in chunk]
-    files = [(d, f) for d, found in chunk for f in found]
     kept = _kept_days(con, src, chunk)
     replaced = [d for d in days if d not in kept]
-    _check_batch(con, src, files, landing)
+    validate_against_loaded(con, src)
+    if src.visitor:
+        salted = [r[0] for r in sqlf.run(con, SQL, "event_days", event_time=q(src.event_time)).fetchall()]
+        identifiers.ensure_visitor_salts(con, salted)
+    identifiers.publish(con)  # before the rows: a row's identifiers are always in the maps
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with transaction(con):
         suppressed = _suppress(con, src, landing, now) if suppress else {}
@@ -198,9 +245,6 @@ def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], lan
         insert_rows(con, "raw.ingest_log", [
             (src.name, dt.date.fromisoformat(r.day), r.files, r.rows_read, r.rows_loaded, r.rows_quarantined,
              r.rows_suppressed, now) for r in results if dt.date.fromisoformat(r.day) not in kept])
-    for t in ("_cand", "_checked", "_mentions"):
-        con.execute(f"drop table if exists {t}")
-    release(con)
     for r in results:
         log.info("ingested %s %s: %s", src.name, r.day, {k: v for k, v in r.as_dict().items() if k not in ("source", "day")})
     return results

@@ -14,11 +14,12 @@ SQL = "ingest/ingest.sql"
 
 
 def extract_mentions(con, src: Source) -> None:
-    """``_mentions`` (_file, _line, kind, v) of the batch's free-text columns; new values learned."""
+    """``_mentions`` (_file, _line, kind, v) of the batch's free-text columns, their values candidates of
+    the batch's dictionary (:mod:`plus_analytics.privacy.identifiers`)."""
     sqlf.run(con, SQL, "mentions_empty")
     for c in src.free_text_columns:
         for kind, regex in mention_patterns().items():
             sqlf.run(con, SQL, "mentions_insert", {"kind": kind, "regex": regex, "group": group(regex)},
                      column=q("v_" + c.name))
     for kind in mention_patterns():
-        identifiers.learn_identifiers(con, kind, f"select v from _mentions where kind = '{kind}'")
+        identifiers.add_values(con, kind, f"select v from _mentions where kind = '{kind}'")

@@ -93,23 +93,34 @@ def check_expr(c: Column, fmt: str, params: dict) -> str:
 
 
 def validate(con, src: Source) -> None:
-    """``_checked``: every candidate with its reason (NULL when the row is valid) and its typed values."""
+    """``_checked``: every candidate with its reason (NULL when the row is valid) and its typed values,
+    identifiers judged by the batch's dictionary (``_ids``); keys repeated within the batch are duplicates
+    (against the days already loaded: :func:`validate_against_loaded`)."""
     params: dict = {}
     checks = ", ".join(f"{check_expr(c, src.format, params)} as {q('_chk_' + c.name)}" for c in src.columns)
     typed = ", ".join(f"{typed_expr(c)} as {q(c.name)}" for c in src.columns)
     joins = "\n".join(
-        f"left join raw.id_map {q('m_' + c.name)} on {q('m_' + c.name)}.kind = {sql_string(c.kind)} "
+        f"left join _ids {q('m_' + c.name)} on {q('m_' + c.name)}.kind = {sql_string(c.kind)} "
         f"and {q('m_' + c.name)}.raw_value = c.{q('v_' + c.name)}"
         for c in src.columns if c.kind)
     problems = ", ".join(q("_chk_" + c.name) for c in src.columns)
     sqlf.run(con, SQL, "checked", params, checks=checks, typed=typed, joins=joins, problems=problems)
     key = ", ".join(q(k) for k in src.key)
-    names = ", ".join(src.key)
-    reasons = {"within": f"duplicate key ({names}) within the delivery",
-               "earlier": f"duplicate key ({names}): delivered on an earlier day"}
+    reasons = _duplicate_reasons(src)
     sqlf.run(con, SQL, "duplicates_in_batch", reasons, key=key)
-    sqlf.run(con, SQL, "duplicates_loaded", {"earlier": reasons["earlier"]}, raw_table=src.raw_table,
+
+
+def validate_against_loaded(con, src: Source) -> None:
+    """Keys of ``_checked`` already loaded on an earlier day outside the batch are duplicates (the source's
+    table read, so with the restricted zone attached)."""
+    sqlf.run(con, SQL, "duplicates_loaded", {"earlier": _duplicate_reasons(src)["earlier"]}, raw_table=src.raw_table,
              key_match=" and ".join(f"c.{q(k)} = e.{q(k)}" for k in src.key))
+
+
+def _duplicate_reasons(src: Source) -> dict[str, str]:
+    names = ", ".join(src.key)
+    return {"within": f"duplicate key ({names}) within the delivery",
+            "earlier": f"duplicate key ({names}): delivered on an earlier day"}
 
 
 def column_problem_pairs(src: Source) -> str:

@@ -1,9 +1,11 @@
 """The restricted zone's identifier maps, kept up to date set-wise, and the key they were made with.
 
-``learn_identifiers`` takes a SELECT of candidate raw values, finds the ones never seen before (an anti
-join inside DuckDB), normalizes only those (once per distinct value: canonical platform ids by a pattern
-in SQL, everything else in Python), and computes pseudonyms inside DuckDB with the in-SQL HMAC, once per
-distinct *normalized* value. Rows of data are never touched by Python: staging joins these maps.
+A batch of ingest gathers its candidate raw values in the session (:func:`batch_dictionary`,
+:func:`add_values`), reads what the maps already hold of them (:func:`read_known`, under the zone's read
+lock), learns the rest without any lock (:func:`learn`: normalized once per distinct value, canonical
+platform ids by a pattern in SQL, everything else in Python; pseudonyms computed inside DuckDB with the
+in-SQL HMAC, once per distinct *normalized* value), and publishes what the maps lack with the write lock
+held (:func:`publish`). Rows of data are never touched by Python: staging joins these maps.
 
 ``check_key`` compares the key in use with the key the zone was written with (version and check value)
 before anything is written: a lost or replaced key stops the run instead of silently producing
@@ -96,12 +98,40 @@ def _normalize_frame(kind: str, values: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kind", "raw_value", "normalized", "error", "country", "prefix"], dtype=object)
 
 
-def learn_identifiers(con, kind: str, values_sql: str) -> int:
-    """Add every new raw value of ``values_sql`` (one column ``v``) to id_map. Returns how many were new.
+def batch_dictionary(con) -> None:
+    """The session's empty dictionary of a batch: its candidate values (``_batch_values``, ``_batch_uas``)
+    and what is known or learned of them (``_ids``, ``_uas``, with the maps' columns)."""
+    sqlf.run(con, SQL, "batch_tables")
 
-    Platform ids already in canonical form (nearly all of them) are settled in SQL; the rest go through
+
+def add_values(con, kind: str, values_sql: str) -> None:
+    """The raw values of ``values_sql`` (one column ``v``) are candidates of ``kind``."""
+    sqlf.run(con, SQL, "add_values", {"kind": kind, "redacted": REDACTED}, values_sql=values_sql)
+
+
+def add_user_agents(con, values_sql: str) -> None:
+    sqlf.run(con, SQL, "add_user_agents", values_sql=values_sql)
+
+
+def read_known(con) -> None:
+    """What the maps (``raw``, attached at least read-only) already hold of the batch's candidates."""
+    sqlf.run(con, SQL, "known_ids")
+    sqlf.run(con, SQL, "known_user_agents")
+
+
+def learn(con) -> int:
+    """Every candidate the batch's dictionary does not hold yet normalized and pseudonymized (the key
+    registered with :func:`register_key`), user agents parsed; all in the session, no zone needed. Returns
+    how many identifiers were new."""
+    new = sum(_learn_kind(con, kind) for (kind,) in sqlf.run(con, SQL, "batch_kinds").fetchall())
+    _learn_user_agents(con)
+    return new
+
+
+def _learn_kind(con, kind: str) -> int:
+    """Platform ids already in canonical form (nearly all of them) are settled in SQL; the rest go through
     :func:`~plus_analytics.privacy.normalize.normalize` in Python, once per distinct value."""
-    sqlf.run(con, SQL, "new_values", {"kind": kind, "redacted": REDACTED}, values_sql=values_sql)
+    sqlf.run(con, SQL, "new_values", {"kind": kind})
     sqlf.run(con, SQL, "new_ids_table")
     params = {"in_sql": not normalized_elsewhere(kind), "canonical": CANONICAL_PLATFORM_ID}
     sqlf.run(con, SQL, "new_ids_canonical", {"kind": kind, **params})
@@ -114,8 +144,7 @@ def learn_identifiers(con, kind: str, values_sql: str) -> int:
             _pseudonymize(con, "ip_prefix", "select distinct prefix as normalized from _new_ids where prefix is not null")
         _pseudonymize(con, kind, "select distinct normalized from _new_ids where normalized is not null")
         sqlf.run(con, SQL, "insert_new_ids")
-    con.execute("drop table _new_values")
-    con.execute("drop table _new_ids")
+    sqlf.run(con, SQL, "drop_new_ids")
     return new
 
 
@@ -124,14 +153,26 @@ def _pseudonymize(con, kind: str, normalized_sql: str) -> None:
     sqlf.run(con, SQL, "pseudonymize", {"kind": kind}, normalized_sql=normalized_sql)
 
 
-def learn_user_agents(con, values_sql: str) -> int:
-    new = [r[0] for r in sqlf.run(con, SQL, "new_user_agents", values_sql=values_sql).fetchall()]
+def _learn_user_agents(con) -> int:
+    new = [r[0] for r in sqlf.run(con, SQL, "new_user_agents").fetchall()]
     if not new:
         return 0
     frame = pd.DataFrame([(v, *parse_user_agent(v)) for v in new],
                          columns=["raw_value", "device_type", "os_family", "browser_family"])
     with_frame(con, "_new_uas", frame, sqlf.named(SQL, "insert_user_agents"))
     return len(new)
+
+
+def publish(con) -> None:
+    """The batch's dictionary into the maps (``raw`` attached read-write, its lock held): what they do not
+    hold yet. Pseudonyms are keyed and deterministic, so two batches that learned the same value at once
+    publish the same row, and the later finds it there."""
+    for name in ("publish_ids", "publish_pseudonyms", "publish_user_agents"):
+        sqlf.run(con, SQL, name)
+
+
+def drop_batch_dictionary(con) -> None:
+    sqlf.run(con, SQL, "drop_batch_tables")
 
 
 def ensure_visitor_salts(con, days: list[dt.date]) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 
 from plus_analytics.context import Context, as_day, context, day_range
 from plus_analytics.policy import source as policy_source
-from plus_analytics.storage import files, locks, rewrites
+from plus_analytics.storage import duck, locks, rewrites
 
 
 def backfill_bounds(source: str, first=None, last=None, ctx: Context | None = None) -> tuple[dt.date, dt.date] | None:
@@ -34,15 +34,21 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
     days = day_range(day, until) if until is not None else [as_day(day)]
     requests_exist = paths.privacy_db.exists()
     tomb = ctx.tomb if requests_exist else None  # erased subjects exist: no tombstone key, no run
-    with locks.zone(write=paths.zones("raw"), read=paths.zones("ledger")) as con:
-        # A late arrival's identifiers are learned, then deleted: until a rewrite, they stay in freed blocks.
-        marked = requests_exist and files.mark_dirty(paths.raw_db)
-        results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb)]
+    con = duck.connect(duck.spill_directory(paths.raw_db))  # a batch is read and checked without the zone's lock
+
+    def zone(write: bool = True):  # the restricted zone to write (and the ledger's requests), or to read
+        if write:
+            return locks.zone(write=paths.zones("raw"), read=paths.zones("ledger"), con=con)
+        return locks.zone(read=paths.zones("raw"), con=con)
+
+    try:
+        results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb, zone=zone)]
         suppressed = any(r["rows_suppressed"] for r in results)
-        per_column = quality.by_column(con, src.name, days)
-        quality.write_report(con, src.name, paths.reports / "quality")
-        if marked and not suppressed:
-            files.unmark_dirty(paths.raw_db)  # under the lock: no other writer can have used the mark
+        with zone():
+            per_column = quality.by_column(con, src.name, days)
+            quality.write_report(con, src.name, paths.reports / "quality")
+    finally:
+        con.close()
     if suppressed:
         rewrites.finish_rewrites(paths)
         with locks.zone(write=paths.zones("ledger"), read=paths.zones("raw")) as con:

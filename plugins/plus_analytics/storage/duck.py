@@ -51,6 +51,17 @@ def attach(con, path: Path | str, alias: str, read_only: bool = True) -> None:
     con.execute(f"ATTACH {sql_string(str(path))} AS {alias}{' (READ_ONLY)' if read_only else ''}")
 
 
+def detach(con, aliases: list[str]) -> None:
+    """Detach ``aliases`` from the session (each file closed); a session that cannot detach one is closed
+    whole, so no file stays open once its lock is released."""
+    try:
+        for alias in reversed(aliases):
+            con.execute(f"DETACH {alias}")
+    except BaseException:
+        con.close()
+        raise
+
+
 def sql_string(text: str) -> str:
     """A string literal for the statements DuckDB cannot bind a parameter into (ATTACH, COPY)."""
     return "'" + text.replace("'", "''") + "'"
@@ -115,6 +126,12 @@ def tables(con, database: str, schema: str = "main") -> set[str]:
 def table_columns(con, database: str, table: str) -> list[str]:
     """Column names of ``database.table``, in order (empty if it does not exist)."""
     return [r[0] for r in sqlf.run(con, CATALOG, "columns_of", {"database": database, "table": table}).fetchall()]
+
+
+def database_path(con, alias: str) -> Path | None:
+    """The file the session attached as ``alias`` (None: not attached, or in memory)."""
+    row = sqlf.run(con, CATALOG, "database_path", {"database": alias}).fetchone()
+    return Path(row[0]) if row and row[0] else None
 
 
 def scalar(con, sql: str, params=None):

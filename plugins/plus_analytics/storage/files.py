@@ -73,11 +73,6 @@ def mark_dirty(path: Path) -> bool:
     return True
 
 
-def unmark_dirty(path: Path) -> None:
-    """Nothing was deleted after all: the mark this run made goes without a rewrite."""
-    dirty_marker(path).unlink(missing_ok=True)
-
-
 def is_dirty(path: Path) -> bool:
     return dirty_marker(path).exists()
 

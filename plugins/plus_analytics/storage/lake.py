@@ -60,10 +60,12 @@ def root_of(raw_db: Path) -> Path:
 
 def _root(con) -> Path:
     """The tables' directory of the restricted database this session attached as ``raw``."""
-    row = sqlf.run(con, SQL, "raw_path").fetchone()
-    if row is None or not row[0]:
+    from plus_analytics.storage.duck import database_path
+
+    path = database_path(con, "raw")
+    if path is None:
         raise RuntimeError("this session has no restricted zone attached (alias raw)")
-    return root_of(Path(row[0]))
+    return root_of(path)
 
 
 def table_dir(root: Path, table: str) -> Path:

@@ -25,6 +25,7 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import logging
 import os
 import sys
 import threading
@@ -36,6 +37,8 @@ from pathlib import Path
 from plus_analytics.config import settings
 
 _held = threading.local()
+_tally = {"waited_s": 0.0, "held_for_writing_s": 0.0}
+log = logging.getLogger(__name__)
 
 
 class ZoneBusy(TimeoutError):
@@ -120,13 +123,28 @@ def hold(locks: Mapping[Path, bool], timeout: float | None = None) -> Iterator[N
     deadline = time.monotonic() + wait if wait > 0 else 0
     ordered = sorted(((Path(p).resolve(), ex) for p, ex in locks.items()), key=lambda x: str(x[0]))
     _held.paths = [p for p, _ in ordered]
+    asked = time.monotonic()
     try:
         with ExitStack() as stack:
             for path, exclusive in ordered:
                 stack.enter_context(_one(path, exclusive, deadline, wait))
-            yield
+            got = time.monotonic()
+            _tally["waited_s"] += got - asked
+            if got - asked >= 1:
+                log.info("waited %.1f s for the zone locks of %s", got - asked, [p.name for p in _held.paths])
+            try:
+                yield
+            finally:
+                if any(ex for _, ex in ordered):
+                    _tally["held_for_writing_s"] += time.monotonic() - got
     finally:
         _held.paths = []
+
+
+def tally() -> dict[str, float]:
+    """This process's seconds spent waiting for zone locks, and holding one for writing (what another
+    writer of the same file waits for)."""
+    return {k: round(v, 2) for k, v in _tally.items()}
 
 
 #: The zones by how sensitive what a session may spill from them is: a session spills beside the first
@@ -143,14 +161,19 @@ def _most_sensitive(files: Mapping[str, Path]) -> Path:
 
 @contextmanager
 def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | None = None,
-         timeout: float | None = None):
+         timeout: float | None = None, con=None):
     """A DuckDB session holding every file's lock for the block: an in-memory database with each zone
     file of ``write`` attached read-write and each of ``read`` attached read-only, under its alias
     ({alias: file}; see :data:`plus_analytics.config.ZONES`); with the restricted zone come its Delta
     tables' views (:mod:`plus_analytics.storage.lake`). Every table is named with its database
     (``ledger.tombstones``), so what a name means never depends on which file a session opened first;
     only the session's scratch tables (``_name``, temporary) go unqualified. Files to read that do not
-    exist yet are not attached."""
+    exist yet are not attached.
+
+    With ``con`` (a session of :func:`plus_analytics.storage.duck.connect` spilling where these files
+    allow), the files are attached to it for the block and detached when it ends, the session and its
+    scratch tables kept: work that needs no zone (reading landing files) is done before, without holding
+    any lock, and the locks are held only while the zone's files are in use."""
     from plus_analytics.storage import duck, lake
 
     read, write = dict(read or {}), dict(write or {})
@@ -159,16 +182,25 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
     locks: dict[Path, bool] = {Path(p): False for p in read.values()}
     locks.update({Path(p): True for p in write.values()})
     with hold(locks, timeout):
-        con = duck.connect(duck.spill_directory(_most_sensitive({**read, **write})))
+        own = con is None
+        if own:
+            con = duck.connect(duck.spill_directory(_most_sensitive({**read, **write})))
+        attached: list[str] = []
         try:
             for alias, p in read.items():
                 if Path(p).exists():
                     duck.attach(con, p, alias, read_only=True)
+                    attached.append(alias)
             for alias, p in write.items():
                 duck.attach(con, p, alias, read_only=False)
+                attached.append(alias)
             raw = write.get("raw") or read.get("raw")
             if raw is not None and Path(raw).exists():
                 lake.attach(con, Path(raw), writable="raw" in write)  # the zone's rows: lake.raw_<source>
+                attached.append(lake.SCHEMA)
             yield con
         finally:
-            con.close()
+            if own:
+                con.close()
+            else:
+                duck.detach(con, attached)  # before the locks go: DuckDB holds a file while it is attached
