@@ -22,7 +22,8 @@ What the format keeps besides the data files, and how erasure reaches it:
   as written (with compression a value in the middle of a column is invisible to it).
 
 The rest of the restricted zone (identifier maps, quarantine, logs) stays in ``raw.duckdb``, whose lock
-still orders its writers; the rows are the bulk of the zone and what erasure and retention rewrite.
+still orders its writers (ingest holds it for its writes only); the rows are the bulk of the zone and
+what erasure and retention rewrite.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def drop_days(con, table: str, days: list[dt.date]) -> None:
 @contextmanager
 def edit(con, table: str, days: list[dt.date]) -> Iterator[str]:
     """The rows of ``days`` as the temporary table ``_lake_edit``, to change with SQL in the block; when
-    it ends, they replace those days (:func:`replace_days`). Erasure and retention rewrite through it."""
+    it ends, they replace those days (:func:`replace_days`). Retention nulls expired columns through it."""
     sqlf.run(con, SQL, "edit_table", {"days": sorted(set(days))}, table=sqlf.q(table))
     try:
         yield "_lake_edit"
