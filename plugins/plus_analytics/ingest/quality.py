@@ -31,7 +31,7 @@ def write_report(con, source: str, out_dir: Path) -> Path:
     rows = sqlf.run(con, SQL, "report", {"source": source}).fetchall()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{source}.csv"
-    tmp = path.with_suffix(".csv.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two ingests of a source may write it at once
     with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)
