@@ -199,13 +199,13 @@ def workers(home: Path, rounds: int = 3) -> dict:
         ones.append(measure(one, "ingest", *size))
         subprocess.run(["rm", "-rf", str(one)], check=True)
         twos.append(_two_workers(home, halves))
-    one_s = sorted(s for s, _, _ in ones)[rounds // 2]
+    one_s, _, one = sorted(ones, key=lambda o: o[0])[rounds // 2]
     two = sorted(twos, key=lambda r: r["s"])[rounds // 2]
     return {"ingest_1_worker_s": round(one_s, 1), "ingest_2_workers_s": round(two["s"], 1),
             "two_over_one": round(two["s"] / one_s, 2), "workers_rounds_s": [[round(o[0], 1) for o in ones],
                                                                               [round(t["s"], 1) for t in twos]],
             "workers_overlap_s": two["overlap"], "worker_s": two["worker_s"], "worker_locks": two["locks"],
-            "one_worker_locks": sorted(ones, key=lambda o: o[0])[rounds // 2][2]["locks"], "halves": [sorted(h) for h in halves]}
+            "one_worker_locks": one["locks"], "halves": [sorted(h) for h in halves]}
 
 
 def _two_workers(home: Path, halves) -> dict:

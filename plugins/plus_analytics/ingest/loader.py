@@ -70,11 +70,11 @@ def raw_rows_sql(src: Source) -> str:
 
 
 def prepare(con, src: Source, key: MasterKey, tomb_key: MasterKey | None = None) -> bool:
-    """Schema, key checks and the raw table, before a batch; returns whether late arrivals are suppressed
-    (deletion requests exist: then the tombstone key is required)."""
+    """Schema, key checks and the raw table, before a batch's writes (its pseudonyms were made with the key
+    :func:`_check_batch` registered); returns whether late arrivals are suppressed (deletion requests
+    exist: then the tombstone key is required)."""
     identifiers.ensure_schema(con)
     identifiers.check_key(con, "raw", key)
-    identifiers.register_key(con, key)
     identifiers.check_key_version(con, key)
     lake.ensure(con, src.raw_table, raw_rows_sql(src))
     suppress = suppression.has_tombstones(con)
@@ -109,20 +109,18 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
     published and its rows, quarantine and logs written."""
     zone = zone or (lambda write: nullcontext())
     limit = settings().ingest_batch_bytes
-    batches: list[list[tuple[dt.date, list[Path]]]] = [[]]
+    batches: list[list[tuple[dt.date, list[Path]]]] = []
     size = 0
     for day in sorted(set(days)):
         found = partition_files(landing, src, day)
         day_size = sum(f.stat().st_size for f in found)
-        if batches[-1] and size + day_size > limit:
+        if not batches or size + day_size > limit:
             batches.append([])
             size = 0
         batches[-1].append((day, found))
         size += day_size
     results: list[IngestResult] = []
     for chunk in batches:
-        if not chunk:
-            continue
         files = [(d, f) for d, found in chunk for f in found]
         try:
             _check_batch(con, src, files, Path(landing), key, zone)
