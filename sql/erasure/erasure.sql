@@ -14,30 +14,50 @@ where request_id in (select unnest($ids)) order by request_id, kind, blind
 -- name: subjects_table
 create or replace temp table _subjects (request_id varchar, kind varchar, pseudonym varchar)
 
+-- name: frontier_table
+-- The identifiers found in the last round of resolution (at first: the ones given): only rows holding
+-- one of them can link anything not yet found (semi-naive evaluation of the fixpoint).
+create or replace temp table _frontier as select * from _subjects;
+create or replace temp table _linked (request_id varchar, kind varchar, raw_value varchar)
+
+-- name: frontier_values
+-- The frontier's identifiers as written in the data (the raw values the restricted zone's rows hold).
+create or replace temp table _frontier_values as
+select f.request_id, f.kind, m.raw_value from _frontier f join raw.id_map m on m.kind = f.kind and m.pseudonym = f.pseudonym;
+select distinct kind from _frontier_values order by kind
+
 -- name: hits
 -- (request_id, _file, _line) of rows of {{ table }} whose {{ column }} holds an identifier of a subject.
 select s.request_id, r._file, r._line from lake.{{ table }} r
 join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
 join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
 
--- name: subject_rows
--- The subject columns of the rows of {{ table }} a subject's identifiers were found in (found once per
--- source and round, then read once per column).
-create or replace temp table _subject_rows as
-select h.request_id, {{ columns }}
-from (select distinct request_id, _file, _line from ({{ hits }})) h
-join lake.{{ table }} r on r._file = h._file and r._line = h._line
-
 -- name: linked
--- The identifiers in one subject column of those rows.
-select r.request_id, {{ kind }} as kind, m.pseudonym
-from _subject_rows r join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
-where m.pseudonym is not null
+-- The values in the subject columns {{ columns }} (a list of (column, kind)) of the rows of {{ table }}
+-- that hold an identifier of the frontier in one of the columns {{ found_by }}: one pass over the
+-- table, then each row found is given the requests whose identifier it holds.
+insert into _linked
+with found as (
+    select {% for c, _ in columns %}{{ "" if loop.first else ", " }}r.{{ c }}{% endfor %} from lake.{{ table }} r
+    where {% for c, k in found_by %}{{ "" if loop.first else " or " }}r.{{ c }} in (select raw_value from _frontier_values where kind = {{ k }}){% endfor %}
+), hit as (
+    {%- for c, k in found_by %}{{ "" if loop.first else " union" }}
+    select x.request_id, f.* from found f join _frontier_values x on x.kind = {{ k }} and x.raw_value = f.{{ c }}
+    {%- endfor %}
+)
+{%- for c, k in columns %}{{ "" if loop.first else " union all" }}
+select request_id, {{ k }}, {{ c }} from hit where {{ c }} is not null
+{%- endfor %}
 
--- name: expand
-insert into _subjects
-select distinct l.request_id, l.kind, l.pseudonym from ({{ linked }}) l
-anti join _subjects s on s.request_id = l.request_id and s.kind = l.kind and s.pseudonym = l.pseudonym
+-- name: next_round
+-- The round's linked identifiers not found before become subjects and the next frontier; returns how many.
+create or replace temp table _frontier as
+select distinct l.request_id, l.kind, m.pseudonym
+from _linked l join raw.id_map m on m.kind = l.kind and m.raw_value = l.raw_value and m.pseudonym is not null
+anti join _subjects s on s.request_id = l.request_id and s.kind = l.kind and s.pseudonym = m.pseudonym;
+insert into _subjects select * from _frontier;
+delete from _linked;
+select count(*) from _frontier
 
 -- name: forms
 -- Every written and normalized form of every subject identifier the restricted zone knows.
@@ -224,9 +244,6 @@ insert into ledger.tombstone_subjects select r, k, p, cast(v as integer), b, cas
 
 -- name: restaged_versions_of
 select request_id, restaged_version from ledger.tombstones where request_id in (select unnest($ids))
-
--- name: subjects_count
-select count(*) from _subjects;
 
 -- name: subject_pids_table
 create or replace temp table _subject_pids as

@@ -19,7 +19,6 @@ from plus_analytics.storage.duck import insert_rows, sql_string, transaction, up
 from plus_analytics.storage.sql import q
 
 SQL = requests.SQL
-MAX_ROUNDS = 8
 
 
 def hits_sql(src: Source, columns) -> str:
@@ -29,21 +28,25 @@ def hits_sql(src: Source, columns) -> str:
 
 
 def expand(con, sources: list[Source]) -> int:
-    """Grow ``_subjects`` to a fixpoint through the subject columns of every source; returns its size."""
-    size = sqlf.run(con, SQL, "subjects_count").fetchone()[0]
-    for _ in range(MAX_ROUNDS):
+    """Grow ``_subjects`` to a fixpoint through the subject columns of every source; returns the rounds.
+
+    Semi-naive: a round reads only the rows holding an identifier found in the round before (the
+    frontier; at first the ones given), through the subject columns of the frontier's kinds only, each
+    table once; a row holding none of them was read in an earlier round and gave everything it links
+    then. It ends when a round finds nothing new, however long the chain (each round adds identifiers of
+    a finite set)."""
+    sqlf.run(con, SQL, "frontier_table")
+    rounds = 0
+    while True:
+        rounds += 1
+        kinds = {r[0] for r in sqlf.run(con, SQL, "frontier_values").fetchall()}
         for src in sources:
-            if src.subject:
-                sqlf.run(con, SQL, "subject_rows", hits=hits_sql(src, src.subject), table=src.raw_table,
-                         columns=", ".join(f"r.{q(c)}" for c in src.subject))
-                linked = " union ".join(sqlf.named(SQL, "linked", column=q(c), kind=sql_string(src.column(c).kind))
-                                        for c in src.subject)
-                sqlf.run(con, SQL, "expand", linked=linked)
-        grown = sqlf.run(con, SQL, "subjects_count").fetchone()[0]
-        if grown == size:
-            break
-        size = grown
-    return size
+            columns = [(q(c), sql_string(src.column(c).kind)) for c in src.subject]
+            found_by = [(c, k) for (c, k), name in zip(columns, src.subject) if src.column(name).kind in kinds]
+            if found_by:
+                sqlf.run(con, SQL, "linked", table=src.raw_table, columns=columns, found_by=found_by)
+        if not sqlf.run(con, SQL, "next_round").fetchone()[0]:
+            return rounds
 
 
 def resolve(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
