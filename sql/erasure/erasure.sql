@@ -20,31 +20,30 @@ create or replace temp table _subjects (request_id varchar, kind varchar, pseudo
 create or replace temp table _frontier as select * from _subjects;
 create or replace temp table _linked (request_id varchar, kind varchar, raw_value varchar)
 
--- name: frontier_values
--- The frontier's identifiers as written in the data (the raw values the restricted zone's rows hold).
-create or replace temp table _frontier_values as
-select f.request_id, f.kind, m.raw_value from _frontier f join raw.id_map m on m.kind = f.kind and m.pseudonym = f.pseudonym;
-select distinct kind from _frontier_values order by kind
+-- name: written_values
+-- The identifiers of {{ of }} (request_id, kind, pseudonym) as written in the data (the raw values the
+-- restricted zone's rows hold); returns their kinds.
+create or replace temp table {{ of }}_values as
+select f.request_id, f.kind, m.raw_value from {{ of }} f join raw.id_map m on m.kind = f.kind and m.pseudonym = f.pseudonym;
+select distinct kind from {{ of }}_values order by kind
 
 -- name: hits
--- (request_id, _file, _line) of rows of {{ table }} whose {{ column }} holds an identifier of a subject.
-select s.request_id, r._file, r._line from lake.{{ table }} r
-join raw.id_map m on m.kind = {{ kind }} and m.raw_value = r.{{ column }}
-join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
+-- (request_id, _file, _line, then the columns `fields`) of the rows of {{ table }} whose `columns` (a
+-- list of (column, kind), all among the fields) hold an identifier of {{ among }} (request_id, kind,
+-- raw_value): one pass over the table, then each row found is given the requests whose identifier it
+-- holds.
+with found as (
+    select r._file, r._line{% for c in fields %}, r.{{ c }}{% endfor %} from lake.{{ table }} r
+    where {% for c, k in columns %}{{ "" if loop.first else " or " }}r.{{ c }} in (select raw_value from {{ among }} where kind = {{ k }}){% endfor %}
+)
+{%- for c, k in columns %}{{ "" if loop.first else " union" }}
+select x.request_id, f.* from found f join {{ among }} x on x.kind = {{ k }} and x.raw_value = f.{{ c }}
+{%- endfor %}
 
 -- name: linked
--- The values in the subject columns {{ columns }} (a list of (column, kind)) of the rows of {{ table }}
--- that hold an identifier of the frontier in one of the columns {{ found_by }}: one pass over the
--- table, then each row found is given the requests whose identifier it holds.
+-- The values in the subject columns `columns` (a list of (column, kind)) of the rows `hits` found.
 insert into _linked
-with found as (
-    select {% for c, _ in columns %}{{ "" if loop.first else ", " }}r.{{ c }}{% endfor %} from lake.{{ table }} r
-    where {% for c, k in found_by %}{{ "" if loop.first else " or " }}r.{{ c }} in (select raw_value from _frontier_values where kind = {{ k }}){% endfor %}
-), hit as (
-    {%- for c, k in found_by %}{{ "" if loop.first else " union" }}
-    select x.request_id, f.* from found f join _frontier_values x on x.kind = {{ k }} and x.raw_value = f.{{ c }}
-    {%- endfor %}
-)
+with hit as ({{ hits }})
 {%- for c, k in columns %}{{ "" if loop.first else " union all" }}
 select request_id, {{ k }}, {{ c }} from hit where {{ c }} is not null
 {%- endfor %}

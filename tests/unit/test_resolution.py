@@ -23,7 +23,8 @@ def pseudonym(kind: str, value: str) -> str:
 
 
 def zone(rows: dict[str, list[tuple]]):
-    """A session like resolution's: ``raw.id_map`` and ``lake.<raw table>`` (the subject columns only)."""
+    """A session like resolution's: ``raw.id_map`` and ``lake.<raw table>`` (where a row is, and the
+    subject columns)."""
     con = duckdb.connect()
     con.execute("attach ':memory:' as raw")
     con.execute("attach ':memory:' as lake")
@@ -31,9 +32,9 @@ def zone(rows: dict[str, list[tuple]]):
     ids = set()
     for src in SOURCES:
         cols = ", ".join(f'"{c}" varchar' for c in src.subject)
-        con.execute(f"create table lake.{src.raw_table} ({cols})")
-        for row in rows.get(src.name, []):
-            con.execute(f"insert into lake.{src.raw_table} values ({', '.join('?' * len(row))})", list(row))
+        con.execute(f"create table lake.{src.raw_table} (_file varchar, _line bigint, {cols})")
+        for line, row in enumerate(rows.get(src.name, []), 1):
+            con.execute(f"insert into lake.{src.raw_table} values (?, ?, {', '.join('?' * len(row))})", ["f", line, *row])
             ids |= {(src.column(c).kind, v) for c, v in zip(src.subject, row) if v is not None}
     for k, v in sorted(ids):
         con.execute("insert into raw.id_map values (?, ?, ?)", [k, v, pseudonym(k, v)])

@@ -22,7 +22,7 @@ import pandas as pd
 
 from plus_analytics.context import Context
 from plus_analytics.erasure import requests
-from plus_analytics.erasure.resolve import hits_sql
+from plus_analytics.erasure.resolve import hits_sql, written_values
 from plus_analytics.ingest.landing import read_records, rewrite_lines
 from plus_analytics.ingest.reading import PAYLOAD_KEEP
 from plus_analytics.ledger import evidence
@@ -95,6 +95,7 @@ def _record_selection(con, subjects: list[requests.Subject], sources: list[Sourc
     caller's transaction (``con`` writes the ledger and reads the restricted zone). Returns how many rows,
     redactions and quarantined lines were added."""
     requests.load_subjects_table(con, subjects)
+    written_values(con)
     _select_rows(con, sources)
     sqlf.run(con, SQL, "redactions_table")
     insert_rows(con, "_redactions", _select_redactions(con, sources))

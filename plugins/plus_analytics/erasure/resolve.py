@@ -21,10 +21,17 @@ from plus_analytics.storage.sql import q
 SQL = requests.SQL
 
 
-def hits_sql(src: Source, columns) -> str:
-    """(request_id, _file, _line) of rows of ``src`` whose ``columns`` hold a subject identifier."""
-    return " union ".join(sqlf.named(SQL, "hits", table=src.raw_table, column=q(c), kind=sql_string(src.column(c).kind))
-                          for c in columns)
+def written_values(con, of: str = "_subjects") -> set[str]:
+    """``<of>_values`` (request_id, kind, raw_value): the identifiers of the table ``of`` as the data
+    writes them; returns their kinds."""
+    return {r[0] for r in sqlf.run(con, SQL, "written_values", of=of).fetchall()}
+
+
+def hits_sql(src: Source, columns, among: str = "_subjects_values", fields=()) -> str:
+    """(request_id, _file, _line, then ``fields`` and ``columns``) of the rows of ``src`` whose ``columns``
+    hold an identifier of ``among`` (see :func:`written_values`), in one pass over its table."""
+    return sqlf.named(SQL, "hits", table=src.raw_table, among=among, fields=[q(c) for c in dict.fromkeys([*fields, *columns])],
+                      columns=[(q(c), sql_string(src.column(c).kind)) for c in columns])
 
 
 def expand(con, sources: list[Source]) -> int:
@@ -39,12 +46,12 @@ def expand(con, sources: list[Source]) -> int:
     rounds = 0
     while True:
         rounds += 1
-        kinds = {r[0] for r in sqlf.run(con, SQL, "frontier_values").fetchall()}
+        kinds = written_values(con, "_frontier")
         for src in sources:
-            columns = [(q(c), sql_string(src.column(c).kind)) for c in src.subject]
-            found_by = [(c, k) for (c, k), name in zip(columns, src.subject) if src.column(name).kind in kinds]
+            found_by = [c for c in src.subject if src.column(c).kind in kinds]
             if found_by:
-                sqlf.run(con, SQL, "linked", table=src.raw_table, columns=columns, found_by=found_by)
+                sqlf.run(con, SQL, "linked", hits=hits_sql(src, found_by, "_frontier_values", src.subject),
+                         columns=[(q(c), sql_string(src.column(c).kind)) for c in src.subject])
         if not sqlf.run(con, SQL, "next_round").fetchone()[0]:
             return rounds
 
