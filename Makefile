@@ -20,12 +20,13 @@ $(BIN)/.installed: requirements.lock pyproject.toml Makefile
 
 setup: $(BIN)/.installed
 
-# What the tests need from the OS: PostgreSQL (a real metadata DB for the scheduler test) and Chromium (the
-# DPO console's browser test). Installed when missing and we may (root, as in CI); otherwise those tests say
-# why they are skipped.
+# What the tests and the Celery deployment need from the OS: PostgreSQL (a real metadata DB), Redis (Celery's
+# broker) and Chromium (the DPO console's browser test). Installed when missing and we may (root, as in CI);
+# otherwise those tests say why they are skipped.
 system-packages:
 	@missing=""; \
 	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

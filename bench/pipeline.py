@@ -9,10 +9,13 @@ One command, one run, the same generated data for every comparison:
       - the plain-SQL peer (bench/plain_sql_peer.sql): the same landing files read once by DuckDB's own
         readers, a keyed hash, the overlapping marts; no validation, no gate. Headline: ours / peer;
       - the floor: DuckDB parsing every landing file once and doing nothing else (context only);
+      - at the smallest size, the month's ingest by one worker and by two at once, and the month's
+        backfill (the plus_backfill DAG) on the Celery deployment with 1 and with 2 workers;
       - erasure of 1,000 subjects (the plus_erasure tasks, verification included) versus one rewrite of
         the same zones: every day of every row table written again and purged, the database files
-        rewritten (the median of three rewrites: one took anywhere from 39 to 55 s at 10M on this shared
-        machine); registering the 1,000 requests timed apart;
+        rewritten; three of each, alternating, each erasure on a fresh copy of the data, medians compared
+        (one rewrite took anywhere from 39 to 55 s at 10M on this shared machine); the erasure's peak
+        memory the largest of the three; registering the 1,000 requests timed apart;
   * the daily increment: 13 months of history ingested, staged and built, then a daily run (ingest one
     day of every source, stage it, build the marts, gate, publish) against the same run on an empty
     history (median of three each);
@@ -208,6 +211,37 @@ def workers(home: Path, rounds: int = 3) -> dict:
             "one_worker_locks": one["locks"], "halves": [sorted(h) for h in halves]}
 
 
+def celery_workers(home: Path, counts: tuple[int, ...] = (1, 2)) -> dict:
+    """The month's backfill (the ``plus_backfill`` DAG: every source's ingest and staging at once, then the
+    marts' build, gate and publish) on the Celery deployment ``PLUS_AIRFLOW_EXECUTOR=celery make airflow``
+    starts, with 1 and with 2 workers, each into a fresh data directory: seconds from unpausing the
+    triggered run to its success (Airflow's start not included)."""
+    from plus_analytics.config import Paths
+    from plus_analytics.scheduler import LocalAirflow
+    from plus_analytics.services import free_port
+
+    seconds = {}
+    for n in counts:
+        fresh = _fresh_landing(home, f"celery-{n}")
+        af = LocalAirflow(Paths(fresh).ensure(), port=free_port(), env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"},
+                          executor="celery", workers=n)
+        af.start()
+        try:
+            af.wait_ready(dags=("plus_backfill",))
+            run = ("plus_backfill", af.trigger("plus_backfill"))
+            t = time.perf_counter()
+            af.unpause(["plus_backfill"])
+            state = af.wait([run], timeout=3600)[run]
+            seconds[n] = round(time.perf_counter() - t, 1)
+        finally:
+            af.stop()
+        subprocess.run(["rm", "-rf", str(fresh)], check=True)
+        if state != "success":
+            raise SystemExit(f"the backfill on {n} Celery worker(s) ended {state}")
+    return {"celery_1_worker_s": seconds[1], "celery_2_workers_s": seconds[2],
+            "celery_two_over_one": round(seconds[2] / seconds[1], 2)}
+
+
 def _two_workers(home: Path, halves) -> dict:
     two = _fresh_landing(home, "workers-2")
     env = {**os.environ, "PLUS_ANALYTICS_HOME": str(two), "AIRFLOW_CONN_PLUS_DUCKDB": json.dumps(
@@ -272,19 +306,36 @@ def run_size(events: int, workdir: Path, with_workers: bool = False) -> dict:
     e2e_s, e2e_rss, out = measure(home, "pipeline")
     peer_s = peer(home)
     floor_s, _ = floor(home)
-    rewrites = sorted(measure(home, "rewrite")[2]["rewrite_seconds"] for _ in range(3))
-    parallel = workers(home) if with_workers else {}
-    _, erase_rss, erase = measure(home, "erase")
-    rewrite_s, erase_s = rewrites[1], erase["erase_seconds"]
+    parallel = {**workers(home), **celery_workers(home)} if with_workers else {}
+    rewrites, erasures = erase_rounds(home)
+    rewrite_s, erase = rewrites[1], erasures[1]
+    erase_s, erase_rss = erase["erase_seconds"], max(e["peak_rss_mb"] for e in erasures)
     return {
         "events": n_events, "rows": n_rows, "landing_mb": round(landing_bytes / 2**20), "generate_s": round(gen_s, 1),
         "e2e_s": round(e2e_s, 1), "peak_rss_mb": round(e2e_rss), "phases_s": out["phases"],
         "lines_read": out["lines_read"], "ingest_lines_per_s": round(out["lines_read"] / out["phases"]["ingest"]),
         "peer_s": round(peer_s, 1), "ours_over_peer": round(e2e_s / peer_s, 1), "floor_s": round(floor_s, 2),
         "rewrite_s": rewrite_s, "rewrites_s": rewrites, "erase_1000_s": erase_s, "erase_over_rewrite": round(erase_s / rewrite_s, 1),
-        "erase_verified": erase["verified"], "erase_breakdown": erase["seconds"], "erase_peak_rss_mb": round(erase_rss),
+        "erasures_s": [e["erase_seconds"] for e in erasures],
+        "erase_verified": min(e["verified"] for e in erasures), "erase_breakdown": erase["seconds"], "erase_peak_rss_mb": round(erase_rss),
         "intake_1000_s": erase["intake_seconds"], **parallel,
     }
+
+
+def erase_rounds(home: Path, rounds: int = 3) -> tuple[list[float], list[dict]]:
+    """One rewrite of the zones and one erasure of 1,000 subjects, alternating, ``rounds`` times (the
+    machine's speed drifts; medians compared): each erasure on a fresh full copy of the data directory
+    (erasure changes landing in place, so no hard links), each rewrite on the original. Both sorted."""
+    rewrites, erasures = [], []
+    copy = home.parent / f"{home.name}-erasure"
+    for _ in range(rounds):
+        rewrites.append(measure(home, "rewrite")[2]["rewrite_seconds"])
+        subprocess.run(["rm", "-rf", str(copy)], check=True)
+        subprocess.run(["cp", "-a", str(home), str(copy)], check=True)
+        _, rss, out = measure(copy, "erase")
+        erasures.append({**out, "peak_rss_mb": rss})
+        subprocess.run(["rm", "-rf", str(copy)], check=True)
+    return sorted(rewrites), sorted(erasures, key=lambda e: e["erase_seconds"])
 
 
 def daily_increment(workdir: Path, scale: float, history_days: int = 395, repeats: int = 3) -> dict:
@@ -341,6 +392,9 @@ def main() -> None:
         return
     os.environ.setdefault("PLUS_DUCKDB_MEMORY_LIMIT", "1500MB")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="plus-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not args.workdir:
+        os.chmod(workdir, 0o711)  # the Celery deployment's PostgreSQL runs as its own user under root: it must pass
     results = {"sizes": [], "machine": f"{os.cpu_count()} cores; DuckDB memory_limit {os.environ['PLUS_DUCKDB_MEMORY_LIMIT']}"}
     print(f"... daily increment, scale {args.daily_scale}, in {workdir}", flush=True)
     results["daily"] = daily_increment(workdir, args.daily_scale)
@@ -368,13 +422,16 @@ def report(results: dict) -> None:
     for r in sizes:
         print(f"at {r['events']:,}: phases {r['phases_s']}; floor (DuckDB parsing every landing file once) {r['floor_s']}s; "
               f"erasure {r['erase_breakdown']}, {r['erase_verified']} verified, peak {r['erase_peak_rss_mb']} MiB; "
-              f"rewrites {r['rewrites_s']}s (median compared)")
+              f"rewrites {r['rewrites_s']}s, erasures {r.get('erasures_s', [r['erase_1000_s']])}s (medians compared)")
     for r in sizes:
         if "ingest_1_worker_s" in r:
             print(f"ingest of the month at {r['events']:,}: one worker {r['ingest_1_worker_s']}s, two at once "
                   f"{r['ingest_2_workers_s']}s ({r['two_over_one']}x; each worker {r['worker_s']}s, overlapping "
                   f"{r['workers_overlap_s']}s; halves {r['halves']}); rounds {r.get('workers_rounds_s')}; zone locks "
                   f"(s waiting, s held for writing) one worker {r.get('one_worker_locks')}, two {r.get('worker_locks')}")
+        if "celery_1_worker_s" in r:
+            print(f"the month's backfill on the Celery deployment at {r['events']:,}: one worker {r['celery_1_worker_s']}s, "
+                  f"two {r['celery_2_workers_s']}s ({r['celery_two_over_one']}x)")
     print(f"daily increment: {daily['daily_events']:,} usage + ad events a day; after {daily['history_days']} days of "
           f"history (built in {daily['history_build_s']}s) {daily['with_history_s']}s, on an empty history "
           f"{daily['empty_s']}s (medians compared)")
@@ -387,6 +444,8 @@ def report(results: dict) -> None:
                  (f"registering 1,000 requests {at}", f"{r['intake_1000_s']}s", "< 1 s", r["intake_1000_s"] < 1)]
     rows += [(f"ingest, 2 workers / 1 worker at {r['events']:,}", r["two_over_one"], "<= 1x", r["two_over_one"] <= 1)
              for r in sizes if "ingest_1_worker_s" in r]
+    rows += [(f"Celery backfill, 2 workers / 1 at {r['events']:,}", r["celery_two_over_one"], "<= 1x",
+              r["celery_two_over_one"] <= 1) for r in sizes if "celery_1_worker_s" in r]
     rows.append(("daily run, 13 months of history / empty", daily["ratio"], "<= 2x", daily["ratio"] <= 2))
     big = max(sizes, key=lambda r: r["events"])
     rows.append((f"peak memory at {big['events']:,}", f"{max(big['peak_rss_mb'], big['erase_peak_rss_mb'])} MiB",

@@ -172,3 +172,17 @@ def exported_rows(landing: Path, src, day) -> list[dict]:
             with open(f, encoding="utf-8", errors="replace", newline="") as fh:
                 out += [r for r in csv.DictReader(fh) if None not in r.values() and None not in r]
     return out
+
+
+def every_line_once(raw_db: Path, day, sources: list[str]) -> None:
+    """The day's ingest of each source accounted for every line of its landing files exactly once: in the
+    source's rows or in quarantine, as its ingest log says (a task killed and run again included)."""
+    with opened(raw_db, read_only=True) as con:
+        log = con.execute("select source, rows_read, rows_loaded + rows_quarantined + rows_suppressed from ingest_log "
+                          "where _dt = ?", [day]).fetchall()
+        assert sorted(s for s, *_ in log) == sorted(sources)
+        for source, read, placed in log:
+            assert read == placed > 0, source
+            lines = con.execute(f"select count(*) from raw_{source} where _dt = ?", [day]).fetchone()[0]
+            bad = con.execute("select count(*) from quarantine where source = ? and _dt = ?", [source, day]).fetchone()[0]
+            assert lines + bad == read, f"{source}: every line once, in raw or in quarantine"

@@ -44,6 +44,7 @@ CERTIFICATE_CONN_ID = "plus_certificate_key"
 #: XComs, DAG-run conf, asset events, rendered fields and the audit log from a worker.
 AIRFLOW_API_CONN_ID = "plus_airflow_api"
 
+WORKER_NAME_VAR = "PLUS_AIRFLOW_WORKER_NAME"
 HOME_VAR = "PLUS_ANALYTICS_HOME"
 
 
@@ -154,6 +155,14 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float, k
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (the first is the default)."""
+    value = (env.get(name) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name}={env.get(name)!r} is not one of {', '.join(allowed)}")
+    return value
+
+
 def _roles(env: Mapping[str, str], name: str, default: str, what: str) -> tuple[str, ...]:
     roles = tuple(r.strip().upper() for r in env.get(name, default).split(",") if r.strip())
     if not roles:
@@ -183,8 +192,17 @@ class Settings:
     #: (PLUS_AIRFLOW_DATABASE, a SQLAlchemy URL; empty: SQLite under the data directory).
     airflow_port: int = 8080
     airflow_database: str = ""
-    #: How many tasks the embedded default's LocalExecutor runs at once (PLUS_AIRFLOW_PARALLELISM).
+    #: How many tasks the embedded default runs at once (PLUS_AIRFLOW_PARALLELISM): the LocalExecutor's
+    #: processes, or each Celery worker's.
     airflow_parallelism: int = 4
+    #: The embedded default's executor (PLUS_AIRFLOW_EXECUTOR): ``local`` (LocalExecutor) or ``celery``
+    #: (CeleryExecutor, with PostgreSQL and Redis started under the data directory and
+    #: PLUS_AIRFLOW_WORKERS workers).
+    airflow_executor: str = "local"
+    airflow_workers: int = 2
+    #: The name ``make airflow`` gives each Celery worker it starts (PLUS_AIRFLOW_WORKER_NAME, set for it):
+    #: part of the host name its task instances record.
+    airflow_worker_name: str = ""
     #: CLI: log level (PLUS_ANALYTICS_LOG_LEVEL) and tracebacks instead of one-line errors (PLUS_ANALYTICS_DEBUG).
     log_level: str = "WARNING"
     debug: bool = False
@@ -208,6 +226,9 @@ class Settings:
             airflow_port=_number(env, "PLUS_AIRFLOW_PORT", 8080, 1, int),
             airflow_database=env.get("PLUS_AIRFLOW_DATABASE", ""),
             airflow_parallelism=_number(env, "PLUS_AIRFLOW_PARALLELISM", 4, 1, int),
+            airflow_executor=_choice(env, "PLUS_AIRFLOW_EXECUTOR", ("local", "celery")),
+            airflow_workers=_number(env, "PLUS_AIRFLOW_WORKERS", 2, 1, int),
+            airflow_worker_name=env.get(WORKER_NAME_VAR, ""),
             log_level=env.get("PLUS_ANALYTICS_LOG_LEVEL", "WARNING").upper(),
             debug=bool(env.get("PLUS_ANALYTICS_DEBUG")),
             kill_at=env.get("PLUS_ANALYTICS_KILL_AT", ""),

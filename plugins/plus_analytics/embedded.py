@@ -171,6 +171,15 @@ def environment(paths: Paths, port: int | None = None) -> dict[str, str]:
     return env
 
 
+def worker_hostname() -> str:
+    """Airflow's ``hostname_callable`` in the embedded Celery deployment: the machine's name and the
+    worker's (``worker-1@host``), so a task instance's try says which worker ran it."""
+    import socket
+
+    name = settings().airflow_worker_name
+    return f"{name}@{socket.getfqdn()}" if name else socket.getfqdn()
+
+
 def migrate(paths: Paths, env: dict[str, str] | None = None) -> None:
     """Migrate the metadata DB (once per database) in ``env`` (default: apply the embedded environment to
     this process first)."""

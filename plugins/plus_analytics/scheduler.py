@@ -1,8 +1,14 @@
 """Real Airflow on the embedded default: scheduler, DAG processor, API server (with the UI) and triggerer,
-LocalExecutor, each its own process, as a data engineer runs it (``make airflow``), and as the
-scheduler tests drive it. Tasks run in parallel worker processes that reach Airflow only through the
-Task SDK, exactly as in production; the metadata DB is SQLite by default or any SQLAlchemy URL in
-``PLUS_AIRFLOW_DATABASE`` (Postgres in the tests).
+each its own process, as a data engineer runs it (``make airflow``), and as the scheduler tests drive it.
+Tasks run in parallel worker processes that reach Airflow only through the Task SDK, exactly as in
+production.
+
+Two executors (``PLUS_AIRFLOW_EXECUTOR``): the LocalExecutor (default; the metadata DB is SQLite under the
+data directory, or any SQLAlchemy URL in ``PLUS_AIRFLOW_DATABASE``), or the CeleryExecutor: PostgreSQL
+(metadata and Celery's results, unless ``PLUS_AIRFLOW_DATABASE`` names one) and Redis (the broker) started
+under ``data/airflow``, and ``PLUS_AIRFLOW_WORKERS`` Celery workers, each a process group of its own with
+its own name, temporary and working directory, sharing with the others only the data path, PostgreSQL
+and Redis.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from plus_analytics.config import Paths, settings
+from plus_analytics.config import WORKER_NAME_VAR, Paths, settings
 from plus_analytics.embedded import environment, migrate, user_passwords
+from plus_analytics.services import Postgres, Redis
 
 COMPONENTS = ("scheduler", "dag-processor", "api-server", "triggerer")
 DAILY_DAGS = ("plus_ingest_platform", "plus_ingest_connect", "plus_ingest_crm", "plus_ingest_adtech", "plus_marts",
@@ -42,35 +49,72 @@ class RestartBudget:
 
 
 class LocalAirflow:
-    """The four components as child processes; component logs under ``data/airflow/components``."""
+    """The components as child processes (and, with Celery, the servers and workers); component logs under
+    ``data/airflow/components``."""
 
-    def __init__(self, paths: Paths, port: int | None = None, env: dict[str, str] | None = None):
+    def __init__(self, paths: Paths, port: int | None = None, env: dict[str, str] | None = None,
+                 executor: str | None = None, workers: int | None = None):
         self.paths, self.port = paths, port or settings().airflow_port
         self.extra = dict(env or {})
+        self.executor = executor or settings().airflow_executor
+        self.workers = [f"worker-{i}" for i in range(1, (workers or settings().airflow_workers) + 1)] \
+            if self.executor == "celery" else []
         self.procs: dict[str, subprocess.Popen] = {}
         self.base_url = f"http://localhost:{self.port}"
         self._tokens: dict[str, str] = {}
         self._orphaned: list[int] = []  # process groups of components that exited and were started again
+        self.servers: dict[str, Postgres | Redis] = {}
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra}
         env.update(environment(self.paths, self.port))  # the data directory's own settings win
+        env.update(self._celery_env(env))
         env.update(self.extra)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # components start `airflow ...`
         return env
 
+    def _celery_env(self, env: dict[str, str]) -> dict[str, str]:
+        if self.executor != "celery":
+            return {}
+        database = self.extra.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or settings().airflow_database \
+            or self.servers["postgres"].url
+        if not database.startswith("postgresql"):
+            raise ValueError("the Celery deployment needs PostgreSQL for Airflow's metadata (PLUS_AIRFLOW_DATABASE "
+                             f"names {database.split(':', 1)[0]})")
+        return {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+                "AIRFLOW__CELERY__BROKER_URL": self.servers["redis"].url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": env["AIRFLOW__CORE__PARALLELISM"]}
+
     def start(self) -> None:
+        if self.executor == "celery":
+            self._start_servers()
         env = self.env()
         migrate(self.paths, env)
-        self._start(COMPONENTS, env)
+        self._start([*COMPONENTS, *self.workers], env)
+
+    def _start_servers(self) -> None:
+        """PostgreSQL (unless a database is given) and Redis under ``data/airflow``; stopped by :meth:`stop`."""
+        home = self.paths.airflow_home
+        if not (self.extra.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or settings().airflow_database):
+            self.servers["postgres"] = Postgres(home / "postgres").start()
+        self.servers["redis"] = Redis(home / "redis").start()
 
     def _start(self, names, env: dict[str, str]) -> None:
         logs = self.paths.airflow_home / "components"
         logs.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).with_name("airflow"))
         for name in names:
+            command, child_env, cwd = [airflow, name], env, None
+            if name in self.workers:  # its own name, temporary and working directory; logs on the shared data path
+                cwd = self.paths.airflow_home / "workers" / name
+                (cwd / "tmp").mkdir(parents=True, exist_ok=True)
+                command = [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"]
+                child_env = {**env, "TMPDIR": str(cwd / "tmp"), WORKER_NAME_VAR: name,
+                             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "plus_analytics.embedded.worker_hostname"}
             with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
-                self.procs[name] = subprocess.Popen([airflow, name], env=env, stdout=out, stderr=subprocess.STDOUT,
+                self.procs[name] = subprocess.Popen(command, env=child_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                                     start_new_session=True)
 
     def revive(self) -> list[str]:
@@ -112,6 +156,10 @@ class LocalAirflow:
             p.wait()
         self.procs.clear()
         self.stopped = [proc.pid for proc in family]
+        for server in reversed(list(self.servers.values())):  # after every client of theirs
+            server.stop()
+            self.stopped += [server.proc.pid] if isinstance(server, Redis) and server.proc else []
+        self.servers.clear()
 
     def leftovers(self) -> list[int]:
         """Processes of the last :meth:`stop` still running (none, or stop has a bug)."""
@@ -222,7 +270,11 @@ def serve(paths: Paths, port: int | None = None, say=print) -> int:
     they finish, stop every component on Ctrl-C. ``say`` prints a line of the command's output."""
     af = LocalAirflow(paths, port)
     _stop_on_signals()
-    say(f"starting Airflow on {paths.home} (scheduler, DAG processor, API server, triggerer; LocalExecutor) ...")
+    if af.workers:
+        say(f"starting Airflow on {paths.home} (PostgreSQL and Redis under {paths.airflow_home}; scheduler, DAG processor, "
+            f"API server, triggerer; CeleryExecutor with {len(af.workers)} workers: {', '.join(af.workers)}) ...")
+    else:
+        say(f"starting Airflow on {paths.home} (scheduler, DAG processor, API server, triggerer; LocalExecutor) ...")
     try:
         af.start()
         af.wait_ready()

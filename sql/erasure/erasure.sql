@@ -21,23 +21,23 @@ create or replace temp table _frontier as select * from _subjects;
 create or replace temp table _linked (request_id varchar, kind varchar, raw_value varchar)
 
 -- name: written_values
--- The identifiers of {{ of }} (request_id, kind, pseudonym) as written in the data (the raw values the
+-- The identifiers of _{{ of }} (request_id, kind, pseudonym) as written in the data (the raw values the
 -- restricted zone's rows hold); returns their kinds.
-create or replace temp table {{ of }}_values as
-select f.request_id, f.kind, m.raw_value from {{ of }} f join raw.id_map m on m.kind = f.kind and m.pseudonym = f.pseudonym;
-select distinct kind from {{ of }}_values order by kind
+create or replace temp table _{{ of }}_values as
+select f.request_id, f.kind, m.raw_value from _{{ of }} f join raw.id_map m on m.kind = f.kind and m.pseudonym = f.pseudonym;
+select distinct kind from _{{ of }}_values order by kind
 
 -- name: hits
 -- (request_id, _file, _line, then the columns `fields`) of the rows of {{ table }} whose `columns` (a
--- list of (column, kind), all among the fields) hold an identifier of {{ among }} (request_id, kind,
+-- list of (column, kind), all among the fields) hold an identifier of _{{ among }} (request_id, kind,
 -- raw_value): one pass over the table, then each row found is given the requests whose identifier it
 -- holds.
 with found as (
     select r._file, r._line{% for c in fields %}, r.{{ c }}{% endfor %} from lake.{{ table }} r
-    where {% for c, k in columns %}{{ "" if loop.first else " or " }}r.{{ c }} in (select raw_value from {{ among }} where kind = {{ k }}){% endfor %}
+    where {% for c, k in columns %}{{ "" if loop.first else " or " }}r.{{ c }} in (select raw_value from _{{ among }} where kind = {{ k }}){% endfor %}
 )
 {%- for c, k in columns %}{{ "" if loop.first else " union" }}
-select x.request_id, f.* from found f join {{ among }} x on x.kind = {{ k }} and x.raw_value = f.{{ c }}
+select x.request_id, f.* from found f join _{{ among }} x on x.kind = {{ k }} and x.raw_value = f.{{ c }}
 {%- endfor %}
 
 -- name: linked

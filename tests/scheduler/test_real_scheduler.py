@@ -1,10 +1,13 @@
-"""Every DAG at once under the real scheduler (scheduler, DAG processor, API server, triggerer; LocalExecutor,
-tasks in parallel worker processes with no metadata-database access), on SQLite and on PostgreSQL, while
-an analyst queries the published database every half second.
+"""Every DAG at once under the real scheduler (scheduler, DAG processor, API server, triggerer; tasks in
+parallel worker processes with no metadata-database access), on the LocalExecutor with SQLite and with
+PostgreSQL, and on the CeleryExecutor with two workers (PostgreSQL and Redis started under the data
+directory, as ``PLUS_AIRFLOW_EXECUTOR=celery make airflow`` does), while an analyst queries the
+published database every half second.
 
 Asserted: every run succeeds; no task log holds a lock error; no analyst query fails; the erasure request
 is verified; the published marts equal those of the ``dag.test()`` path on the same data with the same
-erasure; on PostgreSQL, no byte of the erased identifier is anywhere in the metadata database's files.
+erasure; on PostgreSQL, no byte of the erased identifier is anywhere in the metadata database's files
+(with Celery: nor in Redis's); with Celery, both workers ran tasks.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from plus_analytics.scheduler import ALL_DAGS, LocalAirflow
 from plus_analytics.storage.files import files_under, scan_bytes
 from tests.conftest import DAYS, SCALE, START
 from tests.helpers import build, busiest_cookie, ctx, gate, opened, publish, run_erasure, table_rows
-from tests.services import free_port, postgres
+from tests.services import free_port, postgres, shared_tempdir
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 MARTS = ["mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
@@ -129,16 +132,37 @@ def _diagnosis(home: Paths, failed: dict) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("metadata", ["sqlite", "postgres"])
-def test_every_dag_at_once_under_the_real_scheduler(metadata, baseline, tmp_path, key):
-    home = Paths(tmp_path / "home").ensure()
+def _hosts(af: LocalAirflow, runs) -> set[str]:
+    """The host names the runs' task instances recorded (with Celery: ``worker-N@host``)."""
+    hosts = set()
+    with af.client() as c:
+        for dag_id, run_id in runs:
+            tis = c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}).json()
+            hosts |= {t["hostname"] for t in tis.get("task_instances", []) if t.get("hostname")}
+    return hosts
+
+
+@pytest.fixture
+def where(metadata, tmp_path):
+    """The test's directory; with Celery one PostgreSQL (its own user, under root) may pass through."""
+    if metadata != "celery":
+        yield tmp_path
+        return
+    root = shared_tempdir("plus-celery-")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("metadata", ["sqlite", "postgres", "celery"])
+def test_every_dag_at_once_under_the_real_scheduler(metadata, where, baseline, tmp_path, key):
+    home = Paths(where / "home").ensure()
     rid = _prepare(home, key, baseline["cookie"])
     env = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # task logs as a deployment keeps them (and the audit reads)
     with postgres() if metadata == "postgres" else nullcontext() as pg:
         if pg:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = pg[0]
-        af = LocalAirflow(home, port=free_port(), env=env)
+        af = LocalAirflow(home, port=free_port(), env=env, **({"executor": "celery", "workers": 2} if metadata == "celery" else {}))
         stop = tmp_path / "analyst.stop"
         analyst = subprocess.Popen([sys.executable, "-c", ANALYST, str(home.analytics_db), str(stop)],
                                    stdout=subprocess.PIPE, text=True)
@@ -157,15 +181,20 @@ def test_every_dag_at_once_under_the_real_scheduler(metadata, baseline, tmp_path
             assert not failed, f"runs that did not succeed (task states): {failed}\n{_diagnosis(home, failed)}"
             final = ("plus_marts", af.trigger("plus_marts", dt.datetime.now(dt.UTC).isoformat()))
             assert af.wait([final], timeout=600)[final] == "success"  # the freshness check: staging newer? rebuild
+            hosts = _hosts(af, runs)
         finally:
             af.stop()
             stop.touch()
             out, _ = analyst.communicate(timeout=60)
         assert af.leftovers() == [], "every Airflow process (the API server's workers too) is stopped"
         elapsed = time.monotonic() - started
-        if pg:
-            leaked = scan_bytes(pg[1], [baseline["cookie"].encode()])
-            assert leaked == {}, f"the erased identifier is in PostgreSQL's files: {sorted(leaked)[:3]}"
+        servers = [pg[1]] if pg else [home.airflow_home / "postgres", home.airflow_home / "redis"] if af.workers else []
+        for where in servers:
+            leaked = scan_bytes(where, [baseline["cookie"].encode()])
+            assert leaked == {}, f"the erased identifier is in {where}: {sorted(leaked)[:3]}"
+        if af.workers:
+            assert (home.airflow_home / "redis" / "dump.rdb").exists() and any((home.airflow_home / "postgres").rglob("*"))
+            assert {h.split("@")[0] for h in hosts} == {"worker-1", "worker-2"}, f"tasks ran on {sorted(hosts)}"
     print(f"\n{metadata}: {len(runs) + 1} runs in {elapsed:.0f}s; analyst: {out.strip().splitlines()[-1]}")
     assert out.strip().splitlines()[-1].endswith("FAILED 0") and int(out.split("OK ")[-1].split()[0]) > 10, out[-2000:]
     assert _lock_errors(home.airflow_home / "logs") == []

@@ -17,7 +17,7 @@ from plus_analytics.config import Paths
 from plus_analytics.generate import generate
 from plus_analytics.scheduler import LocalAirflow
 from tests.conftest import SCALE, START
-from tests.helpers import opened
+from tests.helpers import every_line_once
 from tests.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
@@ -74,12 +74,4 @@ def test_a_killed_scheduler_is_started_again_and_the_run_completes(tmp_path):
     assert state == "success", f"the run after the scheduler was killed while {task} ran: {states}"
     assert set(states.values()) == {"success"}
     assert kept == others  # the API server, DAG processor and triggerer kept running, never restarted
-    with opened(home.raw_db, read_only=True) as con:
-        log = con.execute("select source, rows_read, rows_loaded + rows_quarantined + rows_suppressed from ingest_log "
-                          "where _dt = ?", [START]).fetchall()
-        assert sorted(s for s, *_ in log) == ["platform_accounts", "platform_consent", "platform_usage_events"]
-        for source, read, placed in log:
-            assert read == placed > 0, source
-            lines = con.execute(f"select count(*) from raw_{source} where _dt = ?", [START]).fetchone()[0]
-            bad = con.execute("select count(*) from quarantine where source = ? and _dt = ?", [source, START]).fetchone()[0]
-            assert lines + bad == read, f"{source}: every line once, in raw or in quarantine"
+    every_line_once(home.raw_db, START, ["platform_accounts", "platform_consent", "platform_usage_events"])

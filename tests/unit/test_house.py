@@ -124,6 +124,12 @@ def test_settings_fail_closed_and_name_what_is_missing():
     with pytest.raises(ConfigError, match="PLUS_ANALYTICS_K"):
         Settings.from_env({"PLUS_ANALYTICS_K": "1"})
     assert Settings.from_env({}).k == 5
+    with pytest.raises(ConfigError, match="PLUS_AIRFLOW_EXECUTOR"):
+        Settings.from_env({"PLUS_AIRFLOW_EXECUTOR": "kubernetes"})
+    with pytest.raises(ConfigError, match="PLUS_AIRFLOW_WORKERS"):
+        Settings.from_env({"PLUS_AIRFLOW_WORKERS": "0"})
+    assert (Settings.from_env({}).airflow_executor, Settings.from_env({}).airflow_workers) == ("local", 2)
+    assert Settings.from_env({"PLUS_AIRFLOW_EXECUTOR": " Celery "}).airflow_executor == "celery"
 
 
 def settings_read_outside_config(files) -> list[str]:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plus_analytics.storage import files as files_module
-from plus_analytics.storage.files import scan_bytes
+from plus_analytics.storage.files import files_under, scan_bytes
 
 alphabet = st.sampled_from([b"a", b"b", b"@", b"\x00", b"\xff", b"\n", "ก".encode()])
 needle = st.lists(alphabet, min_size=1, max_size=6).map(b"".join)
@@ -48,3 +48,15 @@ def test_a_scan_for_nothing_refuses(tmp_path):
         scan_bytes(tmp_path, [])
     with pytest.raises(ValueError, match="every file"):
         scan_bytes(tmp_path, [b"abcdef", b""])
+
+
+def test_a_socket_holds_no_bytes_and_is_not_scanned(tmp_path):
+    """A server's Unix socket (PostgreSQL's, Redis's) under the data directory is no file to read: a scan
+    that opened it would fail and report every needle; regular files beside it are scanned."""
+    import socket
+
+    (tmp_path / "data.bin").write_bytes(b"..needle-123..")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tmp_path / ".s.PGSQL.5432"))
+        assert files_under(tmp_path) == [tmp_path / "data.bin"]
+        assert scan_bytes(tmp_path, [b"needle-123", b"other-456"]) == {str(tmp_path / "data.bin"): [0]}

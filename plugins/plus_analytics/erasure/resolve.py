@@ -21,15 +21,16 @@ from plus_analytics.storage.sql import q
 SQL = requests.SQL
 
 
-def written_values(con, of: str = "_subjects") -> set[str]:
-    """``<of>_values`` (request_id, kind, raw_value): the identifiers of the table ``of`` as the data
-    writes them; returns their kinds."""
+def written_values(con, of: str = "subjects") -> set[str]:
+    """``_<of>_values`` (request_id, kind, raw_value): the identifiers of the scratch table ``_<of>`` as the
+    data writes them; returns their kinds."""
     return {r[0] for r in sqlf.run(con, SQL, "written_values", of=of).fetchall()}
 
 
-def hits_sql(src: Source, columns, among: str = "_subjects_values", fields=()) -> str:
+def hits_sql(src: Source, columns, among: str = "subjects_values", fields=()) -> str:
     """(request_id, _file, _line, then ``fields`` and ``columns``) of the rows of ``src`` whose ``columns``
-    hold an identifier of ``among`` (see :func:`written_values`), in one pass over its table."""
+    hold an identifier of the scratch table ``_<among>`` (see :func:`written_values`), in one pass over its
+    table."""
     return sqlf.named(SQL, "hits", table=src.raw_table, among=among, fields=[q(c) for c in dict.fromkeys([*fields, *columns])],
                       columns=[(q(c), sql_string(src.column(c).kind)) for c in columns])
 
@@ -46,11 +47,11 @@ def expand(con, sources: list[Source]) -> int:
     rounds = 0
     while True:
         rounds += 1
-        kinds = written_values(con, "_frontier")
+        kinds = written_values(con, "frontier")
         for src in sources:
             found_by = [c for c in src.subject if src.column(c).kind in kinds]
             if found_by:
-                sqlf.run(con, SQL, "linked", hits=hits_sql(src, found_by, "_frontier_values", src.subject),
+                sqlf.run(con, SQL, "linked", hits=hits_sql(src, found_by, "frontier_values", src.subject),
                          columns=[(q(c), sql_string(src.column(c).kind)) for c in src.subject])
         if not sqlf.run(con, SQL, "next_round").fetchone()[0]:
             return rounds

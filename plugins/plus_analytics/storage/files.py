@@ -10,6 +10,7 @@ rewrite, and every erasure or retention run first finishes the rewrites a dead r
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,14 +142,25 @@ def _scan_file(db, path: Path, overlap: int) -> set[int]:
 
 
 def files_under(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
+    """Every regular file under ``root`` but those under ``skip``: what holds bytes at rest (not symbolic
+    links, which point at files counted where they are, nor sockets and pipes, which hold none)."""
     skip = tuple(skip)
     out = []
     for dirpath, _, files in os.walk(root):
         for name in files:
             p = Path(dirpath) / name
-            if not (any(p.is_relative_to(s) for s in skip) or p.is_symlink()):
+            if not any(p.is_relative_to(s) for s in skip) and _regular(p):
                 out.append(p)
     return out
+
+
+def _regular(p: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(p).st_mode)
+    except FileNotFoundError:
+        return False  # removed while we walked
+    except OSError:
+        return True  # cannot even look: scanned, so the scan reports it
 
 
 def scan_bytes(paths: Path | Iterable[Path], needles: list[bytes]) -> dict[str, list[int]]:
