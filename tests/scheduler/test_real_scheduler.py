@@ -2,7 +2,8 @@
 parallel worker processes with no metadata-database access), on the LocalExecutor with SQLite and with
 PostgreSQL, and on the CeleryExecutor with two workers (PostgreSQL and Redis started under the data
 directory, as ``PLUS_AIRFLOW_EXECUTOR=celery make airflow`` does), while an analyst queries the
-published database every half second.
+published database every half second; the deletion request is registered by the DPO on the Privacy
+page, which starts its erasure run.
 
 Asserted: every run succeeds; no task log holds a lock error; no analyst query fails; the erasure request
 is verified; the published marts equal those of the ``dag.test()`` path on the same data with the same
@@ -13,6 +14,7 @@ erasure; on PostgreSQL, no byte of the erased identifier is anywhere in the meta
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
@@ -75,9 +77,9 @@ def baseline(pipeline, tmp_path_factory, key):
     return {"marts": _marts(home.analytics_db), "cookie": cookie}
 
 
-def _prepare(home: Paths, key, cookie: str) -> str:
-    """Every day landed and ingested once, the marts published (analysts have something from the start),
-    and a deletion request pending: the concurrent runs re-ingest, rebuild and erase on top of that."""
+def _prepare(home: Paths, key) -> None:
+    """Every day landed and ingested once, the marts published (analysts have something from the start):
+    the concurrent runs re-ingest, rebuild and erase on top of that."""
     generate(home.landing, days=DAYS, scale=SCALE, seed=11, start=START)
     c = ctx(home, key)
     for src in load_policy():
@@ -85,8 +87,20 @@ def _prepare(home: Paths, key, cookie: str) -> str:
         steps.ingest.stage(src, START, c, until=START + dt.timedelta(days=DAYS - 1))
     b = build(home)
     publish(home, b, gate(home, b))
-    [rid] = steps.erasure.register([Request("cookie_id", cookie, "scheduler test")], c)
-    return rid
+
+
+def _register_on_the_privacy_page(af: LocalAirflow, cookie: str) -> tuple[str, tuple[str, str]]:
+    """The DPO registers the deletion request on the Privacy page (its form, its token, this origin), which
+    starts plus_erasure for it: the request id and that run."""
+    with af.client() as c:
+        page = c.get("/plus-privacy/")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = c.post("/plus-privacy/requests", headers={"Origin": af.base_url}, follow_redirects=False,
+                   data={"id_kind": "cookie_id", "identifier": cookie, "requester": "scheduler test",
+                         "deadline_days": "30", "csrf": token})
+    assert r.status_code == 303, r.text[:500]
+    rid = r.headers["location"].split("registered=")[1]
+    return rid, ("plus_erasure", f"privacy__{rid}")
 
 
 def _trigger_everything(af: LocalAirflow) -> list[tuple[str, str]]:
@@ -156,7 +170,7 @@ def where(metadata, tmp_path):
 @pytest.mark.parametrize("metadata", ["sqlite", "postgres", "celery"])
 def test_every_dag_at_once_under_the_real_scheduler(metadata, where, baseline, tmp_path, key):
     home = Paths(where / "home").ensure()
-    rid = _prepare(home, key, baseline["cookie"])
+    _prepare(home, key)
     env = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}  # task logs as a deployment keeps them (and the audit reads)
     with postgres() if metadata == "postgres" else nullcontext() as pg:
@@ -174,7 +188,8 @@ def test_every_dag_at_once_under_the_real_scheduler(metadata, where, baseline, t
             # triggered while tasks were starting once held the API server and the scheduler on the database lock
             # for the whole busy timeout, and the scheduler exited (README, "make airflow"). That is Airflow's
             # SQLite limit, not what this test is about; PostgreSQL has no such stall.
-            runs = _trigger_everything(af)
+            rid, erasure = _register_on_the_privacy_page(af, baseline["cookie"])
+            runs = [erasure, *_trigger_everything(af)]
             af.unpause(ALL_DAGS)
             states = af.wait(runs, timeout=1500)
             failed = {r: af.task_states(*r) for r, s in states.items() if s != "success"}
