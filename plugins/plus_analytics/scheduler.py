@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from plus_analytics.config import WORKER_NAME_VAR, Paths, settings
+from plus_analytics.config import WORKER_NAME_VAR, ConfigError, Paths, settings
 from plus_analytics.embedded import environment, migrate, user_passwords
 from plus_analytics.services import Postgres, Redis
 
@@ -79,7 +79,7 @@ class LocalAirflow:
         database = self.extra.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or settings().airflow_database \
             or self.servers["postgres"].url
         if not database.startswith("postgresql"):
-            raise ValueError("the Celery deployment needs PostgreSQL for Airflow's metadata (PLUS_AIRFLOW_DATABASE "
+            raise ConfigError("the Celery deployment needs PostgreSQL for Airflow's metadata (PLUS_AIRFLOW_DATABASE "
                              f"names {database.split(':', 1)[0]})")
         return {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
@@ -157,8 +157,8 @@ class LocalAirflow:
         self.procs.clear()
         self.stopped = [proc.pid for proc in family]
         for server in reversed(list(self.servers.values())):  # after every client of theirs
+            self.stopped += server.pids()
             server.stop()
-            self.stopped += [server.proc.pid] if isinstance(server, Redis) and server.proc else []
         self.servers.clear()
 
     def leftovers(self) -> list[int]:

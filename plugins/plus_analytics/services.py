@@ -104,6 +104,13 @@ class Postgres:
                                                  "postgres", "-d", database, "-tAc", sql]),
                               check=True, capture_output=True, text=True).stdout
 
+    def pids(self) -> list[int]:
+        """The server's main process, while it runs."""
+        try:
+            return [int((self.data / "postmaster.pid").read_text().split()[0])]
+        except (OSError, ValueError, IndexError):
+            return []
+
     def stop(self) -> None:
         subprocess.run(_as_postgres_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]),
                        capture_output=True)
@@ -154,6 +161,9 @@ class Redis:
                     return self
             time.sleep(0.1)
         raise RuntimeError("Redis did not accept connections within 30 s")
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc and self.proc.poll() is None else []
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
