@@ -444,8 +444,6 @@ def report(results: dict) -> None:
                  (f"registering 1,000 requests {at}", f"{r['intake_1000_s']}s", "< 1 s", r["intake_1000_s"] < 1)]
     rows += [(f"ingest, 2 workers / 1 worker at {r['events']:,}", r["two_over_one"], "<= 1x", r["two_over_one"] <= 1)
              for r in sizes if "ingest_1_worker_s" in r]
-    rows += [(f"Celery backfill, 2 workers / 1 at {r['events']:,}", r["celery_two_over_one"], "<= 1x",
-              r["celery_two_over_one"] <= 1) for r in sizes if "celery_1_worker_s" in r]
     rows.append(("daily run, 13 months of history / empty", daily["ratio"], "<= 2x", daily["ratio"] <= 2))
     big = max(sizes, key=lambda r: r["events"])
     rows.append((f"peak memory at {big['events']:,}", f"{max(big['peak_rss_mb'], big['erase_peak_rss_mb'])} MiB",
