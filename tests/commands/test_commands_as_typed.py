@@ -143,6 +143,27 @@ def _ours(home: Path) -> list[psutil.Process]:
     return [p for p in found if p.pid != os.getpid()]
 
 
+def _in(home: Path) -> list[psutil.Process]:
+    """Every process working in the data directory or naming it on its command line (the servers the
+    Celery deployment starts: PostgreSQL names its cluster, Redis works in its directory and rewrites its
+    environment with its title)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if str(home) in " ".join(proc.cmdline()) or Path(proc.cwd()).is_relative_to(home):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            pass
+    return [p for p in found if p.pid != os.getpid()]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_make_airflow_to_ctrl_c(home):
     port = free_port()
     out = home.parent / "make-airflow.out"
@@ -178,3 +199,44 @@ def test_make_airflow_to_ctrl_c(home):
     assert "Traceback" not in text
     left = _ours(home)
     assert left == [], f"left running after Ctrl-C: {[(p.pid, p.name()) for p in left]}"
+
+
+def test_make_airflow_on_celery_to_ctrl_c():
+    """``PLUS_AIRFLOW_EXECUTOR=celery make airflow`` as typed, on a new data directory: it says what it
+    starts, the daily DAGs' first runs succeed on the Celery workers, and Ctrl-C leaves nothing running
+    (PostgreSQL and Redis included)."""
+    import shutil
+
+    from tests.services import shared_tempdir
+
+    root = shared_tempdir("plus-celery-typed-")  # PostgreSQL runs as its own user under root: it must pass
+    home, port = root / "data", free_port()
+    out = root / "make-airflow.out"
+    try:
+        with open(out, "w") as sink:
+            proc = subprocess.Popen(["make", "airflow"], cwd=REPO_ROOT, env={**user_env(home, port), "PLUS_AIRFLOW_EXECUTOR": "celery"},
+                                    stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                deadline = time.monotonic() + 600
+                while not re.search(r"plus_ingest_\w+ +success", out.read_text()) and time.monotonic() < deadline:
+                    assert proc.poll() is None, out.read_text()[-3000:]
+                    time.sleep(2)
+                text = out.read_text()
+                assert (f"(PostgreSQL and Redis under {home / 'airflow'}; scheduler, DAG processor, API server, triggerer; "
+                        f"CeleryExecutor with 2 workers: worker-1, worker-2) ...") in text, text[-3000:]
+                assert f"Airflow is running: http://localhost:{port}" in text
+                assert re.search(r"plus_ingest_\w+ +success", text), text[-3000:]
+                names = {" ".join(p.cmdline()) for p in _ours(home)}
+                assert any("celery worker --celery-hostname worker-2@" in n for n in names), names
+                servers = {" ".join(p.cmdline()) for p in _in(home)}
+                assert any("redis-server" in n for n in servers) and any("postgres -D" in n for n in servers), servers
+            finally:
+                os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+                code = proc.wait(timeout=240)
+        text = out.read_text()
+        assert code in (0, -signal.SIGINT) and "Airflow stopped." in text, (code, text[-3000:])
+        assert "Traceback" not in text
+        left = [p for p in {*_ours(home), *_in(home)} if _alive(p)]
+        assert left == [], f"left running after Ctrl-C: {[(p.pid, p.name()) for p in left]}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
