@@ -138,9 +138,14 @@ def _diagnosis(home: Paths, failed: dict) -> str:
                     out += [f"--- {f.relative_to(home.airflow_home)}"] + f.read_text(errors="replace").splitlines()[-15:]
     for f in sorted((home.reports / "audit").glob("*.json"))[-1:]:
         out += [f"--- {f.name}", f.read_text()[:3000]]
+    # Erasure's verification: which check found something, and where its byte scan did (paths, never values).
+    out += ["--- verification"] + [ln[:600] for f in sorted((home.airflow_home / "logs").glob("dag_id=plus_erasure/*/task_id=verify/*.log"))
+                                   for ln in f.read_text(errors="replace").splitlines() if "still in" in ln]
     try:
         with opened(home.privacy_db, read_only=True) as con:
             out += ["--- tombstones", str(con.execute("select request_id, status from tombstones").fetchall())]
+            out += [str(r) for r in con.execute("select request_id, event, check_result, location from erasure_evidence "
+                                                "where event like 'verified_%' or event = 'failed' order by seq").fetchall()]
     except duckdb.Error as exc:
         out += [f"--- tombstones unreadable: {exc}"]
     return "\n".join(out)
