@@ -164,6 +164,18 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _ctrl_c(proc: subprocess.Popen, timeout: float) -> int:
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+    return proc.wait(timeout=timeout)
+
+
+def _stopped(code: int, out: Path) -> None:
+    text = out.read_text()
+    # make itself, like any make, ends by the SIGINT it received once its recipe has exited ("Interrupt")
+    assert code in (0, -signal.SIGINT) and "Airflow stopped." in text, (code, text[-3000:])
+    assert "Traceback" not in text
+
+
 def test_make_airflow_to_ctrl_c(home):
     port = free_port()
     out = home.parent / "make-airflow.out"
@@ -191,12 +203,8 @@ def test_make_airflow_to_ctrl_c(home):
             assert rows.status_code == 200 and rows.json()["rows"], rows.text[:500]
             assert _ours(home), "the components run with the data directory in their environment"
         finally:
-            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
-            code = proc.wait(timeout=180)
-    text = out.read_text()
-    # make itself, like any make, ends by the SIGINT it received once its recipe has exited ("Interrupt")
-    assert code in (0, -signal.SIGINT) and "Airflow stopped." in text, (code, text[-3000:])
-    assert "Traceback" not in text
+            code = _ctrl_c(proc, 180)
+    _stopped(code, out)
     left = _ours(home)
     assert left == [], f"left running after Ctrl-C: {[(p.pid, p.name()) for p in left]}"
 
@@ -231,11 +239,8 @@ def test_make_airflow_on_celery_to_ctrl_c():
                 servers = {" ".join(p.cmdline()) for p in _in(home)}
                 assert any("redis-server" in n for n in servers) and any("postgres -D" in n for n in servers), servers
             finally:
-                os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
-                code = proc.wait(timeout=240)
-        text = out.read_text()
-        assert code in (0, -signal.SIGINT) and "Airflow stopped." in text, (code, text[-3000:])
-        assert "Traceback" not in text
+                code = _ctrl_c(proc, 240)
+        _stopped(code, out)
         left = [p for p in {*_ours(home), *_in(home)} if _alive(p)]
         assert left == [], f"left running after Ctrl-C: {[(p.pid, p.name()) for p in left]}"
     finally:
