@@ -76,8 +76,7 @@ class LocalAirflow:
     def _celery_env(self, env: dict[str, str]) -> dict[str, str]:
         if self.executor != "celery":
             return {}
-        database = self.extra.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or settings().airflow_database \
-            or self.servers["postgres"].url
+        database = self._database_given() or self.servers["postgres"].url
         if not database.startswith("postgresql"):
             raise ConfigError("the Celery deployment needs PostgreSQL for Airflow's metadata (PLUS_AIRFLOW_DATABASE "
                              f"names {database.split(':', 1)[0]})")
@@ -86,6 +85,10 @@ class LocalAirflow:
                 "AIRFLOW__CELERY__BROKER_URL": self.servers["redis"].url,
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": env["AIRFLOW__CORE__PARALLELISM"]}
+
+    def _database_given(self) -> str:
+        """The metadata database named by the caller or PLUS_AIRFLOW_DATABASE; empty: none."""
+        return self.extra.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or settings().airflow_database
 
     def start(self) -> None:
         if self.executor == "celery":
@@ -97,7 +100,7 @@ class LocalAirflow:
     def _start_servers(self) -> None:
         """PostgreSQL (unless a database is given) and Redis under ``data/airflow``; stopped by :meth:`stop`."""
         home = self.paths.airflow_home
-        if not (self.extra.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or settings().airflow_database):
+        if not self._database_given():
             self.servers["postgres"] = Postgres(home / "postgres").start()
         self.servers["redis"] = Redis(home / "redis").start()
 

@@ -27,12 +27,17 @@ def written_values(con, of: str = "subjects") -> set[str]:
     return {r[0] for r in sqlf.run(con, SQL, "written_values", of=of).fetchall()}
 
 
+def _with_kinds(src: Source, columns) -> list[tuple[str, str]]:
+    """(quoted column, its identifier kind as a SQL literal) for the SQL templates that take them."""
+    return [(q(c), sql_string(src.column(c).kind)) for c in columns]
+
+
 def hits_sql(src: Source, columns, among: str = "subjects_values", fields=()) -> str:
     """(request_id, _file, _line, then ``fields`` and ``columns``) of the rows of ``src`` whose ``columns``
     hold an identifier of the scratch table ``_<among>`` (see :func:`written_values`), in one pass over its
     table."""
     return sqlf.named(SQL, "hits", table=src.raw_table, among=among, fields=[q(c) for c in dict.fromkeys([*fields, *columns])],
-                      columns=[(q(c), sql_string(src.column(c).kind)) for c in columns])
+                      columns=_with_kinds(src, columns))
 
 
 def expand(con, sources: list[Source]) -> int:
@@ -52,7 +57,7 @@ def expand(con, sources: list[Source]) -> int:
             found_by = [c for c in src.subject if src.column(c).kind in kinds]
             if found_by:
                 sqlf.run(con, SQL, "linked", hits=hits_sql(src, found_by, "frontier_values", src.subject),
-                         columns=[(q(c), sql_string(src.column(c).kind)) for c in src.subject])
+                         columns=_with_kinds(src, src.subject))
         if not sqlf.run(con, SQL, "next_round").fetchone()[0]:
             return rounds
 
