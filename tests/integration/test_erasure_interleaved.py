@@ -131,3 +131,37 @@ def test_a_failed_request_is_carried_out_again_by_the_next_run(home, key):
     assert second["verify"]["verified"] == 1, second["verify"]
     assert subject["account"].encode() not in Path(late).read_bytes()
     _nothing_left(home, subject)
+
+
+def test_an_ingest_that_read_its_days_before_the_removal_writes_them_as_removed(home, key, monkeypatch):
+    """Ingest reads and checks a batch without the zone's lock, then writes under it: a removal that
+    rewrote the batch's landing lines in between (other people's records referencing the person's account,
+    redacted in landing and in the zone) must not be undone by the batch's older reading of them. What the
+    Celery every-DAG test once found (the erasure's verification failed on a CRM row a backfill wrote)."""
+    from plus_analytics.ingest import loader
+
+    cookie = busiest_cookie(home.raw_db)
+    [rid] = steps.erasure.register([Request("cookie_id", cookie, "test DPO")], ctx(home, key))
+    c = ctx(home, key)
+    steps.erasure.resolve(c)
+    steps.erasure.select(c)
+    with opened(home.privacy_db, read_only=True) as con:
+        source, redactions = con.execute("select source, count(*) from erasure_redactions where request_id = ? "
+                                         "group by 1 order by 2 desc, 1 limit 1", [rid]).fetchone()
+    assert redactions > 0
+    checked, removed = loader._check_batch, {}
+
+    def check_then_remove(*args, **kwargs):
+        checked(*args, **kwargs)
+        if not removed:  # the batch is read; the removal runs before its writes
+            removed.update(steps.erasure.remove(c))
+
+    monkeypatch.setattr(loader, "_check_batch", check_then_remove)
+    out = steps.ingest.ingest(source, START, c, until=START + dt.timedelta(days=DAYS - 1))
+    monkeypatch.undo()
+    assert removed.get("requests") == 1, removed
+    assert out["rows_read"] == out["rows_loaded"] + out["rows_quarantined"] + out["rows_suppressed"]
+    done = run_erasure(home, key)
+    assert done["verify"]["verified"] == 1, done["verify"]
+    assert _status(home, rid) == "verified"
+    _nothing_left(home, {"forms": [cookie]})

@@ -124,3 +124,33 @@ def test_changes_that_keep_their_length_overwrite_the_file_where_it_is(tmp_path)
     rewrite_lines(tmp_path, {}, {"s/part-0.ndjson": {3: {"email"}}})  # "x" -> the marker: longer
     assert os.stat(path).st_ino != inode and json.loads(path.read_bytes().split(b"\n")[2])["email"] == REDACTED
     assert not list(tmp_path.rglob("*.writing"))
+
+
+def test_every_rewrite_of_a_days_files_changes_what_ingest_compares_under_the_lock(tmp_path):
+    """Ingest takes each day's landing state before reading a batch and again under the zone's lock; a
+    blanking that keeps the file where it is, a redaction that replaces it, a deleted file and a new file
+    each make the two differ (files written long before, as landing files are)."""
+    import datetime as dt
+
+    from plus_analytics.ingest.loader import landing_state
+    from plus_analytics.policy import load_policy
+
+    src = load_policy()["platform_usage_events"]
+    day = dt.date(2026, 10, 1)
+    folder = tmp_path / src.name / f"dt={day}"
+    folder.mkdir(parents=True)
+    rows = [json.dumps({"event_id": f"ev_{i}", "account_id": f"acc_{i}"}) for i in range(3)]
+    for name in ("part-00000.ndjson", "part-00001.ndjson"):
+        (folder / name).write_text("\n".join(rows) + "\n")
+        os.utime(folder / name, ns=(10**18, 10**18))
+
+    def changed(change) -> bool:
+        before = landing_state(tmp_path, src, [day])
+        change()
+        return landing_state(tmp_path, src, [day]) != before
+
+    assert not changed(lambda: None)
+    assert changed(lambda: rewrite_lines(tmp_path, {f"{src.name}/dt={day}/part-00000.ndjson": {2}}))  # in place
+    assert changed(lambda: rewrite_lines(tmp_path, {}, {f"{src.name}/dt={day}/part-00001.ndjson": {1: {"account_id"}}}))
+    assert changed(lambda: (folder / "part-00000.ndjson").unlink())
+    assert changed(lambda: (folder / "part-00002.ndjson").write_text(rows[0] + "\n"))

@@ -106,34 +106,64 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
     pseudonymized, in the session with no lock (what the maps already hold of the batch's identifiers is
     read under the zone's read lock first); then, with the write lock held, the checks against what is
     loaded (duplicate keys of earlier days, late arrivals of erased subjects), the batch's new identifiers
-    published and its rows, quarantine and logs written."""
+    published and its rows, quarantine and logs written. Landing files that changed between the reading
+    and the lock (:func:`landing_state`: an erasure's removal rewrote their lines, retention deleted them)
+    are read and checked again under the lock, so a batch never writes what was removed meanwhile."""
     zone = zone or (lambda write: nullcontext())
     limit = settings().ingest_batch_bytes
-    batches: list[list[tuple[dt.date, list[Path]]]] = []
+    batches: list[list[dt.date]] = []
     size = 0
     for day in sorted(set(days)):
-        found = partition_files(landing, src, day)
-        day_size = sum(f.stat().st_size for f in found)
+        day_size = sum(f.stat().st_size for f in partition_files(landing, src, day))
         if not batches or size + day_size > limit:
             batches.append([])
             size = 0
-        batches[-1].append((day, found))
+        batches[-1].append(day)
         size += day_size
     results: list[IngestResult] = []
-    for chunk in batches:
-        files = [(d, f) for d, found in chunk for f in found]
+    for batch in batches:
         try:
-            _check_batch(con, src, files, Path(landing), key, zone)
-            log.info("%s: %d landing files of %d days read and checked; now the writes", src.name, len(files), len(chunk))
+            seen = landing_state(landing, src, batch)
+            _check_batch(con, src, _files(seen), Path(landing), key, zone)
+            log.info("%s: %d landing files of %d days read and checked; now the writes", src.name, len(_files(seen)), len(batch))
             with zone(True):
+                now = landing_state(landing, src, batch)
+                if now != seen:
+                    # An erasure's removal or retention rewrote or deleted landing files of these days since
+                    # they were read (both do it under this lock): writing the older reading would undo them.
+                    log.warning("%s: landing files of the batch changed while it was checked (an erasure or "
+                                "retention in between): read and checked again under the lock", src.name)
+                    _drop_scratch(con)
+                    _check_batch(con, src, _files(now), Path(landing), key, lambda write: nullcontext())
                 suppress = prepare(con, src, key, tomb_key)
-                results += _ingest_batch(con, src, chunk, files, Path(landing), suppress)
+                results += _ingest_batch(con, src, [(d, [f for f, *_ in now[d]]) for d in batch], _files(now),
+                                         Path(landing), suppress)
         except BaseException:
             with suppress_errors(Exception):  # the batch's own error is the one to see
                 _drop_scratch(con)
             raise
         _drop_scratch(con)
     return results
+
+
+def landing_state(landing: Path, src: Source, days: list[dt.date]) -> dict[dt.date, list[tuple]]:
+    """Each day's landing files with what changes when one is rewritten in place (size, modification
+    time), replaced (inode) or deleted: taken before a batch is read, compared under the zone's lock."""
+    out = {}
+    for day in days:
+        files = []
+        for f in partition_files(landing, src, day):
+            try:
+                st = f.stat()
+            except FileNotFoundError:  # deleted between the listing and here: not part of the state
+                continue
+            files.append((f, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        out[day] = files
+    return out
+
+
+def _files(state: dict[dt.date, list[tuple]]) -> list[tuple[dt.date, Path]]:
+    return [(d, f) for d, found in state.items() for f, *_ in found]
 
 
 def _drop_scratch(con) -> None:
