@@ -34,7 +34,7 @@ from plus_analytics.ingest.landing import rewrite_lines
 from plus_analytics.ingest.mentions import extract_mentions
 from plus_analytics.ingest.reading import PAYLOAD_KEEP, load_candidates, partition_files, release
 from plus_analytics.ingest.validation import column_problem_pairs, validate, validate_against_loaded
-from plus_analytics.policy import Source
+from plus_analytics.policy import REDACTED, Source
 from plus_analytics.privacy import identifiers
 from plus_analytics.privacy.keys import MasterKey
 from plus_analytics.storage import duck, lake
@@ -56,6 +56,7 @@ class IngestResult:
     rows_loaded: int
     rows_quarantined: int
     rows_suppressed: int = 0
+    references_redacted: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -208,24 +209,32 @@ def _kept_days(con, src: Source, chunk) -> dict[dt.date, int]:
     return kept
 
 
-def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> dict[dt.date, int]:
-    """Inside the batch's transaction: drop the late arrivals of erased subjects, log them per request
-    and day, blank their landing lines. Returns rows suppressed per day."""
-    if not suppression.find_suppressed(con, src):
-        return {}
-    # The late rows' identifiers were learned, and are deleted below: until the restricted database is
-    # rewritten they stay in its freed blocks. Marked before the deleting commit, under the zone's lock.
+def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> tuple[dict[dt.date, int], dict[dt.date, int]]:
+    """Inside the batch's transaction: what the batch holds of erased people (:func:`suppression.find_late`)
+    dropped or redacted, logged per request and day, blanked or redacted in landing. Returns rows dropped
+    and rows with references redacted, per day."""
+    dropped, redacted = suppression.find_late(con, src)
+    if not dropped and not redacted:
+        return {}, {}
+    # The late values were learned, and are deleted below: until the restricted database is rewritten
+    # they stay in its freed blocks. Marked before the deleting commit, under the zone's lock.
     mark_dirty(duck.database_path(con, "raw"))
-    sqlf.run(con, "ingest/suppression.sql", "log_suppressed",
-             {"batch": uuid.uuid4().hex[:12], "source": src.name, "now": now})
+    batch = {"batch": uuid.uuid4().hex[:12], "source": src.name, "now": now}
+    sqlf.run(con, "ingest/suppression.sql", "log_suppressed", batch)
+    sqlf.run(con, "ingest/suppression.sql", "log_redacted", batch)
     per_day = dict(sqlf.run(con, SQL, "suppressed_per_day").fetchall())
+    redacted_per_day = dict(sqlf.run(con, "ingest/suppression.sql", "references_per_day").fetchall())
     blank: dict[str, set[int]] = {}
     for f, line in sqlf.run(con, SQL, "suppressed_lines").fetchall():
         blank.setdefault(f, set()).add(int(line))
-    suppression.forget_suppressed_identifiers(con, src)
+    redact: dict[str, dict[int, set[str]]] = {}
+    for f, line, col in sqlf.run(con, "ingest/suppression.sql", "referenced_fields").fetchall():
+        redact.setdefault(f, {}).setdefault(int(line), set()).add(col)
+    suppression.redact_references(con, src, REDACTED)
+    suppression.forget_late_identifiers(con, src)
     sqlf.run(con, SQL, "drop_suppressed")
-    rewrite_lines(landing, blank)
-    return per_day
+    rewrite_lines(landing, blank, redact)
+    return per_day, redacted_per_day
 
 
 def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime) -> None:
@@ -257,7 +266,7 @@ def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], fil
     identifiers.publish(con)  # before the rows: a row's identifiers are always in the maps
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with transaction(con):
-        suppressed = _suppress(con, src, landing, now) if suppress else {}
+        suppressed, redacted = _suppress(con, src, landing, now) if suppress else ({}, {})
         _write_batch(con, src, replaced, now)
         counts = {d: (n, ok, bad) for d, n, ok, bad in sqlf.run(con, SQL, "counts_per_day").fetchall()}
         results = []
@@ -268,7 +277,7 @@ def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], fil
             read, loaded, bad = counts.get(day, (0, 0, 0))
             sup = suppressed.get(day, 0)
             results.append(IngestResult(src.name, day.isoformat(), sum(1 for fd, _ in files if fd == day),
-                                        read + sup, loaded, bad, sup))
+                                        read + sup, loaded, bad, sup, redacted.get(day, 0)))
         sqlf.run(con, SQL, "replace_log", {"s": src.name, "days": replaced})
         insert_rows(con, "raw.ingest_log", [
             (src.name, dt.date.fromisoformat(r.day), r.files, r.rows_read, r.rows_loaded, r.rows_quarantined,

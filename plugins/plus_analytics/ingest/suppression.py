@@ -1,4 +1,6 @@
-"""Late arrivals of erased subjects: dropped at ingest, counted per request, blanked in landing.
+"""Late arrivals of erased subjects, kept from the zone as their erasure would have kept them: an erased
+person's rows and anyone's free text that mentions them dropped at ingest and blanked in landing, their
+references in other people's rows redacted there and in landing; counted per request.
 
 Matching uses the tombstone blind index (HMAC under the separate tombstone key over the normalized
 identifier, in the privacy ledger attached as ``ledger``), which does not change when the pseudonym key
@@ -30,26 +32,49 @@ def register_tombstone_key(con, tomb_key: MasterKey) -> None:
     con.executemany(sqlf.named(SQL, "tomb_key_insert"), [(kind, *tomb_key.pads(kind)) for kind in KINDS])
 
 
-def find_suppressed(con, src: Source) -> int:
-    """Fill ``_suppressed`` (_file, _line, request_id, kind, raw_value, normalized) with the valid rows of
-    ``_checked`` whose subject is tombstoned. Returns the number of rows."""
-    if not src.subject:
-        sqlf.run(con, SQL, "suppressed_empty")
-        return 0
-    ids = " union all ".join(sqlf.named(SQL, "batch_ids_of_column", kind=sql_string(src.column(col).kind), column=q(col))
-                             for col in src.subject)
-    sqlf.run(con, SQL, "batch_ids", ids=ids)
-    sqlf.run(con, SQL, "batch_blind")
+def references(src: Source) -> list:
+    """Identifier columns that name a person in someone else's row (erasure redacts them, as here)."""
+    return [c for c in src.identifier_columns if c.name not in src.subject and c.rule != "drop"]
+
+
+def find_late(con, src: Source) -> tuple[int, int]:
+    """What the batch (``_checked``, its mentions ``_mentions``) holds of erased people, as erasure would
+    have removed it: ``_suppressed`` (_file, _line, request_id, kind, raw_value, normalized, role), rows
+    to drop (a subject column names them, or free text mentions them); ``_late_references`` (_file,
+    _line, request_id, col), fields of kept rows to redact. Returns (rows to drop, rows to redact)."""
+    parts = [sqlf.named(SQL, "batch_ids_of_column", kind=sql_string(src.column(col).kind), column=q(col),
+                        role=sql_string("subject"), col=sql_string(col)) for col in src.subject]
+    parts += [sqlf.named(SQL, "batch_ids_of_column", kind=sql_string(c.kind), column=q(c.name),
+                         role=sql_string("reference"), col=sql_string(c.name)) for c in references(src)]
+    if src.free_text_columns:
+        parts.append(sqlf.named(SQL, "batch_ids_of_mentions"))
+    if parts:
+        sqlf.run(con, SQL, "batch_ids", ids=" union all ".join(parts))
+        sqlf.run(con, SQL, "batch_blind")
+        sqlf.run(con, SQL, "late")
+    else:
+        sqlf.run(con, SQL, "late_empty")
     sqlf.run(con, SQL, "suppressed")
-    return sqlf.run(con, SQL, "suppressed_count").fetchone()[0]
+    sqlf.run(con, SQL, "late_references")
+    dropped, redacted = sqlf.run(con, SQL, "late_count").fetchone()
+    return dropped, redacted
 
 
-def forget_suppressed_identifiers(con, src: Source) -> None:
-    """Ingest learned the late rows' identifiers before they were suppressed: drop the subject's ones
-    again (every subject-kind value of those rows that no kept row of the batch uses)."""
-    cols = [c for c in src.identifier_columns if c.name in src.subject]
-    mine = " union ".join(sqlf.named(SQL, "values_of_suppressed", kind=sql_string(c.kind), column=q(c.name)) for c in cols)
-    kept = " union ".join(sqlf.named(SQL, "values_of_kept", kind=sql_string(c.kind), column=q(c.name)) for c in cols)
+def redact_references(con, src: Source, marker: str) -> None:
+    """The late references set to ``marker`` in the batch's rows, before they are written."""
+    for c in references(src):
+        sqlf.run(con, SQL, "redact_references", {"redacted": marker, "col": c.name}, column=q(c.name))
+
+
+def forget_late_identifiers(con, src: Source) -> None:
+    """Ingest learned the erased people's values before it found them late: drop them from the maps again
+    (the values the batch named of them, and every subject value of their dropped rows), unless a row the
+    batch keeps still names the value in an identifier column (references are redacted by now)."""
+    subject = [c for c in src.identifier_columns if c.name in src.subject]
+    mine = " union ".join([sqlf.named(SQL, "values_of_late")] + [
+        sqlf.named(SQL, "values_of_suppressed", kind=sql_string(c.kind), column=q(c.name)) for c in subject])
+    kept = " union ".join(sqlf.named(SQL, "values_of_kept", kind=sql_string(c.kind), column=q(c.name))
+                          for c in subject + references(src)) or "select null, null where false"
     sqlf.run(con, SQL, "forget", mine=mine, kept=kept)
     for name in ("forget_normalized", "forget_ids", "forget_pseudonyms"):
         sqlf.run(con, SQL, name)

@@ -30,7 +30,9 @@ def copy_outboxes(con, aliases: list[str]) -> dict[str, int]:
                 rows = sqlf.run(con, SQL, "new_suppressions", alias=alias).fetchall()
                 evidence.append_many(con, [
                     dict(request_id=rid, event="suppressed", layer="ingest", location=f"{source} {day}", rows_removed=n,
-                         detail="late arrival for an erased subject: dropped at ingest and blanked in landing")
+                         detail="late arrival referencing an erased subject: references redacted at ingest and in landing"
+                         if source.endswith("(references redacted)") else
+                         "late arrival for an erased subject (or mentioning one): dropped at ingest and blanked in landing")
                     for _, rid, source, day, n in rows])
                 _mark(con, [r[0] for r in rows], now)
                 copied["suppression"] += len(rows)

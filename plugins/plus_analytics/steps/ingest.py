@@ -43,7 +43,7 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
 
     try:
         results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb, zone=zone)]
-        suppressed = any(r["rows_suppressed"] for r in results)
+        suppressed = any(r["rows_suppressed"] or r["references_redacted"] for r in results)
         with zone(write=False):  # the report only reads the zone
             per_column = quality.by_column(con, src.name, days)
             quality.write_report(con, src.name, paths.reports / "quality")
@@ -55,7 +55,7 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
             copy_outboxes(con, ["raw"])
     if until is None:
         return {**results[0], "quarantined_by_column": per_column}
-    counts = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_suppressed")
+    counts = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_suppressed", "references_redacted")
     return {"source": source, "day": days[0].isoformat(), "until": days[-1].isoformat(), "days": len(days),
             **{c: sum(r[c] for r in results) for c in counts}, "quarantined_by_column": per_column}
 
