@@ -20,6 +20,30 @@ join _ids m on m.kind = t.kind and m.raw_value = t.v where m.normalized is not n
 -- name: batch_ids
 create or replace temp table _batch_ids as {{ ids }}
 
+-- name: late_children
+-- Rows whose parent row was erased or dropped as a late arrival (messages of an erased conversation).
+insert into _late
+select distinct c._file, c._line, k.request_id, null, null, null, 'child', null
+from (select distinct cast({{ parent_key }} as varchar) as v from _checked where reason is null) p
+join _tomb_key t on t.kind = $row_key
+join raw.erased_row_keys k on k.source = $parent and k.blind = plus_pid(t.ipad, t.opad, p.v)
+join _checked c on cast(c.{{ parent_key }} as varchar) = p.v and c.reason is null
+
+-- name: remember_dropped_parents
+-- The keys of this batch's dropped rows, for their children still to come.
+insert into raw.erased_row_keys
+select distinct s.request_id, $source, plus_pid(t.ipad, t.opad, cast(c.{{ key }} as varchar))
+from _suppressed s join _checked c using (_file, _line) join _tomb_key t on t.kind = $row_key
+except select request_id, source, blind from raw.erased_row_keys
+
+-- name: remember_erased_parents
+-- The keys of the parent rows an erasure removed (the key staging knows them by is their key).
+insert into raw.erased_row_keys
+select distinct e.request_id, $source, plus_pid(t.ipad, t.opad, e.staging_key)
+from ledger.erasure_rows e join _tomb_key t on t.kind = $row_key
+where e.source = $source and e.request_id in (select unnest($ids))
+except select request_id, source, blind from raw.erased_row_keys
+
 -- name: batch_blind
 create or replace temp table _batch_blind as
 select b.kind, b.normalized, plus_pid(t.ipad, t.opad, b.normalized) as blind
@@ -64,7 +88,7 @@ where (_file, _line) in (select _file, _line from _suppressed where role = 'subj
 
 -- name: values_of_late
 -- The erased person's values the batch named anywhere (subject column, reference, mention).
-select kind, raw_value as v from _late
+select kind, raw_value as v from _late where kind is not null
 
 -- name: values_of_kept
 select {{ kind }}, {{ column }} from _checked

@@ -94,6 +94,15 @@ create table if not exists raw.key_registry (
     registered_at timestamp not null
 );
 
+-- Keys of parent rows erased (by an erasure's removal) or dropped at ingest as late arrivals, as a blind
+-- index under the tombstone key: a child row that arrives later (a message of an erased conversation) is
+-- dropped at ingest too. Machine keys only, never readable without the key.
+create table if not exists raw.erased_row_keys (
+    request_id varchar not null,
+    source     varchar not null,
+    blind      varchar not null
+);
+
 -- Late arrivals of erased subjects dropped at ingest, written in the same transaction that drops them;
 -- copied into the privacy ledger's evidence chain (once each) by the next writer of the ledger.
 create table if not exists raw.suppression_log (

@@ -167,44 +167,62 @@ def test_an_ingest_that_read_its_days_before_the_removal_writes_them_as_removed(
     _nothing_left(home, {"forms": [cookie]})
 
 
-def test_a_late_arrival_that_references_or_mentions_an_erased_person_is_kept_from_the_zone(home, key):
+def test_a_late_arrival_that_references_or_mentions_an_erased_person_or_belongs_to_them_is_kept_from_the_zone(home, key):
     """After the erasure: another customer's deal owned by the person's account arrives (loaded, the
-    reference redacted, as the erasure redacted the others), and an activity whose note mentions the
-    person's email (dropped, as the erasure drops anyone's free text that mentions them). Landing is
-    redacted and blanked alike, the maps forget the person again, the ledger's evidence counts each, and
-    no byte of the person is left."""
+    reference redacted, as the erasure redacted the others), an activity whose note mentions the person's
+    email (dropped, as the erasure drops anyone's free text that mentions them), a message of one of the
+    person's erased conversations, and a late conversation of theirs with its message (all dropped, as the
+    erasure drops their conversations' messages). Landing is redacted and blanked alike, the maps forget
+    the person again, the ledger's evidence counts each, and no byte of the person is left."""
     from plus_analytics.policy import REDACTED
     from tests.helpers import exported_rows
 
     rid, subject = _register(home, key)
+    with opened(home.raw_db, read_only=True) as con:
+        conversation = con.execute("select min(conversation_id) from lake.raw_connect_conversations where "
+                                   "contact_platform_id = ?", [subject["line_id"]]).fetchone()[0]
+    assert conversation
     assert run_erasure(home, key)["verify"]["verified"] == 1
     policy = load_policy()
+    message = exported_rows(home.landing, policy["connect_messages"], START)[0]
+    chat = next(r for r in exported_rows(home.landing, policy["connect_conversations"], START))
     late = {
         "crm_deals": dict(next(r for r in exported_rows(home.landing, policy["crm_deals"], START)
                                if r["customer_id"] != subject["customer"]), deal_id="deal_late_1", account_id=subject["account"]),
         "crm_activities": dict(next(r for r in exported_rows(home.landing, policy["crm_activities"], START)
                                     if r["customer_id"] != subject["customer"]), activity_id="act_late_1",
                                note=f"asked us to write to {subject['email']} instead"),
+        "connect_conversations": dict(chat, conversation_id="conv_late_1", contact_platform_id=subject["line_id"]),
+        "connect_messages": [dict(message, message_id="msg_late_1", conversation_id=conversation),
+                             dict(message, message_id="msg_late_2", conversation_id="conv_late_1")],
     }
     files = {}
-    for source, row in late.items():
+    for source, rows in late.items():
         files[source] = home.landing / source / f"dt={START}" / "part-99998.ndjson"
-        files[source].write_text(json.dumps(row) + "\n")
+        files[source].write_text("".join(json.dumps(r) + "\n" for r in (rows if isinstance(rows, list) else [rows])))
     c = ctx(home, key)
     out = {source: steps.ingest.ingest(source, START, c) for source in late}
     assert out["crm_deals"]["references_redacted"] == 1 and out["crm_deals"]["rows_suppressed"] == 0, out["crm_deals"]
     assert out["crm_activities"]["rows_suppressed"] == 1, out["crm_activities"]
+    assert out["connect_conversations"]["rows_suppressed"] == 1, out["connect_conversations"]
+    assert out["connect_messages"]["rows_suppressed"] == 2, out["connect_messages"]
     with opened(home.raw_db, read_only=True) as con:
         assert con.execute("select account_id from lake.raw_crm_deals where deal_id = 'deal_late_1'").fetchall() == [(REDACTED,)]
-        assert con.execute("select count(*) from lake.raw_crm_activities where activity_id = 'act_late_1'").fetchone()[0] == 0
+        for table, column, value in (("raw_crm_activities", "activity_id", "act_late_1"),
+                                     ("raw_connect_conversations", "conversation_id", "conv_late_1"),
+                                     ("raw_connect_messages", "message_id", "msg_late_1"),
+                                     ("raw_connect_messages", "message_id", "msg_late_2")):
+            assert con.execute(f"select count(*) from lake.{table} where {column} = ?", [value]).fetchone()[0] == 0, value
         assert con.execute("select count(*) from id_map where raw_value in (?, ?)",
                            [subject["account"], subject["email"]]).fetchone()[0] == 0
-    assert b"act_late_1" not in files["crm_activities"].read_bytes()
+    for source in ("crm_activities", "connect_conversations", "connect_messages"):
+        assert not files[source].read_bytes().strip(), source
     assert json.loads(files["crm_deals"].read_text())["account_id"] == REDACTED
     with opened(home.privacy_db, read_only=True) as con:
         evidence = dict(con.execute("select location, rows_removed from erasure_evidence where request_id = ? and "
                                     "event = 'suppressed'", [rid]).fetchall())
-    assert evidence == {f"crm_deals (references redacted) {START}": 1, f"crm_activities {START}": 1}, evidence
+    assert evidence == {f"crm_deals (references redacted) {START}": 1, f"crm_activities {START}": 1,
+                        f"connect_conversations {START}": 1, f"connect_messages {START}": 2}, evidence
     for source in late:
         steps.ingest.stage(source, START, c)
     _nothing_left(home, subject)

@@ -25,6 +25,7 @@ from plus_analytics.erasure import requests
 from plus_analytics.erasure.resolve import hits_sql, written_values
 from plus_analytics.ingest.landing import read_records, rewrite_lines
 from plus_analytics.ingest.reading import PAYLOAD_KEEP
+from plus_analytics.ingest.suppression import remember_erased_parents
 from plus_analytics.ledger import evidence
 from plus_analytics.policy import REDACTED, Source
 from plus_analytics.privacy.identifiers import collect_orphans
@@ -138,13 +139,14 @@ def _rows(con, src: Source, ids: list[str]) -> None:
                       {**params, "days": sorted(days), **({"redacted": REDACTED} if redacted else {})})
 
 
-def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str]) -> None:
+def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str], tomb_key) -> None:
     """In the restricted zone: the rows (Delta commits, :func:`_rows`), then the rest in one transaction of
     the restricted database. Each is idempotent, so a run that dies between them is finished by the next."""
     params = {"ids": ids}
     for src in sources:
         _rows(con, src, ids)
     with transaction(con):
+        remember_erased_parents(con, sources, tomb_key, ids)  # their children may still arrive
         sqlf.run(con, SQL, "delete_quarantine", params)
         sqlf.run(con, SQL, "delete_mentions", params)
         pids = pd.DataFrame(sorted({(s.kind, s.pseudonym) for s in subjects}), columns=["kind", "pseudonym"], dtype=object)
@@ -190,6 +192,6 @@ def apply(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
         with transaction(con):
             topped_up.update(_record_selection(con, subjects, sources, landing))
     changed = _landing(con, landing, ids)
-    _restricted(con, sources, subjects, ids)
+    _restricted(con, sources, subjects, ids, ctx.tomb)
     _record(con, ids, changed, ctx.run_id)
     return {"requests": len(ids), "landing_files_rewritten": len(changed), "selection_topped_up": topped_up}

@@ -232,6 +232,7 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> tuple[dict[d
         redact.setdefault(f, {}).setdefault(int(line), set()).add(col)
     suppression.redact_references(con, src, REDACTED)
     suppression.forget_late_identifiers(con, src)
+    suppression.remember_dropped_parents(con, src)
     sqlf.run(con, SQL, "drop_suppressed")
     rewrite_lines(landing, blank, redact)
     return per_day, redacted_per_day

@@ -17,6 +17,7 @@ from plus_analytics.storage.duck import sql_string, tables
 from plus_analytics.storage.sql import q
 
 SQL = "ingest/suppression.sql"
+ROW_KEY = "erased row key"  # the tombstone subkey of erased parent rows' keys (no identifier kind)
 
 
 def has_tombstones(con) -> bool:
@@ -26,10 +27,45 @@ def has_tombstones(con) -> bool:
 
 
 def register_tombstone_key(con, tomb_key: MasterKey) -> None:
-    """HMAC pads of the tombstone key (blind index of erased subjects), TEMP only."""
+    """HMAC pads of the tombstone key (blind index of erased subjects, and of erased parent rows' keys),
+    TEMP only."""
     sqlf.run_file(con, "macros.sql")
     sqlf.run(con, SQL, "tomb_key_table")
-    con.executemany(sqlf.named(SQL, "tomb_key_insert"), [(kind, *tomb_key.pads(kind)) for kind in KINDS])
+    con.executemany(sqlf.named(SQL, "tomb_key_insert"), [(kind, *tomb_key.pads(kind)) for kind in (*KINDS, ROW_KEY)])
+
+
+def parent_key(parent: Source) -> str:
+    """The column a parent's children name it by, which must be its whole key, as staging knows it: the
+    erasure records an erased row by that key. Anything else is a policy error (fail closed)."""
+    from plus_analytics.privacy.staging import staging_key_columns
+
+    if len(parent.key) != 1 or staging_key_columns(parent) != list(parent.key):
+        raise ValueError(f"{parent.name}: a parent source's key must be one column that reaches staging as it is")
+    return parent.key[0]
+
+
+def is_parent(src: Source, sources) -> bool:
+    return any(s.parent and s.parent["source"] == src.name for s in sources)
+
+
+def remember_dropped_parents(con, src: Source) -> None:
+    """Keys of the batch's dropped rows (``_suppressed``), when other sources' rows belong to them."""
+    from plus_analytics.policy import load_policy
+
+    if is_parent(src, load_policy().values()):
+        sqlf.run(con, SQL, "remember_dropped_parents", {"source": src.name, "row_key": ROW_KEY}, key=q(parent_key(src)))
+
+
+def remember_erased_parents(con, sources, tomb_key: MasterKey, ids: list[str]) -> None:
+    """In the removal's transaction (the restricted zone read-write, the ledger attached): the keys of the
+    parent rows the selection of ``ids`` holds."""
+    parents = [s for s in sources if is_parent(s, sources)]
+    if not parents:
+        return
+    register_tombstone_key(con, tomb_key)
+    for src in parents:
+        parent_key(src)
+        sqlf.run(con, SQL, "remember_erased_parents", {"source": src.name, "row_key": ROW_KEY, "ids": ids})
 
 
 def references(src: Source) -> list:
@@ -40,7 +76,8 @@ def references(src: Source) -> list:
 def find_late(con, src: Source) -> tuple[int, int]:
     """What the batch (``_checked``, its mentions ``_mentions``) holds of erased people, as erasure would
     have removed it: ``_suppressed`` (_file, _line, request_id, kind, raw_value, normalized, role), rows
-    to drop (a subject column names them, or free text mentions them); ``_late_references`` (_file,
+    to drop (a subject column names them, free text mentions them, or their parent row was erased or
+    dropped: ``raw.erased_row_keys``); ``_late_references`` (_file,
     _line, request_id, col), fields of kept rows to redact. Returns (rows to drop, rows to redact)."""
     parts = [sqlf.named(SQL, "batch_ids_of_column", kind=sql_string(src.column(col).kind), column=q(col),
                         role=sql_string("subject"), col=sql_string(col)) for col in src.subject]
@@ -54,6 +91,9 @@ def find_late(con, src: Source) -> tuple[int, int]:
         sqlf.run(con, SQL, "late")
     else:
         sqlf.run(con, SQL, "late_empty")
+    if src.parent:
+        sqlf.run(con, SQL, "late_children", {"parent": src.parent["source"], "row_key": ROW_KEY},
+                 parent_key=q(src.parent["key"]))
     sqlf.run(con, SQL, "suppressed")
     sqlf.run(con, SQL, "late_references")
     dropped, redacted = sqlf.run(con, SQL, "late_count").fetchone()

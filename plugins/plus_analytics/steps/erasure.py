@@ -101,6 +101,7 @@ def remove(ctx: Context | None = None) -> dict:
     """Carry out the selection in landing and the restricted zone (raw read-write, ledger read-write)."""
     from plus_analytics.erasure import requests
     from plus_analytics.erasure.remove import apply
+    from plus_analytics.privacy.identifiers import ensure_schema
 
     ctx = ctx or context()
     paths = ctx.paths
@@ -111,6 +112,7 @@ def remove(ctx: Context | None = None) -> dict:
         if not ids:
             return {"skipped": "no request waiting for remove"}
         files.mark_dirty(paths.raw_db)
+        ensure_schema(con)  # a zone written by an older release lacks the newer tables
         return apply(con, ctx, present_sources(con), ids)
 
 
