@@ -116,3 +116,31 @@ def test_withdrawal_removes_later_events_from_marts(pipeline, tmp_path, key):
     after_events, after_excl = totals(build(home).path)
     assert after_excl - before_excl == affected
     assert before_events - after_events == affected
+
+
+def test_an_ingest_that_read_expired_days_before_retention_ran_does_not_bring_them_back(pipeline, tmp_path, monkeypatch):
+    """Ingest reads a batch without the zone's lock and writes it under the lock: retention that destroyed
+    the batch's first day in between (its landing files and rows) must stay done: the batch is read again
+    under the lock, and finds that day gone."""
+    from plus_analytics.ingest import loader
+
+    home = copy_home(pipeline, tmp_path / "home")
+    source = "platform_usage_events"
+    with opened(home.raw_db, read_only=True) as con:
+        day0 = [r[0] for r in con.execute(f"select event_id from raw_{source} where _dt = ? limit 50", [START]).fetchall()]
+    checked, enforced = loader._check_batch, {}
+
+    def check_then_enforce(*args, **kwargs):
+        checked(*args, **kwargs)
+        if not enforced:
+            enforced.update(enforce(home, as_of=START + dt.timedelta(days=2), spec=_spec(1, 1)))
+
+    monkeypatch.setattr(loader, "_check_batch", check_then_enforce)
+    out = steps.ingest.ingest(source, START, ctx(home), until=START + dt.timedelta(days=2))
+    monkeypatch.undo()
+    assert enforced["rows_destroyed"] > 0
+    assert out["rows_read"] == out["rows_loaded"] + out["rows_quarantined"] + out["rows_suppressed"]
+    with opened(home.raw_db, read_only=True) as con:
+        assert con.execute(f"select count(*) from raw_{source} where _dt <= ?", [START]).fetchone()[0] == 0
+        assert con.execute(f"select count(*) from raw_{source} where _dt > ?", [START]).fetchone()[0] > 0
+    assert scan_bytes(home.home, [i.encode() for i in day0]) == {}
