@@ -109,10 +109,25 @@ insert into ledger.erasure_rows select distinct on (request_id, source, _file, _
 anti join ledger.erasure_rows r using (request_id, source, _file, _line)
 
 -- name: ingested_since_selection
--- Ingests (of any source and day) committed after the latest selection of the earliest-selected request.
-select count(*) from raw.ingest_log where ingested_at >= (
-    select min(selected_at) from (select max(done_at) as selected_at from ledger.erasure_steps
-                                  where step = 'selected' and request_id in (select unnest($ids)) group by request_id))
+-- Requests whose selection saw another ingest log than the one there is now (any source and day was
+-- ingested since, or the request was selected by a release that did not record it). Compared by content,
+-- not by time: the machines that ingest and select need not agree on the clock.
+select count(*) from (select unnest($ids) as request_id) r
+left join ledger.erasure_selected_over s using (request_id)
+where s.ingest_state is distinct from ({{ ingest_state }})
+
+-- name: ingest_state
+-- What the restricted zone's ingest log holds, as one value: every ingest replaces its days' rows.
+select count(*) || ':' || coalesce(bit_xor(hash(source, _dt, ingested_at, rows_read, rows_loaded)), 0) from raw.ingest_log
+
+-- name: no_ingest_state
+select '0:0'
+
+-- name: forget_selected_over
+delete from ledger.erasure_selected_over where request_id in (select unnest($ids))
+
+-- name: record_selected_over
+insert into ledger.erasure_selected_over select unnest($ids), ({{ ingest_state }})
 
 -- name: redactions_table
 create or replace temp table _redactions (request_id varchar, source varchar, _file varchar, _line bigint, col varchar)

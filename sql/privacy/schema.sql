@@ -51,6 +51,12 @@ create table if not exists ledger.erasure_rows (
     why         varchar not null,
     staging_key varchar
 );
+-- The restricted zone's ingest log as each request's selection saw it (a digest): the removal tops the
+-- selection up when the log differs by then.
+create table if not exists ledger.erasure_selected_over (
+    request_id   varchar not null,
+    ingest_state varchar not null
+);
 create table if not exists ledger.erasure_redactions (
     request_id varchar not null,
     source     varchar not null,

@@ -84,9 +84,11 @@ def test_an_ingest_between_resolution_and_selection_loses_nothing(home, key, who
     _nothing_left(home, subject)
 
 
-def test_rows_loaded_between_selection_and_removal_are_removed(home, key):
+@pytest.mark.parametrize("clock", ["same", "behind"])
+def test_rows_loaded_between_selection_and_removal_are_removed(home, key, clock):
     """An ingest loads a new row of the subject after the selection was recorded: the removal, under the
-    restricted zone's write lock, tops the selection up and removes it too."""
+    restricted zone's write lock, tops the selection up and removes it too; also when the ingesting
+    machine's clock is a day behind the selecting one's (its log stamps an earlier time than the selection)."""
     rid, subject = _register(home, key)
     c = ctx(home, key)
     steps.erasure.resolve(c)
@@ -94,6 +96,10 @@ def test_rows_loaded_between_selection_and_removal_are_removed(home, key):
     late = _land_event_of(home, subject["account"])
     loaded = steps.ingest.ingest("platform_usage_events", START, c)
     assert loaded["rows_suppressed"] == 0
+    if clock == "behind":
+        with opened(home.raw_db) as con:
+            con.execute("update ingest_log set ingested_at = ingested_at - interval 1 day "
+                        "where source = 'platform_usage_events' and _dt = ?", [START])
     removed = steps.erasure.remove(c)
     assert removed["selection_topped_up"]["rows"] >= 1, removed
     out = run_erasure(home, key)

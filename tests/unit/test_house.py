@@ -222,7 +222,7 @@ def test_static_sql_lives_in_sql_files(tmp_path):
 #: A zone's bookkeeping tables (as opposed to the source tables the policy names).
 BOOKKEEPING = ("id_map", "pseudonyms", "quarantine", "ingest_log", "text_mentions", "erasure_evidence", "tombstones",
                "tombstone_subjects", "retention_evidence", "key_registry", "erasure_steps", "staging_version",
-               "visitor_salt", "ua_map", "ingest_column_log", "meta_build_info")
+               "visitor_salt", "ua_map", "ingest_column_log", "meta_build_info", "erased_row_keys", "erasure_selected_over")
 
 
 def test_modules_name_zone_tables_with_their_database():

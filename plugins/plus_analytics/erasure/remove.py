@@ -32,7 +32,7 @@ from plus_analytics.privacy.identifiers import collect_orphans
 from plus_analytics.privacy.staging import staging_key_sql
 from plus_analytics.storage import lake
 from plus_analytics.storage import sql as sqlf
-from plus_analytics.storage.duck import insert_rows, sql_string, transaction, with_frame
+from plus_analytics.storage.duck import insert_rows, sql_string, tables, transaction, with_frame
 from plus_analytics.storage.sql import q
 
 SQL = requests.SQL
@@ -105,11 +105,18 @@ def _record_selection(con, subjects: list[requests.Subject], sources: list[Sourc
     return {what: sqlf.run(con, SQL, f"store_{what}").fetchone()[0] for what in ("rows", "redactions", "quarantined")}
 
 
+def _ingest_state(con) -> str:
+    """The query of the restricted zone's ingest log digest (a zone never ingested into has none)."""
+    return sqlf.named(SQL, "ingest_state" if "ingest_log" in tables(con, "raw") else "no_ingest_state")
+
+
 def select(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
     """Record what ``apply`` will remove for the resolved requests ``ids``, and the step, in one ledger
     transaction; ``con`` has the ledger read-write and the restricted zone read-only."""
     with transaction(con):
         added = _record_selection(con, requests.subjects(con, ctx.key, ctx.tomb, ids), sources, ctx.paths.landing)
+        sqlf.run(con, SQL, "forget_selected_over", {"ids": ids})
+        sqlf.run(con, SQL, "record_selected_over", {"ids": ids}, ingest_state=_ingest_state(con))
         requests.advance(con, ids, "selected", ctx.run_id)
     return {"requests": len(ids), **added}
 
@@ -184,10 +191,11 @@ def apply(con, ctx: Context, sources: list[Source], ids: list[str]) -> dict:
     landing = ctx.paths.landing
     subjects = requests.subjects(con, ctx.key, ctx.tomb, ids)
     # Rows of the subject an ingest loaded since the selection (the restricted zone's write lock, held
-    # from here to the end, keeps any more from arriving): the selection grows to hold them too. Ingest
-    # and selection exclude each other on that lock, so "since" is safely told by the clock.
-    ingests = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}).fetchone()[0]
-    topped_up = {"ingests_since_selection": ingests, "rows": 0, "redactions": 0, "quarantined": 0}
+    # from here to the end, keeps any more from arriving): the selection grows to hold them too. Whether
+    # anything was ingested since is told by the ingest log's content as the selection saw it, not by
+    # clocks (an ingest on another machine may stamp an earlier time than the selection's).
+    ingests = sqlf.run(con, SQL, "ingested_since_selection", {"ids": ids}, ingest_state=_ingest_state(con)).fetchone()[0]
+    topped_up = {"ingested_since_selection": ingests, "rows": 0, "redactions": 0, "quarantined": 0}
     if ingests:
         with transaction(con):
             topped_up.update(_record_selection(con, subjects, sources, landing))

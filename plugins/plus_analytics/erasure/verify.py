@@ -174,5 +174,5 @@ def _record(con, ids: list[str], outcome: dict[str, str], records: list[dict], r
             requests.advance(con, mine, status, run_id, **stamps)
         if done:
             sqlf.run(con, SQL, "forget_sealed", {"ids": done})
-            for table in ("erasure_rows", "erasure_redactions", "erasure_quarantine"):
+            for table in ("erasure_rows", "erasure_redactions", "erasure_quarantine", "erasure_selected_over"):
                 sqlf.run(con, SQL, "forget_selection", {"ids": done}, table=table)
