@@ -186,3 +186,19 @@ def every_line_once(raw_db: Path, day, sources: list[str]) -> None:
             lines = con.execute(f"select count(*) from raw_{source} where _dt = ?", [day]).fetchone()[0]
             bad = con.execute("select count(*) from quarantine where source = ? and _dt = ?", [source, day]).fetchone()[0]
             assert lines + bad == read, f"{source}: every line once, in raw or in quarantine"
+
+
+def between_reading_and_writing(monkeypatch, action) -> dict:
+    """Run ``action()`` once, after ingest's first batch is read and checked (without the zone's lock) and
+    before it takes the lock to write; returns what it returned (empty until it ran)."""
+    from plus_analytics.ingest import loader
+
+    checked, out = loader._check_batch, {}
+
+    def check_then_act(*args, **kwargs):
+        checked(*args, **kwargs)
+        if not out:
+            out.update(action())
+
+    monkeypatch.setattr(loader, "_check_batch", check_then_act)
+    return out

@@ -37,7 +37,8 @@ from _suppressed s join _checked c using (_file, _line) join _tomb_key t on t.ki
 except select request_id, source, blind from raw.erased_row_keys
 
 -- name: remember_erased_parents
--- The keys of the parent rows an erasure removed (the key staging knows them by is their key).
+-- The keys of the parent rows an erasure removed (the key staging knows them by is their key: the policy
+-- makes a parent's key its one kept column).
 insert into raw.erased_row_keys
 select distinct e.request_id, $source, plus_pid(t.ipad, t.opad, e.staging_key)
 from ledger.erasure_rows e join _tomb_key t on t.kind = $row_key
@@ -116,10 +117,10 @@ select $batch || '-' || row_number() over (order by s.request_id, c._dt), s.requ
 from _suppressed s join _checked c using (_file, _line) group by s.request_id, c._dt
 
 -- name: log_redacted
--- Per request and day, the kept rows whose references were redacted (the source labelled so).
+-- Per request and day, the kept rows whose references were redacted ($source labelled so by the caller).
 insert into raw.suppression_log
 select $batch || '-r' || row_number() over (order by r.request_id, c._dt), r.request_id,
-       $source || ' (references redacted)', c._dt, count(distinct (r._file, r._line)), $now
+       $source, c._dt, count(distinct (r._file, r._line)), $now
 from _late_references r join _checked c using (_file, _line) group by r.request_id, c._dt
 
 -- name: tombstones_exist

@@ -18,7 +18,7 @@ from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import DAYS, START
-from tests.helpers import busiest_cookie, copy_home, ctx, erasure_subject, opened, run_erasure
+from tests.helpers import between_reading_and_writing, busiest_cookie, copy_home, ctx, erasure_subject, opened, run_erasure
 
 pytestmark = pytest.mark.integration
 LATE_FILE = "part-99999.ndjson"
@@ -144,8 +144,6 @@ def test_an_ingest_that_read_its_days_before_the_removal_writes_them_as_removed(
     rewrote the batch's landing lines in between (other people's records referencing the person's account,
     redacted in landing and in the zone) must not be undone by the batch's older reading of them. What the
     Celery every-DAG test once found (the erasure's verification failed on a CRM row a backfill wrote)."""
-    from plus_analytics.ingest import loader
-
     cookie = busiest_cookie(home.raw_db)
     [rid] = steps.erasure.register([Request("cookie_id", cookie, "test DPO")], ctx(home, key))
     c = ctx(home, key)
@@ -155,14 +153,7 @@ def test_an_ingest_that_read_its_days_before_the_removal_writes_them_as_removed(
         source, redactions = con.execute("select source, count(*) from erasure_redactions where request_id = ? "
                                          "group by 1 order by 2 desc, 1 limit 1", [rid]).fetchone()
     assert redactions > 0
-    checked, removed = loader._check_batch, {}
-
-    def check_then_remove(*args, **kwargs):
-        checked(*args, **kwargs)
-        if not removed:  # the batch is read; the removal runs before its writes
-            removed.update(steps.erasure.remove(c))
-
-    monkeypatch.setattr(loader, "_check_batch", check_then_remove)
+    removed = between_reading_and_writing(monkeypatch, lambda: steps.erasure.remove(c))
     out = steps.ingest.ingest(source, START, c, until=START + dt.timedelta(days=DAYS - 1))
     monkeypatch.undo()
     assert removed.get("requests") == 1, removed

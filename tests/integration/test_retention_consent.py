@@ -14,7 +14,7 @@ from plus_analytics.policy import load_policy
 from plus_analytics.policy.retention import load_retention
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import START
-from tests.helpers import build, copy_home, ctx, opened
+from tests.helpers import between_reading_and_writing, build, copy_home, ctx, opened
 
 pytestmark = pytest.mark.integration
 
@@ -122,20 +122,12 @@ def test_an_ingest_that_read_expired_days_before_retention_ran_does_not_bring_th
     """Ingest reads a batch without the zone's lock and writes it under the lock: retention that destroyed
     the batch's first day in between (its landing files and rows) must stay done: the batch is read again
     under the lock, and finds that day gone."""
-    from plus_analytics.ingest import loader
-
     home = copy_home(pipeline, tmp_path / "home")
     source = "platform_usage_events"
     with opened(home.raw_db, read_only=True) as con:
         day0 = [r[0] for r in con.execute(f"select event_id from raw_{source} where _dt = ? limit 50", [START]).fetchall()]
-    checked, enforced = loader._check_batch, {}
-
-    def check_then_enforce(*args, **kwargs):
-        checked(*args, **kwargs)
-        if not enforced:
-            enforced.update(enforce(home, as_of=START + dt.timedelta(days=2), spec=_spec(1, 1)))
-
-    monkeypatch.setattr(loader, "_check_batch", check_then_enforce)
+    enforced = between_reading_and_writing(
+        monkeypatch, lambda: enforce(home, as_of=START + dt.timedelta(days=2), spec=_spec(1, 1)))
     out = steps.ingest.ingest(source, START, ctx(home), until=START + dt.timedelta(days=2))
     monkeypatch.undo()
     assert enforced["rows_destroyed"] > 0

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,23 @@ def test_visitor_hash_is_each_rows_own_keyed_hash(tmp_path, key, landing, name):
     with opened(tmp_path / "stg.duckdb", raw=raw) as con:
         stage_source(con, src, key, day)
         assert dict(con.execute(f'select "{keycol}", visitor_hash from {src.staging_table}').fetchall()) == want
+
+
+@pytest.mark.parametrize("change", ["parent key not the parent's key", "parent key pseudonymized"])
+def test_a_child_must_name_its_parent_by_the_parents_kept_key(tmp_path, change):
+    """Late children of an erased parent row are recognised by the parent's key as staging knows it, so a
+    policy whose child names its parent otherwise is refused when loaded (fail closed)."""
+    import yaml
+
+    from plus_analytics.policy import POLICY_FILE
+
+    spec = yaml.safe_load(Path(POLICY_FILE).read_text())
+    conversations = spec["sources"]["connect_conversations"]
+    if change == "parent key not the parent's key":
+        spec["sources"]["connect_messages"]["parent"]["key"] = "channel"
+        spec["sources"]["connect_messages"]["columns"]["channel"] = conversations["columns"]["channel"]
+    else:
+        conversations["columns"]["conversation_id"].update(rule="pseudonymize", kind="account")
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(PolicyError, match="parent.key must be connect_conversations's whole key, kept as it is"):
+        load_policy(str(tmp_path / "sources.yaml"))

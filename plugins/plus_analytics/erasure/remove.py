@@ -66,9 +66,7 @@ def _select_rows(con, sources: list[Source]) -> None:
 def _select_redactions(con, sources: list[Source]) -> list[tuple]:
     rows = []
     for src in sources:
-        for c in src.identifier_columns:
-            if c.name in src.subject or c.rule == "drop":
-                continue
+        for c in src.reference_columns:
             rows += sqlf.run(con, SQL, "select_redactions", {"source": src.name, "column": c.name},
                              hits=hits_sql(src, [c.name])).fetchall()
     return rows

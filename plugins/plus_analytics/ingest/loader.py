@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from contextlib import nullcontext
 from contextlib import suppress as suppress_errors
 from dataclasses import asdict, dataclass
@@ -110,7 +109,7 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
     published and its rows, quarantine and logs written. Landing files that changed between the reading
     and the lock (:func:`landing_state`: an erasure's removal rewrote their lines, retention deleted them)
     are read and checked again under the lock, so a batch never writes what was removed meanwhile."""
-    zone = zone or (lambda write: nullcontext())
+    zone = zone or _attached
     limit = settings().ingest_batch_bytes
     batches: list[list[dt.date]] = []
     size = 0
@@ -125,8 +124,9 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
     for batch in batches:
         try:
             seen = landing_state(landing, src, batch)
-            _check_batch(con, src, _files(seen), Path(landing), key, zone)
-            log.info("%s: %d landing files of %d days read and checked; now the writes", src.name, len(_files(seen)), len(batch))
+            files = _files(seen)
+            _check_batch(con, src, files, Path(landing), key, zone)
+            log.info("%s: %d landing files of %d days read and checked; now the writes", src.name, len(files), len(batch))
             with zone(True):
                 now = landing_state(landing, src, batch)
                 if now != seen:
@@ -135,7 +135,7 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
                     log.warning("%s: landing files of the batch changed while it was checked (an erasure or "
                                 "retention in between): read and checked again under the lock", src.name)
                     _drop_scratch(con)
-                    _check_batch(con, src, _files(now), Path(landing), key, lambda write: nullcontext())
+                    _check_batch(con, src, _files(now), Path(landing), key, _attached)
                 suppress = prepare(con, src, key, tomb_key)
                 results += _ingest_batch(con, src, [(d, [f for f, *_ in now[d]]) for d in batch], _files(now),
                                          Path(landing), suppress)
@@ -145,6 +145,11 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
             raise
         _drop_scratch(con)
     return results
+
+
+def _attached(write: bool):
+    """The zone for a session that already has it attached (and its locks held): nothing to do."""
+    return nullcontext()
 
 
 def landing_state(landing: Path, src: Source, days: list[dt.date]) -> dict[dt.date, list[tuple]]:
@@ -219,16 +224,14 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> tuple[dict[d
     # The late values were learned, and are deleted below: until the restricted database is rewritten
     # they stay in its freed blocks. Marked before the deleting commit, under the zone's lock.
     mark_dirty(duck.database_path(con, "raw"))
-    batch = {"batch": uuid.uuid4().hex[:12], "source": src.name, "now": now}
-    sqlf.run(con, "ingest/suppression.sql", "log_suppressed", batch)
-    sqlf.run(con, "ingest/suppression.sql", "log_redacted", batch)
+    suppression.log_late(con, src, now)
     per_day = dict(sqlf.run(con, SQL, "suppressed_per_day").fetchall())
-    redacted_per_day = dict(sqlf.run(con, "ingest/suppression.sql", "references_per_day").fetchall())
+    redacted_per_day = dict(sqlf.run(con, suppression.SQL, "references_per_day").fetchall())
     blank: dict[str, set[int]] = {}
     for f, line in sqlf.run(con, SQL, "suppressed_lines").fetchall():
         blank.setdefault(f, set()).add(int(line))
     redact: dict[str, dict[int, set[str]]] = {}
-    for f, line, col in sqlf.run(con, "ingest/suppression.sql", "referenced_fields").fetchall():
+    for f, line, col in sqlf.run(con, suppression.SQL, "referenced_fields").fetchall():
         redact.setdefault(f, {}).setdefault(int(line), set()).add(col)
     suppression.redact_references(con, src, REDACTED)
     suppression.forget_late_identifiers(con, src)

@@ -10,7 +10,9 @@ follows the batch, not the zone.
 
 from __future__ import annotations
 
-from plus_analytics.policy import KINDS, Source
+import uuid
+
+from plus_analytics.policy import KINDS, REFERENCES_REDACTED, Source, has_children
 from plus_analytics.privacy.keys import MasterKey
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import sql_string, tables
@@ -34,43 +36,29 @@ def register_tombstone_key(con, tomb_key: MasterKey) -> None:
     con.executemany(sqlf.named(SQL, "tomb_key_insert"), [(kind, *tomb_key.pads(kind)) for kind in (*KINDS, ROW_KEY)])
 
 
-def parent_key(parent: Source) -> str:
-    """The column a parent's children name it by, which must be its whole key, as staging knows it: the
-    erasure records an erased row by that key. Anything else is a policy error (fail closed)."""
-    from plus_analytics.privacy.staging import staging_key_columns
-
-    if len(parent.key) != 1 or staging_key_columns(parent) != list(parent.key):
-        raise ValueError(f"{parent.name}: a parent source's key must be one column that reaches staging as it is")
-    return parent.key[0]
-
-
-def is_parent(src: Source, sources) -> bool:
-    return any(s.parent and s.parent["source"] == src.name for s in sources)
-
-
 def remember_dropped_parents(con, src: Source) -> None:
     """Keys of the batch's dropped rows (``_suppressed``), when other sources' rows belong to them."""
-    from plus_analytics.policy import load_policy
-
-    if is_parent(src, load_policy().values()):
-        sqlf.run(con, SQL, "remember_dropped_parents", {"source": src.name, "row_key": ROW_KEY}, key=q(parent_key(src)))
+    if has_children(src):
+        sqlf.run(con, SQL, "remember_dropped_parents", {"source": src.name, "row_key": ROW_KEY}, key=q(src.key[0]))
 
 
 def remember_erased_parents(con, sources, tomb_key: MasterKey, ids: list[str]) -> None:
     """In the removal's transaction (the restricted zone read-write, the ledger attached): the keys of the
-    parent rows the selection of ``ids`` holds."""
-    parents = [s for s in sources if is_parent(s, sources)]
+    parent rows the selection of ``ids`` holds (the policy makes a parent's key its one kept column)."""
+    parents = [s for s in sources if has_children(s)]
     if not parents:
         return
     register_tombstone_key(con, tomb_key)
     for src in parents:
-        parent_key(src)
         sqlf.run(con, SQL, "remember_erased_parents", {"source": src.name, "row_key": ROW_KEY, "ids": ids})
 
 
-def references(src: Source) -> list:
-    """Identifier columns that name a person in someone else's row (erasure redacts them, as here)."""
-    return [c for c in src.identifier_columns if c.name not in src.subject and c.rule != "drop"]
+def log_late(con, src: Source, now) -> None:
+    """In the batch's transaction: rows dropped and rows with references redacted, per request and day,
+    into the outbox the ledger's evidence copies."""
+    batch = uuid.uuid4().hex[:12]
+    sqlf.run(con, SQL, "log_suppressed", {"batch": batch, "source": src.name, "now": now})
+    sqlf.run(con, SQL, "log_redacted", {"batch": batch, "source": f"{src.name} {REFERENCES_REDACTED}", "now": now})
 
 
 def find_late(con, src: Source) -> tuple[int, int]:
@@ -82,7 +70,7 @@ def find_late(con, src: Source) -> tuple[int, int]:
     parts = [sqlf.named(SQL, "batch_ids_of_column", kind=sql_string(src.column(col).kind), column=q(col),
                         role=sql_string("subject"), col=sql_string(col)) for col in src.subject]
     parts += [sqlf.named(SQL, "batch_ids_of_column", kind=sql_string(c.kind), column=q(c.name),
-                         role=sql_string("reference"), col=sql_string(c.name)) for c in references(src)]
+                         role=sql_string("reference"), col=sql_string(c.name)) for c in src.reference_columns]
     if src.free_text_columns:
         parts.append(sqlf.named(SQL, "batch_ids_of_mentions"))
     if parts:
@@ -102,7 +90,7 @@ def find_late(con, src: Source) -> tuple[int, int]:
 
 def redact_references(con, src: Source, marker: str) -> None:
     """The late references set to ``marker`` in the batch's rows, before they are written."""
-    for c in references(src):
+    for c in src.reference_columns:
         sqlf.run(con, SQL, "redact_references", {"redacted": marker, "col": c.name}, column=q(c.name))
 
 
@@ -114,7 +102,7 @@ def forget_late_identifiers(con, src: Source) -> None:
     mine = " union ".join([sqlf.named(SQL, "values_of_late")] + [
         sqlf.named(SQL, "values_of_suppressed", kind=sql_string(c.kind), column=q(c.name)) for c in subject])
     kept = " union ".join(sqlf.named(SQL, "values_of_kept", kind=sql_string(c.kind), column=q(c.name))
-                          for c in subject + references(src)) or "select null, null where false"
+                          for c in (*subject, *src.reference_columns)) or "select null, null where false"
     sqlf.run(con, SQL, "forget", mine=mine, kept=kept)
     for name in ("forget_normalized", "forget_ids", "forget_pseudonyms"):
         sqlf.run(con, SQL, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from plus_analytics.ledger import evidence
+from plus_analytics.policy import REFERENCES_REDACTED
 from plus_analytics.storage import sql as sqlf
 from plus_analytics.storage.duck import insert_rows, tables, transaction
 
@@ -31,7 +32,7 @@ def copy_outboxes(con, aliases: list[str]) -> dict[str, int]:
                 evidence.append_many(con, [
                     dict(request_id=rid, event="suppressed", layer="ingest", location=f"{source} {day}", rows_removed=n,
                          detail="late arrival referencing an erased subject: references redacted at ingest and in landing"
-                         if source.endswith("(references redacted)") else
+                         if source.endswith(REFERENCES_REDACTED) else
                          "late arrival for an erased subject (or mentioning one): dropped at ingest and blanked in landing")
                     for _, rid, source, day, n in rows])
                 _mark(con, [r[0] for r in rows], now)

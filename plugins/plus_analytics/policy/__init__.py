@@ -32,6 +32,8 @@ PII = ("name", "secret", "free_text", "national_id", "address")
 #: What erasure writes into a column that referenced an erased subject (e.g. the owning account of
 #: someone else's CRM record). It is never learned as an identifier, so it pseudonymizes to NULL.
 REDACTED = "erased"
+#: The label of a late arrival kept with its references redacted (rather than dropped), in the evidence.
+REFERENCES_REDACTED = "(references redacted)"
 #: Values a published label may take besides its domain: a missing value, an unparseable one, and the
 #: small-cell merge of the marts.
 UNKNOWN, OTHER, MERGED = "unknown", "other", "(other)"
@@ -211,6 +213,12 @@ class Source:
         """Columns normalized at ingest (they carry a kind)."""
         return tuple(c for c in self.columns if c.kind)
 
+    @property
+    def reference_columns(self) -> tuple[Column, ...]:
+        """Identifier columns that name a person in someone else's row (a CRM record's owning account):
+        erasure redacts them, in the rows it keeps and in late arrivals."""
+        return tuple(c for c in self.identifier_columns if c.name not in self.subject and c.rule != "drop")
+
     def staging_columns(self) -> tuple[str, ...]:
         out: list[str] = ["_dt"]
         for c in self.columns:
@@ -368,7 +376,17 @@ def load_policy(path: str | None = None) -> dict[str, Source]:
         if src.parent and (src.parent["source"] not in sources
                            or src.parent["key"] not in sources[src.parent["source"]].column_names):
             raise PolicyError(f"{src.name}: parent must name a source and one of its columns")
+        if src.parent:
+            parent, key = sources[src.parent["source"]], src.parent["key"]
+            if parent.key != (key,) or parent.column(key).rule != "keep":
+                raise PolicyError(f"{src.name}: parent.key must be {parent.name}'s whole key, kept as it is (an erased "
+                                  f"{parent.name} row is recorded by it, and its late children recognised by it)")
     return sources
+
+
+def has_children(src: Source) -> bool:
+    """Whether another source's rows belong to ``src``'s rows (``parent``)."""
+    return any(s.parent and s.parent["source"] == src.name for s in load_policy().values())
 
 
 def source(name: str) -> Source:

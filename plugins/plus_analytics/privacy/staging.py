@@ -232,12 +232,6 @@ def _staging_key(src: Source) -> tuple[list[tuple[str, str]], list[str]] | None:
     return pairs, joins
 
 
-def staging_key_columns(src: Source) -> list[str] | None:
-    """The columns of ``src`` whose values make the key staging knows a row by (None: none reaches it)."""
-    sk = _staging_key(src)
-    return None if sk is None else [c for c, _ in sk[0]]
-
-
 def staging_key_sql(src: Source) -> tuple[str, list[str]]:
     """(expression over raw row r, joins) giving the text key by which staging knows a raw row: its key
     columns as staging holds them, joined by U+001F. Erasure records it before deleting the row."""
