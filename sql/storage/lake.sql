@@ -47,3 +47,16 @@ select * from {{ lake }}.{{ table }} where false
 
 -- name: drop_edit_table
 drop table if exists _lake_edit
+
+-- name: write_days
+-- A replacement's rows written as the table's new data files, uncompressed (the byte scan of verification
+-- reads every value as written), one directory per day as Delta lays out a partition, each file under a
+-- fresh name beside the snapshot's. The rows are streamed: DuckDB writes them within its memory limit.
+-- A row of a day not being replaced stops the write. Returns each file's path, rows, size and day.
+copy (
+    select * replace (
+        case when list_contains(cast($lake_days as date[]), _dt) then _dt
+             else error('a row of day ' || coalesce(cast(_dt as varchar), 'NULL') || ' is outside the days being replaced') end as _dt)
+    from (select {{ typed }} from ({{ rows }}))
+) to {{ directory }} (format parquet, partition_by (_dt), compression uncompressed, filename_pattern 'part-{uuid}',
+                      append, return_stats)

@@ -1,19 +1,22 @@
 """The restricted zone's rows: one Delta Lake table per source, partitioned by landing day (decision 0012).
 
 ``restricted/lake/raw_<source>/`` beside ``raw.duckdb``: Parquet data files under ``_dt=<day>/`` and the
-table's transaction log (``_delta_log/``), written through delta-rs. A session that attaches the
-restricted zone sees each source's rows as the view ``lake.raw_<source>`` over the data files of the
-table's snapshot when the session opened (DuckDB's own Parquet reader, the day taken from the file's
-directory). Rows are only ever written a whole day at a time: :func:`replace_days` commits the days'
-new content in one Delta commit (an overwrite with a predicate on those days), so an ingest of a day, an
+table's transaction log (``_delta_log/``). DuckDB writes the data files (its Parquet writer, streaming
+within its memory limit) and delta-rs makes the commits that add and remove them. A session that
+attaches the restricted zone sees each source's rows as the view ``lake.raw_<source>`` over the data files
+of the table's snapshot when the session opened (DuckDB's own Parquet reader, the day taken from the
+file's directory). Rows are only ever written a whole day at a time: :func:`replace_days` commits the
+days' new files and the removal of their old ones in one Delta commit, so an ingest of a day, an
 erasure's rewrite of the days it touched and retention's of the days it expires each touch their
 partitions and nothing else, and a reader sees a day before or after, never half of it.
 
 What the format keeps besides the data files, and how erasure reaches it:
 
-* the log's file statistics: none are written (``delta.dataSkippingNumIndexedCols = 0``: a column's
-  minimum and maximum would be personal values in a JSON file);
-* the log's recorded predicates: only days (``_dt``), never a value: erasure rewrites whole days;
+* the log's file statistics: a file's row count only (``delta.dataSkippingNumIndexedCols = 0``, and
+  the commits made here write ``numRecords`` alone: a column's minimum and maximum would be personal
+  values in a JSON file; they stay in the data file's own footer, which erasure rewrites with the file);
+* the log's recorded actions: file paths, sizes, days and row counts, never a value (a commit names the
+  files it adds and removes; no predicate is recorded) and erasure rewrites whole days;
 * files removed by a commit, files no commit names (a writer killed before its commit), and the commits
   themselves: :func:`purge` vacuums in full with zero retention, writes a checkpoint and deletes the log
   before it (both retentions are zero in the table's configuration), so after an erasure only the live
@@ -186,32 +189,93 @@ def ensure(con, table: str, empty_sql: str) -> None:
 
 def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | None = None) -> None:
     """Replace the rows of ``days`` with the result of ``sql`` (the table's columns, each row of one of
-    ``days``) in one commit. A commit that another writer's refused is retried, its rows computed again
-    (a writer of other days never refuses one; of the same days, the later commit wins whole). The
+    ``days``) in one commit. DuckDB writes the rows as new data files of the days (streamed, within its
+    memory limit), then one Delta commit adds them and removes the days' files of the snapshot they replace.
+    A commit refused because another writer committed first is made again against the new snapshot when
+    that writer touched none of ``days`` (the same files, no rows computed again); when it replaced any of
+    them, this write's files are deleted and its rows computed again (the later commit wins whole). The
     session's view then shows the new snapshot."""
-    from deltalake import WriterProperties, write_deltalake
+    from deltalake import DeltaTable
     from deltalake.exceptions import CommitFailedError
 
     if not days:
         return
     root = _root(con)
     path = table_dir(root, table)
-    schema = _schema(path)
-    columns = ", ".join(sqlf.q(n) for n in schema.names)
-    predicate = " or ".join(f"{PARTITION} = '{d.isoformat()}'" for d in sorted(set(days)))
+    days = sorted(set(days))
+    snapshot = DeltaTable(str(path))
+    schema = _arrow_schema(snapshot)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        rows = _arrow(con, f"select {columns} from ({sql})", params, stream=True).cast(schema)
+        written = _write_files(con, path, schema, days, sql, params)
         try:
-            write_deltalake(str(path), rows, mode="overwrite", predicate=predicate, partition_by=[PARTITION],
-                            writer_properties=WriterProperties(compression="UNCOMPRESSED"), configuration=CONFIG)
+            _commit(path, snapshot, schema, days, written)
             break
         except CommitFailedError:
+            for relative, *_ in written:
+                (path / relative).unlink(missing_ok=True)
             if attempt == COMMIT_ATTEMPTS:
                 raise
-            log.warning("%s: a concurrent commit touched the same days; retrying (%d)", table, attempt)
+            log.warning("%s: a concurrent commit replaced some of the same days; writing them again (%d)", table, attempt)
+            snapshot = DeltaTable(str(path))
             time.sleep(0.05 * attempt)
     faults.reached("lake")
     _define(con, root, table)
+
+
+def _arrow_schema(snapshot):
+    import pyarrow as pa
+
+    return pa.schema(snapshot.schema().to_arrow())
+
+
+def _day_files(snapshot, days: list[dt.date]) -> dict[str, tuple[int, str]]:
+    """The snapshot's data files of ``days``: path (relative to the table) to its size and day."""
+    import pyarrow as pa
+
+    wanted = {d.isoformat() for d in days}
+    out = {}
+    for action in pa.table(snapshot.get_add_actions(flatten=True)).to_pylist():
+        day = action.get(f"partition.{PARTITION}")
+        if day is not None and str(day) in wanted:
+            out[action["path"]] = (action["size_bytes"], str(day))
+    return out
+
+
+def _commit(path: Path, snapshot, schema, days: list[dt.date], written: list[tuple]):
+    """One Delta commit: ``written`` added, the files ``snapshot`` holds of ``days`` removed. Refused
+    because another writer committed first, it is made again against the new snapshot if that holds the
+    same files of ``days`` (the other writer replaced other days); otherwise the refusal is raised."""
+    import json
+
+    from deltalake import DeltaTable
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.transaction import AddAction, RemoveAction
+
+    now = int(time.time() * 1000)
+    adds = [AddAction(relative, size, {PARTITION: day}, now, True, json.dumps({"numRecords": rows}))
+            for relative, rows, size, day in written]
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        replaced = _day_files(snapshot, days)
+        removes = [RemoveAction(p, True, now, size, {PARTITION: day}) for p, (size, day) in replaced.items()]
+        try:
+            snapshot.create_write_transaction([*adds, *removes], mode="append", schema=schema, partition_by=[PARTITION])
+            return
+        except CommitFailedError:
+            latest = DeltaTable(str(path))
+            if attempt == COMMIT_ATTEMPTS or _day_files(latest, days) != replaced:
+                raise
+            snapshot = latest
+
+
+def _write_files(con, path: Path, schema, days: list[dt.date], sql: str, params: dict | None) -> list[tuple]:
+    """The rows of ``sql`` written under ``path`` as uncompressed Parquet files, one directory per day, cast
+    to the table's types; returns (path relative to the table, rows, bytes, day) per file."""
+    types = con.from_arrow(schema.empty_table()).types
+    typed = ", ".join(f"cast({sqlf.q(n)} as {t}) as {sqlf.q(n)}" for n, t in zip(schema.names, types))
+    con.complete()
+    out = sqlf.run(con, SQL, "write_days", {**(params or {}), "lake_days": days}, typed=typed, rows=sql,
+                   directory=sql_string(str(path)))
+    return [(os.path.relpath(f, path), count, size, keys[PARTITION]) for f, count, size, _footer, _stats, keys, *_ in out.fetchall()]
 
 
 def drop_days(con, table: str, days: list[dt.date]) -> None:
