@@ -4,14 +4,17 @@ applied here, before any test module imports Airflow."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="plus-analytics-test-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # the run's Airflow home and test keys go with it
 os.environ["PLUS_ANALYTICS_HOME"] = str(_HOME)
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 os.environ["PLUS_ANALYTICS_K"] = "5"

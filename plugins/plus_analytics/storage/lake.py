@@ -273,6 +273,7 @@ def _write_files(con, path: Path, schema, days: list[dt.date], sql: str, params:
     types = con.from_arrow(schema.empty_table()).types
     typed = ", ".join(f"cast({sqlf.q(n)} as {t}) as {sqlf.q(n)}" for n, t in zip(schema.names, types))
     con.complete()
+    sqlf.run(con, SQL, "write_buffers")
     out = sqlf.run(con, SQL, "write_days", {**(params or {}), "lake_days": days}, typed=typed, rows=sql,
                    directory=sql_string(str(path)))
     return [(os.path.relpath(f, path), count, size, keys[PARTITION]) for f, count, size, _footer, _stats, keys, *_ in out.fetchall()]
