@@ -71,6 +71,24 @@ def test_a_row_of_another_day_is_refused(tmp_path):
         assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 0
 
 
+def test_the_log_names_files_and_days_never_a_value(tmp_path):
+    """A commit's log entry holds each file's path, size, day and row count: no column's minimum or maximum
+    (the first and last rows' values here), so no personal value waits in the log for an erasure."""
+    paths = _home(tmp_path)
+    with locks.zone(write=paths.zones("raw")) as con:
+        lake.replace_days(con, TABLE, DAYS, ROWS.format(n=400))
+    log_dir = lake.root_of(paths.raw_db) / TABLE / "_delta_log"
+    values = [b"person-0@example.test", b"person-399@example.test", b"person-100@example.test", b"f-2026-10-01"]
+    assert files.scan_bytes(lake.root_of(paths.raw_db) / TABLE, values), "the data files hold them"
+    assert files.scan_bytes(log_dir, values) == {}
+    import json
+
+    adds = [json.loads(line)["add"] for f in sorted(log_dir.glob("*.json")) for line in f.read_text().splitlines()
+            if '"add"' in line]
+    assert sorted(json.loads(a["stats"])["numRecords"] for a in adds) == [100, 100, 100, 100]
+    assert all(set(json.loads(a["stats"])) == {"numRecords"} for a in adds)
+
+
 def test_erasure_leaves_no_byte_and_touches_only_its_days(tmp_path):
     """The byte scan finds a value in the middle of a column before (uncompressed files: it can see), and
     nowhere under the zone after the edit and the purge (log, checkpoint, removed files); the other
