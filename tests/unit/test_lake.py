@@ -5,6 +5,7 @@ writers of different days, and the move from the earlier layout."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -81,8 +82,6 @@ def test_the_log_names_files_and_days_never_a_value(tmp_path):
     values = [b"person-0@example.test", b"person-399@example.test", b"person-100@example.test", b"f-2026-10-01"]
     assert files.scan_bytes(lake.root_of(paths.raw_db) / TABLE, values), "the data files hold them"
     assert files.scan_bytes(log_dir, values) == {}
-    import json
-
     adds = [json.loads(line)["add"] for f in sorted(log_dir.glob("*.json")) for line in f.read_text().splitlines()
             if '"add"' in line]
     assert sorted(json.loads(a["stats"])["numRecords"] for a in adds) == [100, 100, 100, 100]

@@ -84,21 +84,17 @@ def _tables(root: Path) -> list[str]:
     return sorted(p.name for p in Path(root).iterdir() if exists(p)) if Path(root).is_dir() else []
 
 
-def _schema(path: Path):
-    """The table's Arrow schema, in the table's column order."""
+def _schema(snapshot):
+    """The Arrow schema of a table's snapshot (a ``DeltaTable``), in the table's column order."""
     import pyarrow as pa
-    from deltalake import DeltaTable
 
-    return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+    return pa.schema(snapshot.schema().to_arrow())
 
 
-def _arrow(con, sql: str, params: dict | None = None, stream: bool = False):
-    """The result of ``sql`` as an Arrow table, or a stream of record batches (a batch's rows are written
-    to the table as DuckDB produces them, never all held at once); DuckDB 2 first wants an earlier result
-    finished."""
+def _columns(con, empty_sql: str):
+    """The Arrow schema of the query ``empty_sql`` (no rows); DuckDB 2 first wants an earlier result finished."""
     con.complete()
-    rel = con.sql(sql, params=params or None)
-    return rel.to_arrow_reader() if stream else rel.to_arrow_table()
+    return con.sql(empty_sql).to_arrow_table().schema
 
 
 def _schema_file(root: Path, table: str, schema) -> str:
@@ -124,11 +120,10 @@ def _pointing(root: Path, table: str, create: bool) -> list[str]:
     """The statements that point ``lake.<table>`` at the table's current snapshot: the session variable
     its view reads its file list from is set (not a catalog change, so allowed inside a transaction that
     writes the restricted database); with ``create``, the view too, its columns in the table's order."""
-    import pyarrow as pa
     from deltalake import DeltaTable
 
     snapshot = DeltaTable(str(table_dir(root, table)))
-    schema = pa.schema(snapshot.schema().to_arrow())
+    schema = _schema(snapshot)
     files = [*snapshot.file_uris(), _schema_file(root, table, schema)]
     out = [sqlf.named(SQL, "point_at", variable=_variable(table), files=", ".join(map(sql_string, files)))]
     if create:
@@ -173,13 +168,13 @@ def ensure(con, table: str, empty_sql: str) -> None:
     """``table`` exists, with the columns of ``empty_sql`` (a query of no rows, typed), else a clear error."""
     root = _root(con)
     path = table_dir(root, table)
-    want = _arrow(con, empty_sql).schema
-    if not exists(path):
-        from deltalake import DeltaTable
+    want = _columns(con, empty_sql)
+    from deltalake import DeltaTable
 
+    if not exists(path):
         path.mkdir(parents=True, exist_ok=True)
         DeltaTable.create(str(path), schema=want, partition_by=[PARTITION], configuration=CONFIG, mode="ignore")
-    have = _schema(path).names
+    have = _schema(DeltaTable(str(path))).names
     if have != want.names:
         raise RuntimeError(
             f"{table} has columns {have} but the policy declares {want.names}: migrate the restricted zone "
@@ -204,7 +199,7 @@ def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | 
     path = table_dir(root, table)
     days = sorted(set(days))
     snapshot = DeltaTable(str(path))
-    schema = _arrow_schema(snapshot)
+    schema = _schema(snapshot)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         written = _write_files(con, path, schema, days, sql, params)
         try:
@@ -220,12 +215,6 @@ def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | 
             time.sleep(0.05 * attempt)
     faults.reached("lake")
     _define(con, root, table)
-
-
-def _arrow_schema(snapshot):
-    import pyarrow as pa
-
-    return pa.schema(snapshot.schema().to_arrow())
 
 
 def _day_files(snapshot, days: list[dt.date]) -> dict[str, tuple[int, str]]:
