@@ -166,11 +166,11 @@ def present(con) -> set[str]:
 
 def ensure(con, table: str, empty_sql: str) -> None:
     """``table`` exists, with the columns of ``empty_sql`` (a query of no rows, typed), else a clear error."""
+    from deltalake import DeltaTable
+
     root = _root(con)
     path = table_dir(root, table)
     want = _columns(con, empty_sql)
-    from deltalake import DeltaTable
-
     if not exists(path):
         path.mkdir(parents=True, exist_ok=True)
         DeltaTable.create(str(path), schema=want, partition_by=[PARTITION], configuration=CONFIG, mode="ignore")
