@@ -202,3 +202,22 @@ def between_reading_and_writing(monkeypatch, action) -> dict:
 
     monkeypatch.setattr(loader, "_check_batch", check_then_act)
     return out
+
+
+def between_writing_ahead_and_committing(monkeypatch, action) -> dict:
+    """Run ``action()`` once, after ingest's first batch wrote its rows ahead (with the zone's read lock)
+    and before it takes the write lock to commit them; returns what it returned, and the files written
+    ahead as ``written`` (relative to the table), empty until it ran."""
+    from plus_analytics.ingest import loader
+
+    ahead, out = loader._write_ahead, {}
+
+    def ahead_then_act(*args, **kwargs):
+        ahead(*args, **kwargs)
+        if not out:
+            done = args[-1]  # the batch's _Ahead
+            out["written"] = [f[0] for f in done.files.written] if done.files else []
+            out.update(action())
+
+    monkeypatch.setattr(loader, "_write_ahead", ahead_then_act)
+    return out

@@ -18,7 +18,16 @@ from plus_analytics.ingest.loader import ingest_partition
 from plus_analytics.policy import load_policy
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import DAYS, START
-from tests.helpers import between_reading_and_writing, busiest_cookie, copy_home, ctx, erasure_subject, opened, run_erasure
+from tests.helpers import (
+    between_reading_and_writing,
+    between_writing_ahead_and_committing,
+    busiest_cookie,
+    copy_home,
+    ctx,
+    erasure_subject,
+    opened,
+    run_erasure,
+)
 
 pytestmark = pytest.mark.integration
 LATE_FILE = "part-99999.ndjson"
@@ -223,3 +232,22 @@ def test_a_late_arrival_that_references_or_mentions_an_erased_person_or_belongs_
     for source in late:
         steps.ingest.stage(source, START, c)
     _nothing_left(home, subject)
+
+
+def test_rows_written_ahead_before_an_erasure_are_purged_and_never_committed(home, key, monkeypatch):
+    """Ingest writes a batch's rows as data files with the zone's read lock and commits them under the
+    write lock. A whole erasure between the two (removal, rewrite with its purge, verification) deletes the
+    files no commit named yet, so its verification finds no byte of the person in them; the batch, seeing
+    its landing lines rewritten (the removal blanked the person's), is read and checked again under the lock."""
+    cookie = busiest_cookie(home.raw_db)
+    [rid] = steps.erasure.register([Request("cookie_id", cookie, "test DPO")], ctx(home, key))
+    table = home.raw_db.parent / "lake" / "raw_adtech_interactions"
+    erased = between_writing_ahead_and_committing(monkeypatch, lambda: run_erasure(home, key, report=False))
+    out = steps.ingest.ingest("adtech_interactions", START, ctx(home, key), until=START + dt.timedelta(days=DAYS - 1))
+    monkeypatch.undo()
+    assert erased["written"], "the batch's rows were written ahead"
+    assert erased["verify"]["verified"] == 1, erased["verify"]
+    assert not any((table / f).exists() for f in erased["written"]), "files written ahead were purged, never committed"
+    assert out["rows_read"] == out["rows_loaded"] + out["rows_quarantined"] + out["rows_suppressed"]
+    assert _status(home, rid) == "verified"
+    _nothing_left(home, {"forms": [cookie]})

@@ -1,6 +1,7 @@
 """Ingest holds the restricted zone's write lock for its writes only: a batch's landing files are read,
-validated and its identifiers learned while another session holds the zone (here a reader, which a
-writer must wait for), and only the writes wait. What lets ingests of different sources, on different
+validated, its identifiers learned and its rows written as data files while another session holds the
+zone (here a reader, which a writer must wait for), and only the writes (the rows' commit, the maps,
+quarantine and logs) wait. What lets ingests of different sources, on different
 workers, overlap all but their writes (decision 0001)."""
 
 from __future__ import annotations
@@ -41,13 +42,17 @@ def test_a_batch_is_checked_while_another_session_holds_the_zone_and_only_its_wr
     checked = _Said(f"{SOURCE}: ")
     logging.getLogger("plus_analytics.ingest.loader").addHandler(checked)
     logging.getLogger("plus_analytics.ingest.loader").setLevel(logging.INFO)
-    holding, released = threading.Event(), {}
+    holding, released, ahead = threading.Event(), {}, set()
+    table = paths.raw_db.parent / "lake" / f"raw_{SOURCE}"
 
     def reader():
         with locks.hold({paths.raw_db: False}):  # what a staging task or the DPO's console would hold
             holding.set()
             deadline = time.monotonic() + 120
             while checked.at is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            while not ahead and time.monotonic() < deadline:  # its rows' files, written with a read lock too
+                ahead.update(_on_disk(table) - _live(table))
                 time.sleep(0.05)
             time.sleep(1.5)  # the ingest is at its writes now, waiting for this session
             released["at"] = time.monotonic()
@@ -68,4 +73,16 @@ def test_a_batch_is_checked_while_another_session_holds_the_zone_and_only_its_wr
         logged = con.execute("select count(*), sum(rows_loaded) from raw.ingest_log where source = ?", [SOURCE]).fetchone()
         rows = con.execute(f"select count(*) from lake.raw_{SOURCE}").fetchone()[0]
     assert logged == (DAYS, rows)
+    assert ahead and ahead <= _live(table), "the rows' files were written while the zone was held, then committed"
+
+
+def _on_disk(table) -> set[str]:
+    return {str(f.relative_to(table)) for f in table.glob("_dt=*/*.parquet")}
+
+
+def _live(table) -> set[str]:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    return set(pa.table(DeltaTable(str(table)).get_add_actions(flatten=True))["path"].to_pylist())
 

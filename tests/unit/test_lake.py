@@ -182,3 +182,52 @@ def test_the_purge_removes_a_data_file_no_commit_took(tmp_path):
     assert not orphan.exists()
     with locks.zone(read=paths.zones("raw")) as con:
         assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 40
+
+
+def _live_files(paths: Paths) -> set[str]:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    return set(pa.table(DeltaTable(str(lake.root_of(paths.raw_db) / TABLE)).get_add_actions(flatten=True))["path"].to_pylist())
+
+
+def test_files_written_ahead_under_the_read_lock_are_committed_as_written(tmp_path):
+    """An ingest writes its rows' files while it holds the zone's read lock, and commits them under the write
+    lock: the commit names exactly those files, the rows are computed once."""
+    paths = _home(tmp_path)
+    with locks.zone(write=paths.zones("raw")) as con:
+        lake.replace_days(con, TABLE, DAYS, ROWS.format(n=40))
+    with locks.zone(read=paths.zones("raw")) as con:
+        ahead = lake.write_ahead(con, TABLE, DAYS[:2], ROWS.format(n=400) + " where _dt < date '2026-10-03'")
+    written = {f[0] for f in ahead.written}
+    assert written and not written & _live_files(paths), "written, not yet in the snapshot"
+    with locks.zone(write=paths.zones("raw")) as con:
+        assert lake.commit_ahead(con, ahead)
+        per_day = dict(con.execute(f"select _dt, count(*) from lake.{TABLE} group by 1").fetchall())
+    assert written <= _live_files(paths)
+    assert per_day == {DAYS[0]: 100, DAYS[1]: 100, DAYS[2]: 10, DAYS[3]: 10}
+
+
+@pytest.mark.parametrize("between", ["another commit", "a purge"])
+def test_files_written_ahead_of_a_change_are_deleted_not_committed(tmp_path, between):
+    """Another commit to the table (its snapshot is no longer the one the rows were computed against) or
+    a purge (it deletes files no commit names: an erasure's, which must not find them afterwards) between
+    the files written ahead and their commit: they are deleted and the caller is told to write again."""
+    paths = _home(tmp_path)
+    with locks.zone(write=paths.zones("raw")) as con:
+        lake.replace_days(con, TABLE, DAYS, ROWS.format(n=40))
+    with locks.zone(read=paths.zones("raw")) as con:
+        ahead = lake.write_ahead(con, TABLE, DAYS[:1], ROWS.format(n=400) + " where _dt = date '2026-10-01'")
+    table = lake.root_of(paths.raw_db) / TABLE
+    if between == "another commit":
+        with locks.zone(write=paths.zones("raw")) as con:
+            lake.replace_days(con, TABLE, [DAYS[3]], f"select * from lake.{TABLE} where false")
+    else:
+        with locks.hold({paths.raw_db: True}):
+            rewrites.rewrite_zone(paths.raw_db)
+        assert not any((table / f[0]).exists() for f in ahead.written), "the purge deleted what no commit named"
+    with locks.zone(write=paths.zones("raw")) as con:
+        assert not lake.commit_ahead(con, ahead)
+        per_day = dict(con.execute(f"select _dt, count(*) from lake.{TABLE} group by 1").fetchall())
+    assert not any((table / f[0]).exists() for f in ahead.written)
+    assert per_day[DAYS[0]] == 10, "the day was not replaced by the files written ahead"

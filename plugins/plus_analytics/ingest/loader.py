@@ -12,10 +12,11 @@ that fit memory (:func:`ingest_days`), with exactly the per-day results, rows an
 that ingesting them one by one, in order, would give: the statements and identifier lookups are paid
 once per batch rather than once per day.
 
-The zone's lock is held for the writes only (:func:`ingest_days`): a batch is read, validated and its
-identifiers learned in the session first. When the writes run, the session has the restricted database
-read-write and, when deletion requests exist, the privacy ledger read-only as ``ledger`` (late arrivals
-of erased subjects are then suppressed).
+The zone's write lock is held for the writes only (:func:`ingest_days`): a batch is read, validated and
+its identifiers learned in the session first, with no lock; then checked against the days loaded and its
+rows written as data files with the read lock (:func:`_write_ahead`); the write lock covers their commit.
+When the writes run, the session has the restricted database read-write and, when deletion requests
+exist, the privacy ledger read-only as ``ledger`` (late arrivals of erased subjects are then suppressed).
 """
 
 from __future__ import annotations
@@ -104,9 +105,11 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
     three parts, so that ingests of other sources go on meanwhile and only the writes wait for each other:
     the landing files read, every line's verdict and every field validated, identifiers normalized and
     pseudonymized, in the session with no lock (what the maps already hold of the batch's identifiers is
-    read under the zone's read lock first); then, with the write lock held, the checks against what is
-    loaded (duplicate keys of earlier days, late arrivals of erased subjects), the batch's new identifiers
-    published and its rows, quarantine and logs written. Landing files that changed between the reading
+    read under the zone's read lock first); with the read lock, the duplicate keys of days already loaded
+    and its rows written as the table's next data files (:func:`_write_ahead`); then, with the write lock
+    held, late arrivals of erased subjects, the batch's new identifiers published, its rows' files committed
+    and its quarantine and logs written. Another commit to the table in between, or a purge, has the batch
+    checked and its rows written again under the lock. Landing files that changed between the reading
     and the lock (:func:`landing_state`: an erasure's removal rewrote their lines, retention deleted them)
     are read and checked again under the lock, so a batch never writes what was removed meanwhile."""
     zone = zone or _attached
@@ -122,29 +125,97 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
         size += day_size
     results: list[IngestResult] = []
     for batch in batches:
+        ahead = _Ahead()
         try:
             seen = landing_state(landing, src, batch)
             files = _files(seen)
             _check_batch(con, src, files, Path(landing), key, zone)
             log.info("%s: %d landing files of %d days read and checked; now the writes", src.name, len(files), len(batch))
+            _write_ahead(con, src, batch, landing, seen, tomb_key, zone, ahead)
             with zone(True):
                 now = landing_state(landing, src, batch)
-                if now != seen:
+                if now != seen or ahead.checked_at not in (None, lake.version(con, src.raw_table)):
                     # An erasure's removal or retention rewrote or deleted landing files of these days since
                     # they were read (both do it under this lock): writing the older reading would undo them.
-                    log.warning("%s: landing files of the batch changed while it was checked (an erasure or "
-                                "retention in between): read and checked again under the lock", src.name)
+                    # Or another writer committed to the source's table since the batch was checked against it.
+                    log.warning("%s: landing files of the batch or its table changed while it was checked (an "
+                                "erasure, retention or another ingest in between): read and checked again under "
+                                "the lock", src.name)
+                    ahead.drop(con)
                     _drop_scratch(con)
                     _check_batch(con, src, _files(now), Path(landing), key, _attached)
                 suppress = prepare(con, src, key, tomb_key)
                 results += _ingest_batch(con, src, [(d, [f for f, *_ in now[d]]) for d in batch], _files(now),
-                                         Path(landing), suppress)
+                                         Path(landing), suppress, ahead)
         except BaseException:
             with suppress_errors(Exception):  # the batch's own error is the one to see
+                ahead.drop(con)
+            with suppress_errors(Exception):
                 _drop_scratch(con)
             raise
         _drop_scratch(con)
     return results
+
+
+@dataclass
+class _Ahead:
+    """What a batch did before the zone's write lock: the version of the source's table it was checked
+    against for duplicates of earlier days (None: not checked yet), its rows' data files written ahead
+    (:func:`plus_analytics.storage.lake.write_ahead`; None: written under the lock) and the time they carry."""
+
+    checked_at: int | None = None
+    files: lake.Ahead | None = None
+    now: dt.datetime | None = None
+
+    def drop(self, con) -> None:
+        """The batch is checked again: nothing done ahead holds (files written ahead deleted)."""
+        if self.files is not None:
+            lake.discard(con, self.files)
+        self.checked_at, self.files = None, None
+
+
+def _write_ahead(con, src: Source, days: list[dt.date], landing: Path, seen: dict, tomb_key: MasterKey | None,
+                 zone, ahead: _Ahead) -> None:
+    """With the zone's read lock (and the ledger's), before its write lock: the batch checked against the
+    days already loaded, and its rows written as the table's next data files, so the write lock covers their
+    commit, not their writing. A purge takes the write lock, so it never runs while they are written, and
+    deletes them if they are not committed by then (an erasure's verification never finds them).
+
+    Nothing is written ahead when the batch holds anything of an erased person (its late arrivals are
+    dropped under the write lock, as before), when the landing files changed since they were read, or when
+    the zone does not exist yet or the table is in the earlier layout; a source's first ingest creates its
+    table here (no row, nothing personal). What changes before the write lock is taken (another commit to
+    the table, a purge of the files, landing rewritten) is found then, and the batch is checked and its rows
+    written again there."""
+    with zone(False):
+        _write_ahead_in_zone(con, src, days, landing, seen, tomb_key, ahead)
+
+
+def _write_ahead_in_zone(con, src: Source, days: list[dt.date], landing: Path, seen: dict,
+                         tomb_key: MasterKey | None, ahead: _Ahead) -> None:
+    if duck.database_path(con, "raw") is None or landing_state(landing, src, days) != seen:
+        return  # (no restricted zone yet: the write lock's session creates it)
+    if src.raw_table not in lake.present(con):  # the source's first ingest: its table, with no row, first
+        lake.ensure(con, src.raw_table, raw_rows_sql(src))
+    checked_at = lake.version(con, src.raw_table)
+    if checked_at is None:  # a table of the earlier layout, which the write lock's session moves first
+        return
+    validate_against_loaded(con, src)
+    ahead.checked_at = checked_at
+    if suppression.has_tombstones(con):
+        if tomb_key is None:
+            return  # the write lock's prepare() stops the batch with why
+        suppression.register_tombstone_key(con, tomb_key)
+        if any(suppression.find_late(con, src)):
+            return  # an erased person's rows are never written ahead: dropped under the write lock
+    kept = _kept_days(con, src, [(d, seen[d]) for d in days], quiet=True)
+    replaced = [d for d in days if d not in kept]
+    ahead.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    ahead.files = lake.write_ahead(con, src.raw_table, replaced, _loaded_rows(src), {"now": ahead.now})
+
+
+def _loaded_rows(src: Source) -> str:
+    return sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names))
 
 
 def _attached(write: bool):
@@ -201,14 +272,16 @@ def _check_batch(con, src: Source, files: list[tuple[dt.date, Path]], landing: P
     validate(con, src)
 
 
-def _kept_days(con, src: Source, chunk) -> dict[dt.date, int]:
-    """Days of the batch with no landing files: their loaded rows stay (counted, not replaced)."""
+def _kept_days(con, src: Source, chunk, quiet: bool = False) -> dict[dt.date, int]:
+    """Days of the batch with no landing files: their loaded rows stay (counted, not replaced); said in the
+    log unless ``quiet`` (the batch asks again under the write lock)."""
     kept = {}
     for day, found in chunk:
         if found:
             continue
         n = duck.scalar(con, sqlf.named(SQL, "kept_rows_of_day", raw_table=src.raw_table), [day])
-        log.warning("no landing files for %s on %s%s", src.name, day, f"; keeping the {n} rows already loaded" if n else "")
+        if not quiet:
+            log.warning("no landing files for %s on %s%s", src.name, day, f"; keeping the {n} rows already loaded" if n else "")
         if n:
             kept[day] = n
     return kept
@@ -241,14 +314,15 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> tuple[dict[d
     return per_day, redacted_per_day
 
 
-def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime) -> None:
-    """Inside the batch's transaction: the days' raw rows (one commit to the source's Delta table), then
-    mentions, quarantine and column log replaced in the restricted database, whose commit follows. A process
-    killed between the two leaves the days' new rows with no log of them yet: the day's rerun replaces
-    them whole."""
+def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime, ahead: _Ahead) -> None:
+    """Inside the batch's transaction: the days' raw rows (one commit to the source's Delta table: of the
+    files written ahead, or written now), then mentions, quarantine and column log replaced in the restricted
+    database, whose commit follows. A process killed between the two leaves the days' new rows with no log
+    of them yet: the day's rerun replaces them whole."""
     batch = {"s": src.name, "days": replaced}
-    lake.replace_days(con, src.raw_table, replaced, sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names)),
-                      {"now": now})
+    files, ahead.files = ahead.files, None
+    if files is None or not lake.commit_ahead(con, files):
+        lake.replace_days(con, src.raw_table, replaced, _loaded_rows(src), {"now": now})
     sqlf.run(con, SQL, "replace_mentions", batch)
     sqlf.run(con, SQL, "insert_mentions", {"s": src.name})
     sqlf.run(con, SQL, "replace_quarantine", batch)
@@ -258,20 +332,23 @@ def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime) ->
 
 
 def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], files: list[tuple[dt.date, Path]],
-                  landing: Path, suppress: bool) -> list[IngestResult]:
+                  landing: Path, suppress: bool, ahead: _Ahead) -> list[IngestResult]:
     """One batch of whole days (its candidates read into ``_cand``), in one transaction."""
     days = [d for d, _ in chunk]
     kept = _kept_days(con, src, chunk)
     replaced = [d for d in days if d not in kept]
-    validate_against_loaded(con, src)
+    if ahead.checked_at is None:
+        validate_against_loaded(con, src)
     if src.visitor:
         salted = [r[0] for r in sqlf.run(con, SQL, "event_days", event_time=q(src.event_time)).fetchall()]
         identifiers.ensure_visitor_salts(con, salted)
     identifiers.publish(con)  # before the rows: a row's identifiers are always in the maps
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = ahead.now if ahead.files is not None else dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with transaction(con):
         suppressed, redacted = _suppress(con, src, landing, now) if suppress else ({}, {})
-        _write_batch(con, src, replaced, now)
+        if ahead.files is not None and (suppressed or redacted or list(ahead.files.days) != replaced):
+            ahead.drop(con)  # the rows written ahead are not the rows to write now
+        _write_batch(con, src, replaced, now, ahead)
         counts = {d: (n, ok, bad) for d, n, ok, bad in sqlf.run(con, SQL, "counts_per_day").fetchall()}
         results = []
         for day in days:

@@ -36,10 +36,10 @@ def ingest(source: str, day, ctx: Context | None = None, until=None) -> dict:
     tomb = ctx.tomb if requests_exist else None  # erased subjects exist: no tombstone key, no run
     con = duck.connect(duck.spill_directory(paths.raw_db))  # a batch is read and checked without the zone's lock
 
-    def zone(write: bool = True):  # the restricted zone to write (and the ledger's requests), or to read
+    def zone(write: bool = True):  # the restricted zone to write or to read, and the ledger's requests
         if write:
             return locks.zone(write=paths.zones("raw"), read=paths.zones("ledger"), con=con)
-        return locks.zone(read=paths.zones("raw"), con=con)
+        return locks.zone(read=paths.zones("raw", "ledger"), con=con)
 
     try:
         results = [r.as_dict() for r in ingest_days(con, src, days, paths.landing, ctx.key, tomb, zone=zone)]

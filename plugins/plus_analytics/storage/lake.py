@@ -25,8 +25,9 @@ What the format keeps besides the data files, and how erasure reaches it:
   as written (with compression a value in the middle of a column is invisible to it).
 
 The rest of the restricted zone (identifier maps, quarantine, logs) stays in ``raw.duckdb``, whose lock
-still orders its writers (ingest holds it for its writes only); the rows are the bulk of the zone and
-what erasure and retention rewrite.
+still orders its writers; the rows are the bulk of the zone and what erasure and retention rewrite.
+Ingest writes its rows' data files with that lock held for reading (:func:`write_ahead`) and takes it for
+writing to commit them (:func:`commit_ahead`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from plus_analytics.storage import faults
@@ -120,16 +122,47 @@ def _pointing(root: Path, table: str, create: bool) -> list[str]:
     """The statements that point ``lake.<table>`` at the table's current snapshot: the session variable
     its view reads its file list from is set (not a catalog change, so allowed inside a transaction that
     writes the restricted database); with ``create``, the view too, its columns in the table's order."""
-    from deltalake import DeltaTable
-
-    snapshot = DeltaTable(str(table_dir(root, table)))
-    schema = _schema(snapshot)
-    files = [*snapshot.file_uris(), _schema_file(root, table, schema)]
+    files, columns = _latest(root, table)
     out = [sqlf.named(SQL, "point_at", variable=_variable(table), files=", ".join(map(sql_string, files)))]
     if create:
         out.append(sqlf.named(SQL, "view_over_files", lake=SCHEMA, table=sqlf.q(table), variable=sql_string(_variable(table)),
-                              columns=", ".join(sqlf.q(n) for n in schema.names)))
+                              columns=", ".join(sqlf.q(n) for n in columns)))
     return out
+
+
+_seen: dict[str, tuple] = {}  # a table's directory: (its log's files as last seen, data files, column names)
+
+
+def _log_state(log_dir: Path) -> tuple:
+    """Each file of a table's log: name, inode, size and modification time (a file another writer renames or
+    deletes while it is listed is left out: the next look sees the log as it is then)."""
+    out = []
+    for entry in os.scandir(log_dir):
+        try:
+            st = entry.stat()
+        except FileNotFoundError:
+            continue
+        out.append((entry.name, entry.inode(), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))
+
+
+def _latest(root: Path, table: str) -> tuple[list[str], list[str]]:
+    """The data files of a table's latest snapshot (with its no-row schema file) and its column names. Read
+    from the log when the log changed since this process last read it (every commit, checkpoint and cleanup
+    adds or deletes a file of it: each file's name, inode, size and modification time are compared), else
+    remembered: a zone session opens every table, and most have not changed since the last session."""
+    from deltalake import DeltaTable
+
+    path = table_dir(root, table)
+    state = _log_state(path / "_delta_log")
+    known = _seen.get(str(path))
+    if known is not None and known[0] == state:
+        return known[1], known[2]
+    snapshot = DeltaTable(str(path))
+    schema = _schema(snapshot)
+    files = [*snapshot.file_uris(), _schema_file(root, table, schema)]
+    _seen[str(path)] = (state, files, schema.names)
+    return files, schema.names
 
 
 def _define(con, root: Path, table: str) -> None:
@@ -173,7 +206,12 @@ def ensure(con, table: str, empty_sql: str) -> None:
     want = _columns(con, empty_sql)
     if not exists(path):
         path.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(str(path), schema=want, partition_by=[PARTITION], configuration=CONFIG, mode="ignore")
+        try:
+            DeltaTable.create(str(path), schema=want, partition_by=[PARTITION], configuration=CONFIG, mode="ignore")
+        except Exception:
+            if not exists(path):
+                raise
+            # another writer created it first (its first commit won): its columns are checked below
     have = _schema(DeltaTable(str(path))).names
     if have != want.names:
         raise RuntimeError(
@@ -206,8 +244,7 @@ def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | 
             _commit(path, snapshot, schema, days, written)
             break
         except CommitFailedError:
-            for relative, *_ in written:
-                (path / relative).unlink(missing_ok=True)
+            _delete(path, written)
             if attempt == COMMIT_ATTEMPTS:
                 raise
             log.warning("%s: a concurrent commit replaced some of the same days; writing them again (%d)", table, attempt)
@@ -215,6 +252,73 @@ def replace_days(con, table: str, days: list[dt.date], sql: str, params: dict | 
             time.sleep(0.05 * attempt)
     faults.reached("lake")
     _define(con, root, table)
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A replacement's data files written ahead of its commit (:func:`write_ahead`): the table, the days
+    they replace, the snapshot version they were computed against and each file's (path relative to the
+    table, rows, bytes, day)."""
+
+    table: str
+    days: tuple[dt.date, ...]
+    version: int
+    written: tuple[tuple, ...]
+
+
+def version(con, table: str) -> int | None:
+    """The version of ``table``'s latest snapshot; None when the table does not exist yet."""
+    from deltalake import DeltaTable
+
+    path = table_dir(_root(con), table)
+    return DeltaTable(str(path)).version() if exists(path) else None
+
+
+def write_ahead(con, table: str, days: list[dt.date], sql: str, params: dict | None = None) -> Ahead:
+    """The data files :func:`replace_days` would write, written now and committed later by
+    :func:`commit_ahead`: an ingest writes its rows while it holds the restricted zone's read lock only, and
+    takes the write lock for the commit. Until then no snapshot names the files; a purge (which takes the
+    write lock, so never while they are being written) deletes them if they are never committed."""
+    from deltalake import DeltaTable
+
+    path = table_dir(_root(con), table)
+    snapshot = DeltaTable(str(path))
+    days = sorted(set(days))
+    written = _write_files(con, path, _schema(snapshot), days, sql, params)
+    return Ahead(table, tuple(days), snapshot.version(), tuple(written))
+
+
+def commit_ahead(con, ahead: Ahead) -> bool:
+    """Commit files written ahead (:func:`write_ahead`) if the table is still at the snapshot they were
+    computed against and every one of them is still there (a purge in between deletes them). Otherwise
+    they are deleted and False returned: the caller writes its rows again (:func:`replace_days`)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import CommitFailedError
+
+    root = _root(con)
+    path = table_dir(root, ahead.table)
+    snapshot = DeltaTable(str(path))
+    if snapshot.version() != ahead.version or not all((path / f[0]).is_file() for f in ahead.written):
+        discard(con, ahead)
+        return False
+    try:
+        _commit(path, snapshot, _schema(snapshot), list(ahead.days), list(ahead.written))
+    except CommitFailedError:
+        discard(con, ahead)
+        return False
+    faults.reached("lake")
+    _define(con, root, ahead.table)
+    return True
+
+
+def discard(con, ahead: Ahead) -> None:
+    """Files written ahead that will not be committed, deleted."""
+    _delete(table_dir(_root(con), ahead.table), ahead.written)
+
+
+def _delete(path: Path, written) -> None:
+    for relative, *_ in written:
+        (path / relative).unlink(missing_ok=True)
 
 
 def _day_files(snapshot, days: list[dt.date]) -> dict[str, tuple[int, str]]:
