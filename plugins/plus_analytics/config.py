@@ -178,6 +178,10 @@ class Settings:
     k: int = 5
     #: Longest wait for a zone file held by another process, in seconds (PLUS_ZONE_LOCK_TIMEOUT).
     lock_timeout: float = 1800.0
+    #: Where the zone files' locks are kept besides the files' own (PLUS_ZONE_LOCKS): empty, on this
+    #: machine only; a PostgreSQL URL, in that server's advisory locks, which every machine of a deployment
+    #: that shares the data path shares (the Celery deployment sets it to its PostgreSQL).
+    zone_locks: str = ""
     #: Landing bytes ingested per batch of days (PLUS_INGEST_BATCH_MB).
     ingest_batch_bytes: int = 192 * 2**20
     #: Roles allowed to use the DPO's console when the auth manager has roles (PLUS_PRIVACY_ROLES).
@@ -218,6 +222,7 @@ class Settings:
         return cls(
             k=_number(env, "PLUS_ANALYTICS_K", 5, 2, int),
             lock_timeout=_number(env, "PLUS_ZONE_LOCK_TIMEOUT", 1800, 0),
+            zone_locks=_zone_locks(env),
             ingest_batch_bytes=int(_number(env, "PLUS_INGEST_BATCH_MB", 192, 0.001) * 2**20),
             privacy_roles=roles,
             dashboard_roles=dashboard_roles,
@@ -234,6 +239,14 @@ class Settings:
             kill_at=env.get("PLUS_ANALYTICS_KILL_AT", ""),
             fault_log=env.get("PLUS_ANALYTICS_FAULT_LOG", ""),
         )
+
+
+def _zone_locks(env: Mapping[str, str]) -> str:
+    url = env.get("PLUS_ZONE_LOCKS", "").strip()
+    if url and not url.startswith(("postgresql://", "postgresql+", "postgres://")):
+        raise ConfigError("PLUS_ZONE_LOCKS must be a PostgreSQL URL (postgresql://user@host:port/database), or empty "
+                          "for locks on this machine only")
+    return url
 
 
 def settings() -> Settings:

@@ -80,7 +80,8 @@ class LocalAirflow:
         if not database.startswith("postgresql"):
             raise ConfigError("the Celery deployment needs PostgreSQL for Airflow's metadata (PLUS_AIRFLOW_DATABASE "
                              f"names {database.split(':', 1)[0]})")
-        return {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        return {"PLUS_ZONE_LOCKS": env.get("PLUS_ZONE_LOCKS") or database,  # the workers share the zones' locks there
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
                 "AIRFLOW__CELERY__BROKER_URL": self.servers["redis"].url,
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
@@ -275,7 +276,8 @@ def serve(paths: Paths, port: int | None = None, say=print) -> int:
     _stop_on_signals()
     if af.workers:
         say(f"starting Airflow on {paths.home} (PostgreSQL and Redis under {paths.airflow_home}; scheduler, DAG processor, "
-            f"API server, triggerer; CeleryExecutor with {len(af.workers)} workers: {', '.join(af.workers)}) ...")
+            f"API server, triggerer; CeleryExecutor with {len(af.workers)} workers: {', '.join(af.workers)}; the zones' "
+            f"locks in PostgreSQL) ...")
     else:
         say(f"starting Airflow on {paths.home} (scheduler, DAG processor, API server, triggerer; LocalExecutor) ...")
     try:

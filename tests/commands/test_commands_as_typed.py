@@ -231,7 +231,7 @@ def test_make_airflow_on_celery_to_ctrl_c():
                     time.sleep(2)
                 text = out.read_text()
                 assert (f"(PostgreSQL and Redis under {home / 'airflow'}; scheduler, DAG processor, API server, triggerer; "
-                        f"CeleryExecutor with 2 workers: worker-1, worker-2) ...") in text, text[-3000:]
+                        f"CeleryExecutor with 2 workers: worker-1, worker-2; the zones' locks in PostgreSQL) ...") in text, text[-3000:]
                 assert f"Airflow is running: http://localhost:{port}" in text
                 assert re.search(r"plus_ingest_\w+ +success", text), text[-3000:]
                 names = {" ".join(p.cmdline()) for p in _ours(home)}

@@ -15,6 +15,12 @@ Properties:
 * A session takes all the locks it needs at once, in one global order (by path), so two sessions can
   never wait for each other. Sessions do not nest (checked), which keeps that true.
 
+Several machines: with ``PLUS_ZONE_LOCKS`` (a PostgreSQL URL) the same locks, turnstile included, are
+first taken as that server's advisory locks, keyed by the file's place in the data directory, so machines
+that share the data path but no lock file exclude each other; a holder that dies loses them with its
+connection. The files' locks are still taken after them, so a process of the same machine without the
+setting (a CLI run in another shell) is still excluded.
+
 Analysts are not part of this: they read ``analytics.duckdb``, which the pipeline never opens for
 writing (builds are swapped in with an atomic rename).
 """
@@ -24,21 +30,26 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 
 from plus_analytics.config import settings
+from plus_analytics.storage import sql as sqlf
 
 _held = threading.local()
 _tally = {"waited_s": 0.0, "held_for_writing_s": 0.0}
 log = logging.getLogger(__name__)
+SQL = "storage/locks.sql"  # PostgreSQL's advisory locks (PLUS_ZONE_LOCKS)
 
 
 class ZoneBusy(TimeoutError):
@@ -63,21 +74,30 @@ def _describe_holder(lock: Path) -> str:
     return f"pid {info.get('pid')} ({info.get('what', '?')}) since {info.get('since', '?')}"
 
 
-def _flock(fd: int, op: int, deadline: float, wait: float, what: Path) -> None:
+def _wait(attempt, deadline: float, wait: float, what: Path, holder) -> None:
+    """``attempt()`` (True: the lock is taken) until it succeeds, backing off; at ``deadline`` a clear error
+    naming ``holder()``."""
     delay = 0.02
-    while True:
-        try:
-            fcntl.flock(fd, op | fcntl.LOCK_NB)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+    while not attempt():
         if time.monotonic() >= deadline:
-            raise ZoneBusy(f"{what} is in use by {_describe_holder(lock_file(what))}; gave up after waiting "
-                           f"{wait:.0f} s (PLUS_ZONE_LOCK_TIMEOUT). "
+            raise ZoneBusy(f"{what} is in use by {holder()}; gave up after waiting {wait:.0f} s "
+                           f"(PLUS_ZONE_LOCK_TIMEOUT). "
                            f"The holder is still working or hung: wait, or stop it; nothing was changed here.")
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def _flock(fd: int, op: int, deadline: float, wait: float, what: Path) -> None:
+    def attempt() -> bool:
+        try:
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            return False
+
+    _wait(attempt, deadline, wait, what, lambda: _describe_holder(lock_file(what)))
 
 
 def _holder_info() -> str:
@@ -112,6 +132,67 @@ def _one(path: Path, exclusive: bool, deadline: float, wait: float) -> Iterator[
         yield
 
 
+def advisory_key(path: Path) -> int:
+    """The PostgreSQL advisory lock key of a zone file: from its folder and name in the data directory
+    (``restricted/raw.duckdb``), so machines that mount the shared data path in different places agree."""
+    name = "/".join(Path(path).parts[-2:])
+    return int.from_bytes(hashlib.sha256(f"plus-analytics zone {name}".encode()).digest()[:8], "big") >> 1
+
+
+def _dsn(url: str) -> str:
+    """A libpq connection string from a SQLAlchemy-style URL (``postgresql+psycopg2://...``)."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgresql") else url
+
+
+@contextmanager
+def _advisory(ordered: list[tuple[Path, bool]], deadline: float, wait: float) -> Iterator[None]:
+    """The zone files' locks as PostgreSQL advisory locks (``PLUS_ZONE_LOCKS``), which every machine of a
+    deployment shares: the same readers-writer rule and turnstile as the files' locks, one session of the
+    server holding them. A process that dies, or whose machine does, loses its connection and with it its
+    locks (TCP keepalives find a machine that vanished within about a minute)."""
+    import psycopg2
+
+    url = settings().zone_locks
+    try:
+        con = psycopg2.connect(_dsn(url), application_name=_holder_name(), connect_timeout=10, keepalives=1,
+                               keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+    except psycopg2.Error as exc:
+        where = url.rsplit("@", 1)[-1]  # host, port and database, never a password
+        raise ZoneBusy(f"the zone locks are kept in PostgreSQL (PLUS_ZONE_LOCKS: {where}), which cannot be reached: "
+                       f"{str(exc).strip().splitlines()[0]}; nothing was changed here") from None
+    con.autocommit = True
+    try:
+        cur = con.cursor()
+        for path, exclusive in ordered:
+            key, turn = advisory_key(path), advisory_key(Path(f"{path}.turn"))
+            _wait(partial(_advisory_try, cur, turn, True), deadline, wait, path, partial(_advisory_holder, cur, turn))
+            try:
+                _wait(partial(_advisory_try, cur, key, exclusive), deadline, wait, path, partial(_advisory_holder, cur, key))
+            finally:
+                cur.execute(sqlf.named(SQL, "unlock"), {"key": turn})
+        yield
+    finally:
+        con.close()  # the server lets go of every lock the session held
+
+
+def _advisory_try(cur, key: int, exclusive: bool) -> bool:
+    cur.execute(sqlf.named(SQL, "try_exclusive" if exclusive else "try_shared"), {"key": key})
+    return cur.fetchone()[0]
+
+
+def _holder_name() -> str:
+    """What a PostgreSQL session holding zone locks calls itself (its application name, 63 bytes at most)."""
+    info = json.loads(_holder_info())
+    return f"plus-analytics {socket.gethostname()} pid {info['pid']} ({info['what']})"[:63]
+
+
+def _advisory_holder(cur, key: int) -> str:
+    cur.execute(sqlf.named(SQL, "holders"), {"high": key >> 32, "low": key & 0xFFFFFFFF})
+    found = [f"{name} since {since:%Y-%m-%d %H:%M:%S %Z}" for name, since in cur.fetchall()]
+    return "; ".join(found) or "another process (a session that just let go)"
+
+
 @contextmanager
 def hold(locks: Mapping[Path, bool], timeout: float | None = None) -> Iterator[None]:
     """Hold the locks of ``locks`` ({zone file: exclusive}) for the block: all of them, taken in one
@@ -126,6 +207,8 @@ def hold(locks: Mapping[Path, bool], timeout: float | None = None) -> Iterator[N
     asked = time.monotonic()
     try:
         with ExitStack() as stack:
+            if settings().zone_locks:  # machines that share the data path share these; the files' locks follow
+                stack.enter_context(_advisory(ordered, deadline, wait))
             for path, exclusive in ordered:
                 stack.enter_context(_one(path, exclusive, deadline, wait))
             got = time.monotonic()
