@@ -19,8 +19,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import duckdb
 import pytest
@@ -119,6 +120,35 @@ def _trigger_everything(af: LocalAirflow) -> list[tuple[str, str]]:
     return runs
 
 
+@contextmanager
+def _zone_locks_seen(af: LocalAirflow):
+    """With Celery, how many zone locks tasks held in PostgreSQL at most, sampled while the block runs."""
+    seen = {"held": 0}
+    url = af.env().get("PLUS_ZONE_LOCKS") if af.workers else None
+    if not url:
+        yield seen
+        return
+    import psycopg2
+
+    done = threading.Event()
+
+    def sample():
+        with psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://")) as con, con.cursor() as cur:
+            while not done.wait(0.1):
+                cur.execute("select count(*) from pg_catalog.pg_locks l join pg_catalog.pg_stat_activity a on a.pid = l.pid "
+                            "where l.locktype = 'advisory' and l.granted and a.application_name like 'plus-analytics %'")
+                seen["held"] = max(seen["held"], cur.fetchone()[0])
+                con.rollback()
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        t.join(10)
+
+
 def _lock_errors(logs) -> list[str]:
     found = []
     for f in files_under(logs):
@@ -195,8 +225,9 @@ def test_every_dag_at_once_under_the_real_scheduler(metadata, where, baseline, t
             # SQLite limit, not what this test is about; PostgreSQL has no such stall.
             rid, erasure = _register_on_the_privacy_page(af, baseline["cookie"])
             runs = [erasure, *_trigger_everything(af)]
-            af.unpause(ALL_DAGS)
-            states = af.wait(runs, timeout=1500)
+            with _zone_locks_seen(af) as seen:  # with Celery, the zones' locks are PostgreSQL's advisory locks
+                af.unpause(ALL_DAGS)
+                states = af.wait(runs, timeout=1500)
             failed = {r: af.task_states(*r) for r, s in states.items() if s != "success"}
             assert not failed, f"runs that did not succeed (task states): {failed}\n{_diagnosis(home, failed)}"
             final = ("plus_marts", af.trigger("plus_marts", dt.datetime.now(dt.UTC).isoformat()))
@@ -215,6 +246,7 @@ def test_every_dag_at_once_under_the_real_scheduler(metadata, where, baseline, t
         if af.workers:
             assert (home.airflow_home / "redis" / "dump.rdb").exists() and any((home.airflow_home / "postgres").rglob("*"))
             assert {h.split("@")[0] for h in hosts} == {"worker-1", "worker-2"}, f"tasks ran on {sorted(hosts)}"
+            assert seen["held"] > 0, "no task held a zone lock in PostgreSQL"
     print(f"\n{metadata}: {len(runs) + 1} runs in {elapsed:.0f}s; analyst: {out.strip().splitlines()[-1]}")
     assert out.strip().splitlines()[-1].endswith("FAILED 0") and int(out.split("OK ")[-1].split()[0]) > 10, out[-2000:]
     assert _lock_errors(home.airflow_home / "logs") == []
