@@ -203,8 +203,8 @@ def _write_ahead_in_zone(con, src: Source, days: list[dt.date], landing: Path, s
     validate_against_loaded(con, src)
     ahead.checked_at = checked_at
     if suppression.has_tombstones(con):
-        if tomb_key is None:
-            return  # the write lock's prepare() stops the batch with why
+        if tomb_key is None or "erased_row_keys" not in duck.tables(con, "raw"):
+            return  # the write lock's prepare() stops the batch with why, or brings an older zone's tables up
         suppression.register_tombstone_key(con, tomb_key)
         if any(suppression.find_late(con, src)):
             return  # an erased person's rows are never written ahead: dropped under the write lock
