@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,16 @@ def test_unfinished_builds_and_lock_files_left_by_renamed_builds_go_unless_a_bui
     assert sorted(removed) == [died.name, renamed.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [running.name, locks.lock_file(running).name, locks.lock_file(running).name + ".turn"])
+
+
+def test_the_name_a_postgresql_holder_gives_itself_fits_and_stays_readable(monkeypatch):
+    """PostgreSQL cuts an application name at 63 bytes: a long task name is cut inside its parentheses, so
+    the waiting side's error still says host, pid and task (the task's start), in that shape."""
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "plus_erasure_with_a_long_dag_id")
+    monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "write_audit_publish.publish_and_certify")
+    name = locks._holder_name()
+    assert len(name.encode()) <= 63
+    assert name.startswith("plus-analytics ") and f" pid {os.getpid()} (plus_erasure_with" in name and name.endswith(")")
+    assert locks.advisory_key(Path("/a/restricted/raw.duckdb")) == locks.advisory_key(Path("/mnt/b/restricted/raw.duckdb"))
+    assert locks.advisory_key(Path("/a/restricted/raw.duckdb")) != locks.advisory_key(Path("/a/restricted/privacy.duckdb"))
+    assert 0 < locks.advisory_key(Path("/a/restricted/raw.duckdb")) < 2**63

@@ -184,7 +184,8 @@ def _advisory_try(cur, key: int, exclusive: bool) -> bool:
 def _holder_name() -> str:
     """What a PostgreSQL session holding zone locks calls itself (its application name, 63 bytes at most)."""
     info = json.loads(_holder_info())
-    return f"plus-analytics {socket.gethostname()} pid {info['pid']} ({info['what']})"[:63]
+    head = f"plus-analytics {socket.gethostname()[:24]} pid {info['pid']} ("
+    return f"{head}{info['what'][:63 - len(head) - 1]})"
 
 
 def _advisory_holder(cur, key: int) -> str:
