@@ -32,6 +32,7 @@ from plus_analytics.erasure.intake import Request
 from plus_analytics.generate import generate
 from plus_analytics.policy import load_policy
 from plus_analytics.scheduler import ALL_DAGS, LocalAirflow
+from plus_analytics.storage import locks
 from plus_analytics.storage.files import files_under, scan_bytes
 from tests.conftest import DAYS, SCALE, START
 from tests.helpers import build, busiest_cookie, ctx, gate, opened, publish, run_erasure, table_rows
@@ -133,7 +134,7 @@ def _zone_locks_seen(af: LocalAirflow):
     done = threading.Event()
 
     def sample():
-        with psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://")) as con, con.cursor() as cur:
+        with psycopg2.connect(locks._dsn(url)) as con, con.cursor() as cur:
             while not done.wait(0.1):
                 cur.execute("select count(*) from pg_catalog.pg_locks l join pg_catalog.pg_stat_activity a on a.pid = l.pid "
                             "where l.locktype = 'advisory' and l.granted and a.application_name like 'plus-analytics %'")

@@ -100,13 +100,16 @@ def _flock(fd: int, op: int, deadline: float, wait: float, what: Path) -> None:
     _wait(attempt, deadline, wait, what, lambda: _describe_holder(lock_file(what)))
 
 
-def _holder_info() -> str:
+def _holder_what() -> str:
+    """What this process is, for whoever waits for its locks: the Airflow task, else its command."""
     what = os.environ.get("AIRFLOW_CTX_DAG_ID")
     if what:
-        what = f"{what}.{os.environ.get('AIRFLOW_CTX_TASK_ID', '?')}"
-    else:
-        what = " ".join(os.path.basename(a) for a in sys.argv[:3]) or "python"
-    return json.dumps({"pid": os.getpid(), "what": what,
+        return f"{what}.{os.environ.get('AIRFLOW_CTX_TASK_ID', '?')}"
+    return " ".join(os.path.basename(a) for a in sys.argv[:3]) or "python"
+
+
+def _holder_info() -> str:
+    return json.dumps({"pid": os.getpid(), "what": _holder_what(),
                        "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")})
 
 
@@ -183,9 +186,8 @@ def _advisory_try(cur, key: int, exclusive: bool) -> bool:
 
 def _holder_name() -> str:
     """What a PostgreSQL session holding zone locks calls itself (its application name, 63 bytes at most)."""
-    info = json.loads(_holder_info())
-    head = f"plus-analytics {socket.gethostname()[:24]} pid {info['pid']} ("
-    return f"{head}{info['what'][:63 - len(head) - 1]})"
+    head = f"plus-analytics {socket.gethostname()[:24]} pid {os.getpid()} ("
+    return f"{head}{_holder_what()[:63 - len(head) - 1]})"
 
 
 def _advisory_holder(cur, key: int) -> str:
