@@ -207,7 +207,8 @@ def between_reading_and_writing(monkeypatch, action) -> dict:
 def between_writing_ahead_and_committing(monkeypatch, action) -> dict:
     """Run ``action()`` once, after ingest's first batch wrote its rows ahead (with the zone's read lock)
     and before it takes the write lock to commit them; returns what it returned, and the files written
-    ahead as ``written`` (relative to the table), empty until it ran."""
+    ahead as ``written`` ((table, path relative to it) of the rows' and the quarantined lines' tables),
+    empty until it ran."""
     from plus_analytics.ingest import loader
 
     ahead, out = loader._write_ahead, {}
@@ -216,7 +217,7 @@ def between_writing_ahead_and_committing(monkeypatch, action) -> dict:
         ahead(*args, **kwargs)
         if not out:
             done = args[-1]  # the batch's _Ahead
-            out["written"] = [f[0] for f in done.files.written] if done.files else []
+            out["written"] = [(a.table, f[0]) for a in done.files.values() for f in a.written]
             out.update(action())
 
     monkeypatch.setattr(loader, "_write_ahead", ahead_then_act)

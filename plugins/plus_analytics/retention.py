@@ -5,7 +5,7 @@ Periods come from ``policy/retention.yaml``. One run, as of a date, in steps tha
 1. landing partitions past their period are renamed out of the way (``.expired-dt=...``) and, with the
    evidence of how many files they held, deleted;
 2. restricted rows (and single columns such as message text or device data) older than their period are
-   deleted or nulled; quarantine rows, visitor salts, mentions and orphaned identifiers go too;
+   deleted or nulled; quarantined lines, visitor salts, mentions and orphaned identifiers go too;
 3. staging rows past the staging period are deleted;
 4. the DuckDB files are rewritten (the same physical erasure as tombstones, so destroyed values do not
    survive in freed blocks), and old gate reports and task logs removed.
@@ -88,8 +88,9 @@ def expire_landing(landing: Path, spec: RetentionSpec, as_of: dt.date) -> list[P
 
 
 def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, present: set[str]) -> list[tuple]:
-    """Inside the evidence's transaction: the rows' destructions decided, counted into ``ev`` and returned as
-    (table, day, columns or None) for :func:`_carry_out` after the commit; their mentions deleted."""
+    """Inside the evidence's transaction: the destructions of rows and quarantined lines decided, counted
+    into ``ev`` and returned as (table, day, columns or None) for :func:`_carry_out` after the commit; the
+    rows' mentions deleted."""
     policy = load_policy()
     pending: list[tuple] = []
     for name, period in spec.raw.items():
@@ -113,6 +114,13 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
             pending.append((src.raw_table, day, list(rule.columns)))
         if any(src.column(c).pii == "free_text" for c in rule.columns):
             sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": src.name})
+    cut = _cutoff(as_of, spec.quarantine.days)
+    for src in policy.values():
+        if src.quarantine_table not in present:
+            continue
+        for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db=lake.SCHEMA, table=src.quarantine_table).fetchall():
+            ev.add("restricted", src.quarantine_table, day, f"quarantine {spec.quarantine.days}d", n)
+            pending.append((src.quarantine_table, day, None))
     return pending
 
 
@@ -136,10 +144,6 @@ def _carry_out(con) -> None:
 
 
 def _destroy_restricted_bookkeeping(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date) -> None:
-    cut = _cutoff(as_of, spec.quarantine.days)
-    for day, n in sqlf.run(con, SQL, "quarantine_per_day", {"cut": cut}).fetchall():
-        ev.add("restricted", "quarantine", day, f"quarantine {spec.quarantine.days}d", n)
-    sqlf.run(con, SQL, "delete_quarantine", {"cut": cut})
     cut = _cutoff(as_of, spec.visitor_salt.days)
     for (day,) in sqlf.run(con, SQL, "salt_days", {"cut": cut}).fetchall():
         ev.add("restricted", "visitor_salt", day, f"visitor salt {spec.visitor_salt.days}d", 1)

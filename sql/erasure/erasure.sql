@@ -101,7 +101,7 @@ select distinct h.request_id, $source, h._file, h._line, $column from ({{ hits }
 anti join _erase_rows e on e.source = $source and e._file = h._file and e._line = h._line
 
 -- name: quarantine_payloads
-select source, _dt, _file, _line, payload from raw.quarantine
+select source, _dt, _file, _line, payload from lake.quarantine
 
 -- name: store_rows
 -- The selection grows, never shrinks: a rerun after rows were already removed keeps their record.
@@ -185,9 +185,18 @@ where list_contains(cast($days as date[]), r._dt)
 -- name: redacted_column
 case when list_contains(x.cols, {{ col }}) then $redacted else r.{{ column }} end as {{ column }}
 
--- name: delete_quarantine
-delete from raw.quarantine where (_file, _line) in (
-    select _file, _line from ledger.erasure_quarantine where request_id in (select unnest($ids)))
+-- name: quarantine_touched_days
+-- The days of a source's quarantined lines that the selection deletes: the only partitions erasure rewrites.
+select distinct q._dt from lake.{{ table }} q join (
+    select _file, _line from ledger.erasure_quarantine where source = $source and request_id in (select unnest($ids))
+) s on q._file = s._file and q._line = s._line
+
+-- name: kept_quarantine
+-- A source's quarantined lines of the touched days as erasure leaves them: the selection's left out.
+select q.* from lake.{{ table }} q
+anti join (select _file, _line from ledger.erasure_quarantine where source = $source and request_id in (select unnest($ids))) g
+    on q._file = g._file and q._line = g._line
+where list_contains(cast($days as date[]), q._dt)
 
 -- name: delete_mentions
 delete from raw.text_mentions where (_file, _line) in (
@@ -264,4 +273,4 @@ create or replace temp table _subject_pids as
 select cast(kind as varchar) as kind, cast(pseudonym as varchar) as pseudonym from _subject_pid_frame;
 
 -- name: quarantine_payload_texts
-select payload from raw.quarantine where payload is not null;
+select payload from lake.quarantine where payload is not null;

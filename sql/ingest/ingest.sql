@@ -101,13 +101,12 @@ insert into raw.text_mentions select distinct $s, c._dt, m._file, m._line, m.kin
 from _mentions m join _checked c on c._file = m._file and c._line = m._line and c.reason is null
 join _ids i on i.kind = m.kind and i.raw_value = m.v and i.error is null
 
--- name: replace_quarantine
-delete from raw.quarantine where source = $s and list_contains(cast($days as date[]), _dt)
-
--- name: insert_quarantine
+-- name: quarantine_rows
+-- The batch's lines that failed validation, with why: they replace its days in the source's quarantine table.
 -- An NDJSON line still ends with its newline (and a carriage return before it): the payload does not.
-insert into raw.quarantine select $s, c._dt, c._file, c._line, c.reason,
-    left({% if ndjson %}regexp_replace(p.payload, '\r?\n?$', ''){% else %}p.payload{% endif %}, $keep), $now
+select c._dt, c._file, c._line, c.reason,
+    left({% if ndjson %}regexp_replace(p.payload, '\r?\n?$', ''){% else %}p.payload{% endif %}, $keep) as payload,
+    $now as quarantined_at
 from _checked c join _payloads p using (_file, _line) where c.reason is not null
 
 -- name: counts_per_day

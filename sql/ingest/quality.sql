@@ -11,7 +11,7 @@ where source = $source
 group by all order by _dt desc, 4 desc, col, problem;
 
 -- name: totals
-select (select count(*) from raw.quarantine), (select sum(rows_loaded) from raw.ingest_log);
+select (select count(*) from lake.quarantine), (select sum(rows_loaded) from raw.ingest_log);
 
 -- name: most_quarantined
 select source, col, sum(rows_quarantined)::bigint as n from raw.ingest_column_log

@@ -40,16 +40,8 @@ create table if not exists raw.visitor_salt (
     created_at timestamp not null
 );
 
--- Rows that failed validation, with where they came from and why. Restricted: the payload may hold PII.
-create table if not exists raw.quarantine (
-    source      varchar not null,
-    _dt         date not null,
-    _file       varchar not null,
-    _line       bigint not null,
-    reason      varchar not null,
-    payload     varchar,
-    quarantined_at timestamp not null
-);
+-- Rows that failed validation are in each source's Delta table quarantine_<source> beside this file
+-- (plus_analytics.storage.lake; the view lake.quarantine shows them all).
 
 -- One row per ingest of a (source, day): what was read, loaded and quarantined.
 create table if not exists raw.ingest_log (

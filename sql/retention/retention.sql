@@ -15,12 +15,6 @@ select _dt, count(*) from {{ db }}.{{ table }} where _dt < $cut and ({{ some }})
 -- name: null_columns
 update {{ db }}.{{ table }} set {{ assignments }} where _dt < $cut and ({{ some }})
 
--- name: quarantine_per_day
-select _dt, count(*) from raw.quarantine where _dt < $cut group by 1 order by 1
-
--- name: delete_quarantine
-delete from raw.quarantine where _dt < $cut
-
 -- name: salt_days
 select day from raw.visitor_salt where day < $cut order by 1
 

@@ -32,6 +32,37 @@ drop table raw.{{ table }}
 -- name: views
 select view_name from duckdb_views() where database_name = $database and schema_name = 'main' and not internal
 
+-- name: quarantine_columns
+-- A source's quarantined lines (lake.quarantine_<source>): restricted, a line may hold personal values.
+select cast(null as date) as _dt, cast(null as varchar) as _file, cast(null as bigint) as _line,
+    cast(null as varchar) as reason, cast(null as varchar) as payload, cast(null as timestamp) as quarantined_at limit 0
+
+-- name: quarantine_of
+select {{ source }} as source, _dt, _file, _line, reason, payload, quarantined_at from {{ lake }}.{{ table }}
+
+-- name: no_quarantine
+select cast(null as varchar) as source, * from ({{ columns }})
+
+-- name: quarantine_view
+-- Every source's quarantined lines, named by source, as the earlier layout's single table had them.
+create or replace view {{ lake }}.{{ view }} as {{ rows }}
+
+-- name: legacy_quarantine
+-- The earlier layout's quarantine: one table of every source inside raw.duckdb.
+select 1 from duckdb_tables() where database_name = 'raw' and schema_name = 'main' and table_name = 'quarantine'
+
+-- name: legacy_quarantine_rows
+select source, _dt, _file, _line, reason, payload, quarantined_at from raw.quarantine
+
+-- name: legacy_quarantine_sources
+select distinct source from raw.quarantine order by 1
+
+-- name: legacy_quarantine_days
+select distinct _dt from raw.quarantine where source = $source
+
+-- name: legacy_quarantine_of
+select _dt, _file, _line, reason, payload, quarantined_at from raw.quarantine where source = $source
+
 -- name: legacy_tables
 -- Rows of a source in the earlier layout: a raw_<source> table inside raw.duckdb.
 select table_name from duckdb_tables() where database_name = 'raw' and schema_name = 'main' and table_name like 'raw\_%' escape '\'

@@ -21,6 +21,7 @@ from plus_analytics.config import Paths
 from plus_analytics.erasure.intake import Request
 from plus_analytics.ingest import csv_records
 from plus_analytics.ingest.reading import PAYLOAD_KEEP
+from plus_analytics.storage import lake
 from plus_analytics.storage.files import scan_bytes
 from tests.conftest import START
 from tests.helpers import copy_home, ctx, erasure_subject, opened, run_erasure
@@ -109,8 +110,25 @@ def test_a_quarantined_line_longer_than_its_kept_payload_is_found_whole(home, ke
     steps.ingest.ingest("platform_usage_events", START, ctx(home, key))
     with opened(home.raw_db, read_only=True) as con:
         [(payload,)] = con.execute("select payload from quarantine where payload like '%ev_long_000001%'").fetchall()
+        kept = {(src, f, n): (d, text) for src, f, n, d, text in con.execute(
+            "select source, _file, _line, _dt, payload from quarantine where payload not like '%ev_long_000001%'").fetchall()}
     assert subject["account"] not in payload
+    tables = lake.root_of(home.raw_db)
+    before = {p.relative_to(tables) for p in tables.glob("quarantine_*/_dt=*/*.parquet")}
     steps.erasure.register([Request("email", subject["email"], "test DPO")], ctx(home, key))
     out = run_erasure(home, key, report=False)
     assert out["verify"]["verified"] == 1, out
+    with opened(home.raw_db, read_only=True) as con:  # its lines are gone from quarantine, every other one kept
+        assert con.execute("select count(*) from quarantine where payload like '%ev_long_000001%'").fetchone()[0] == 0
+        left = set(con.execute("select source, _file, _line from quarantine").fetchall())
+    assert left <= set(kept)
+    forms = {f.strip() for f in subject["forms"] if len(f.strip()) >= 6}
+    for line in set(kept) - left:  # the erasure's other lines: the person's
+        assert any(f in kept[line][1] for f in forms), kept[line]
+    after = {p.relative_to(tables) for p in tables.glob("quarantine_*/_dt=*/*.parquet")}
+    rewritten = {("quarantine_platform_usage_events", f"_dt={START}")} | {
+        (f"quarantine_{line[0]}", f"_dt={kept[line][0]}") for line in set(kept) - left}
+    partition = lambda p: (p.parts[0], p.parts[1])  # noqa: E731
+    assert {partition(p) for p in before ^ after} == rewritten  # only the partitions holding its lines were rewritten
+    assert {partition(p) for p in before} - rewritten, "partitions of quarantined lines the erasure left as they were"
     assert b"ev_long_000001" not in path.read_bytes() and subject["account"].encode() not in path.read_bytes()

@@ -241,13 +241,14 @@ def test_rows_written_ahead_before_an_erasure_are_purged_and_never_committed(hom
     its landing lines rewritten (the removal blanked the person's), is read and checked again under the lock."""
     cookie = busiest_cookie(home.raw_db)
     [rid] = steps.erasure.register([Request("cookie_id", cookie, "test DPO")], ctx(home, key))
-    table = home.raw_db.parent / "lake" / "raw_adtech_interactions"
+    tables = home.raw_db.parent / "lake"
     erased = between_writing_ahead_and_committing(monkeypatch, lambda: run_erasure(home, key, report=False))
     out = steps.ingest.ingest("adtech_interactions", START, ctx(home, key), until=START + dt.timedelta(days=DAYS - 1))
     monkeypatch.undo()
-    assert erased["written"], "the batch's rows were written ahead"
+    assert {t for t, _ in erased["written"]} == {"raw_adtech_interactions", "quarantine_adtech_interactions"}, \
+        "the batch's rows and quarantined lines were written ahead"
     assert erased["verify"]["verified"] == 1, erased["verify"]
-    assert not any((table / f).exists() for f in erased["written"]), "files written ahead were purged, never committed"
+    assert not any((tables / t / f).exists() for t, f in erased["written"]), "files written ahead were purged, never committed"
     assert out["rows_read"] == out["rows_loaded"] + out["rows_quarantined"] + out["rows_suppressed"]
     assert _status(home, rid) == "verified"
     _nothing_left(home, {"forms": [cookie]})

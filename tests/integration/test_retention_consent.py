@@ -38,7 +38,8 @@ def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
     policy = load_policy()
     with opened(home.raw_db, read_only=True) as con:
         before = {s.raw_table: dict(con.execute(f"select _dt, count(*) from {s.raw_table} group by 1").fetchall()) for s in policy.values()}
-        q_before = dict(con.execute("select _dt, count(*) from quarantine group by 1").fetchall())
+        q_before = {s.quarantine_table: dict(con.execute("select _dt, count(*) from quarantine where source = ? group by 1",
+                                                         [s.name]).fetchall()) for s in policy.values()}
         day0_ids = [r[0] for r in con.execute("select event_id from raw_platform_usage_events where _dt = ? limit 50", [START]).fetchall()]
         day0_ids += [r[0] for r in con.execute("select message_id from raw_connect_messages where _dt = ? limit 50", [START]).fetchall()]
         later = con.execute("select count(*) from raw_platform_usage_events where _dt > ?", [START]).fetchone()[0]
@@ -59,7 +60,9 @@ def test_expired_partitions_leave_every_layer_and_the_bytes(pipeline, tmp_path):
     for s in policy.values():  # evidence rows match what was removed, table by table
         if before[s.raw_table].get(START):
             assert evidence[(s.raw_table, START)] == before[s.raw_table][START], s.name
-    assert evidence[("quarantine", START)] == q_before[START]
+    for table, per_day in q_before.items():  # and each source's quarantined lines, in its own table
+        assert evidence.get((table, START), 0) == per_day.get(START, 0), table
+    assert sum(per_day.get(START, 0) for per_day in q_before.values()) > 0  # the case is exercised
     with opened(home.staging_db, read_only=True) as con:
         assert con.execute("select count(*) from stg_platform_usage_events where cast(event_ts as date) <= ?", [START]).fetchone()[0] == 0
     assert scan_bytes(home.home, [i.encode() for i in day0_ids]) == {}

@@ -231,3 +231,36 @@ def test_files_written_ahead_of_a_change_are_deleted_not_committed(tmp_path, bet
         per_day = dict(con.execute(f"select _dt, count(*) from lake.{TABLE} group by 1").fetchall())
     assert not any((table / f[0]).exists() for f in ahead.written)
     assert per_day[DAYS[0]] == 10, "the day was not replaced by the files written ahead"
+
+
+def test_quarantine_is_a_table_per_source_seen_together_and_moved_from_the_earlier_layout(tmp_path):
+    """The earlier layout kept every source's quarantined lines in one table of raw.duckdb: a reader sees
+    them in place through ``lake.quarantine``; the first writer moves each source's lines into its own
+    table (``quarantine_<source>``, partitioned by day), drops the old table and marks the file for
+    rewriting; the view then shows the same lines, by source."""
+    paths = Paths(tmp_path / "home").ensure()
+    with locks.zone(read=paths.zones("raw")) as con:  # no zone file yet: nothing to see, nothing to fail
+        pass
+    with locks.zone(write=paths.zones("raw")) as con:  # a zone without quarantine reads as its typed columns
+        types = dict(con.execute("select column_name, column_type from (describe lake.quarantine)").fetchall())
+        assert con.execute("select count(*) from lake.quarantine").fetchone()[0] == 0
+    assert types == {"source": "VARCHAR", "_dt": "DATE", "_file": "VARCHAR", "_line": "BIGINT", "reason": "VARCHAR",
+                     "payload": "VARCHAR", "quarantined_at": "TIMESTAMP"}
+    lines = """select s as source, date '2026-10-01' + cast(i % 3 as integer) as _dt, s || '/f' as _file, cast(i as bigint) as _line,
+        'bad value' as reason, 'line ' || s || '-' || cast(i as varchar) as payload, timestamp '2026-10-05 00:00:00' as quarantined_at
+    from (select unnest(['alpha', 'beta']) as s), range(30) t(i)"""
+    with duckdb.connect(str(paths.raw_db)) as con:
+        con.execute(f"create table quarantine as {lines}")
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert sorted(con.execute("select * from lake.quarantine").fetchall()) == sorted(con.execute(lines).fetchall())
+    root = lake.root_of(paths.raw_db)
+    assert not lake.exists(root / "quarantine_alpha")
+    with locks.zone(write=paths.zones("raw")) as con:
+        assert {"quarantine_alpha", "quarantine_beta"} <= lake.present(con)
+        assert sorted(con.execute("select * from lake.quarantine").fetchall()) == sorted(con.execute(lines).fetchall())
+        assert con.execute("select count(*) from lake.quarantine_beta where _dt = date '2026-10-02'").fetchone()[0] == 10
+        assert "quarantine" not in {r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = 'raw'").fetchall()}
+    assert files.is_dirty(paths.raw_db), "the old table's lines stay in freed blocks until the file is rewritten"
+    assert sorted(p.name for p in (root / "quarantine_alpha").glob("_dt=*")) == [
+        "_dt=2026-10-01", "_dt=2026-10-02", "_dt=2026-10-03"]

@@ -8,8 +8,8 @@ before anything is deleted.
 
 ``apply``: the recorded selection is carried out in the landing files (lines blanked, so every other
 row's line number stays valid; fields redacted), then in the restricted zone (the days of the rows
-rewritten in the sources' Delta tables, then quarantine, mentions and identifier maps in one
-transaction), then recorded as done. Carrying out a selection twice
+rewritten in the sources' Delta tables, and of the quarantined lines in their quarantine tables, then
+mentions and identifier maps in one transaction), then recorded as done. Carrying out a selection twice
 changes nothing the second time, so a run that dies anywhere is finished by the next.
 """
 
@@ -144,15 +144,28 @@ def _rows(con, src: Source, ids: list[str]) -> None:
                       {**params, "days": sorted(days), **({"redacted": REDACTED} if redacted else {})})
 
 
+def _quarantine(con, src: Source, ids: list[str]) -> None:
+    """The source's quarantined lines of the selection deleted: the days that hold any rewritten in one
+    commit to its quarantine table; no other day is touched."""
+    if src.quarantine_table not in lake.present(con):
+        return
+    params = {"ids": ids, "source": src.name}
+    days = [r[0] for r in sqlf.run(con, SQL, "quarantine_touched_days", params, table=src.quarantine_table).fetchall()]
+    if days:
+        lake.replace_days(con, src.quarantine_table, days, sqlf.named(SQL, "kept_quarantine", table=src.quarantine_table),
+                          {**params, "days": sorted(days)})
+
+
 def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str], tomb_key) -> None:
-    """In the restricted zone: the rows (Delta commits, :func:`_rows`), then the rest in one transaction of
-    the restricted database. Each is idempotent, so a run that dies between them is finished by the next."""
+    """In the restricted zone: the rows and quarantined lines (Delta commits, :func:`_rows`,
+    :func:`_quarantine`), then the rest in one transaction of the restricted database. Each is idempotent,
+    so a run that dies between them is finished by the next."""
     params = {"ids": ids}
     for src in sources:
         _rows(con, src, ids)
+        _quarantine(con, src, ids)
     with transaction(con):
         remember_erased_parents(con, sources, tomb_key, ids)  # their children may still arrive
-        sqlf.run(con, SQL, "delete_quarantine", params)
         sqlf.run(con, SQL, "delete_mentions", params)
         pids = pd.DataFrame(sorted({(s.kind, s.pseudonym) for s in subjects}), columns=["kind", "pseudonym"], dtype=object)
         with_frame(con, "_subject_pid_frame", pids, sqlf.named(SQL, "subject_pids_table"))

@@ -3,9 +3,10 @@ quarantine.
 
 The whole batch is validated set-wise inside DuckDB against the policy (types, required fields,
 lengths, domains, minimums, identifier normalization, duplicate keys). Every line read ends up in
-exactly one place: ``raw_<source>`` (a Delta table, :mod:`plus_analytics.storage.lake`) or
-``quarantine`` (with file, line and reason), or is counted as suppressed for an erasure request.
-Re-running a day replaces that day exactly: its rows in one Delta commit, the rest in one transaction.
+exactly one place: ``raw_<source>`` or ``quarantine_<source>`` (with file, line and reason; both Delta
+tables, :mod:`plus_analytics.storage.lake`), or is counted as suppressed for an erasure request.
+Re-running a day replaces that day exactly: its rows and its quarantined lines in one Delta commit each,
+the rest in one transaction.
 
 A daily DAG run ingests one day; a backfill ingests many days of a source in batches of whole days
 that fit memory (:func:`ingest_days`), with exactly the per-day results, rows and quarantine reasons
@@ -25,7 +26,7 @@ import datetime as dt
 import logging
 from contextlib import nullcontext
 from contextlib import suppress as suppress_errors
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from plus_analytics.config import settings
@@ -78,6 +79,7 @@ def prepare(con, src: Source, key: MasterKey, tomb_key: MasterKey | None = None)
     identifiers.check_key(con, "raw", key)
     identifiers.check_key_version(con, key)
     lake.ensure(con, src.raw_table, raw_rows_sql(src))
+    lake.ensure(con, src.quarantine_table, lake.quarantine_columns())
     suppress = suppression.has_tombstones(con)
     if suppress:
         if tomb_key is None:
@@ -160,18 +162,19 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
 @dataclass
 class _Ahead:
     """What a batch did before the zone's write lock: the version of the source's table it was checked
-    against for duplicates of earlier days (None: not checked yet), its rows' data files written ahead
-    (:func:`plus_analytics.storage.lake.write_ahead`; None: written under the lock) and the time they carry."""
+    against for duplicates of earlier days (None: not checked yet), the data files written ahead of its
+    rows and of its quarantined lines, per table (:func:`plus_analytics.storage.lake.write_ahead`; none:
+    written under the lock) and the time they carry."""
 
     checked_at: int | None = None
-    files: lake.Ahead | None = None
+    files: dict[str, lake.Ahead] = field(default_factory=dict)
     now: dt.datetime | None = None
 
     def drop(self, con) -> None:
         """The batch is checked again: nothing done ahead holds (files written ahead deleted)."""
-        if self.files is not None:
-            lake.discard(con, self.files)
-        self.checked_at, self.files = None, None
+        while self.files:
+            lake.discard(con, self.files.popitem()[1])
+        self.checked_at = None
 
 
 def _write_ahead(con, src: Source, days: list[dt.date], landing: Path, seen: dict, tomb_key: MasterKey | None,
@@ -195,8 +198,11 @@ def _write_ahead_in_zone(con, src: Source, days: list[dt.date], landing: Path, s
                          tomb_key: MasterKey | None, ahead: _Ahead) -> None:
     if duck.database_path(con, "raw") is None or landing_state(landing, src, days) != seen:
         return  # (no restricted zone yet: the write lock's session creates it)
-    if src.raw_table not in lake.present(con):  # the source's first ingest: its table, with no row, first
+    have = lake.present(con)
+    if src.raw_table not in have:  # the source's first ingest: its tables, with no row, first
         lake.ensure(con, src.raw_table, raw_rows_sql(src))
+    if src.quarantine_table not in have:
+        lake.ensure(con, src.quarantine_table, lake.quarantine_columns())
     checked_at = lake.version(con, src.raw_table)
     if checked_at is None:  # a table of the earlier layout, which the write lock's session moves first
         return
@@ -211,11 +217,16 @@ def _write_ahead_in_zone(con, src: Source, days: list[dt.date], landing: Path, s
     kept = _kept_days(con, src, [(d, seen[d]) for d in days], quiet=True)
     replaced = [d for d in days if d not in kept]
     ahead.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    ahead.files = lake.write_ahead(con, src.raw_table, replaced, _loaded_rows(src), {"now": ahead.now})
+    for table, rows, params in _tables_written(src, ahead.now):
+        ahead.files[table] = lake.write_ahead(con, table, replaced, rows, params)
 
 
-def _loaded_rows(src: Source) -> str:
-    return sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names))
+def _tables_written(src: Source, now: dt.datetime) -> list[tuple[str, str, dict]]:
+    """The Delta tables a batch replaces its days of: each with the query of its rows and their parameters."""
+    return [(src.raw_table, sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names)),
+             {"now": now}),
+            (src.quarantine_table, sqlf.named(SQL, "quarantine_rows", ndjson=src.format == "ndjson"),
+             {"keep": PAYLOAD_KEEP, "now": now})]
 
 
 def _attached(write: bool):
@@ -315,18 +326,17 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> tuple[dict[d
 
 
 def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime, ahead: _Ahead) -> None:
-    """Inside the batch's transaction: the days' raw rows (one commit to the source's Delta table: of the
-    files written ahead, or written now), then mentions, quarantine and column log replaced in the restricted
-    database, whose commit follows. A process killed between the two leaves the days' new rows with no log
-    of them yet: the day's rerun replaces them whole."""
+    """Inside the batch's transaction: the days' raw rows and quarantined lines (one commit to each of the
+    source's Delta tables: of the files written ahead, or written now), then mentions and column log
+    replaced in the restricted database, whose commit follows. A process killed between them leaves the
+    days' new rows with no log of them yet: the day's rerun replaces them whole."""
     batch = {"s": src.name, "days": replaced}
-    files, ahead.files = ahead.files, None
-    if files is None or not lake.commit_ahead(con, files):
-        lake.replace_days(con, src.raw_table, replaced, _loaded_rows(src), {"now": now})
+    for table, rows, params in _tables_written(src, now):
+        files = ahead.files.pop(table, None)
+        if files is None or not lake.commit_ahead(con, files):
+            lake.replace_days(con, table, replaced, rows, params)
     sqlf.run(con, SQL, "replace_mentions", batch)
     sqlf.run(con, SQL, "insert_mentions", {"s": src.name})
-    sqlf.run(con, SQL, "replace_quarantine", batch)
-    sqlf.run(con, SQL, "insert_quarantine", {"s": src.name, "keep": PAYLOAD_KEEP, "now": now}, ndjson=src.format == "ndjson")
     sqlf.run(con, SQL, "replace_column_log", batch)
     sqlf.run(con, SQL, "insert_column_log", {"s": src.name, "now": now}, pairs=column_problem_pairs(src))
 
@@ -343,10 +353,10 @@ def _ingest_batch(con, src: Source, chunk: list[tuple[dt.date, list[Path]]], fil
         salted = [r[0] for r in sqlf.run(con, SQL, "event_days", event_time=q(src.event_time)).fetchall()]
         identifiers.ensure_visitor_salts(con, salted)
     identifiers.publish(con)  # before the rows: a row's identifiers are always in the maps
-    now = ahead.now if ahead.files is not None else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = ahead.now if ahead.files else dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with transaction(con):
         suppressed, redacted = _suppress(con, src, landing, now) if suppress else ({}, {})
-        if ahead.files is not None and (suppressed or redacted or list(ahead.files.days) != replaced):
+        if ahead.files and (suppressed or redacted or any(list(f.days) != replaced for f in ahead.files.values())):
             ahead.drop(con)  # the rows written ahead are not the rows to write now
         _write_batch(con, src, replaced, now, ahead)
         counts = {d: (n, ok, bad) for d, n, ok, bad in sqlf.run(con, SQL, "counts_per_day").fetchall()}

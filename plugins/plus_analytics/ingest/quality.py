@@ -3,7 +3,7 @@ quarantine (``ingest_column_log``), written after every ingest as ``reports/qual
 
 A problem names the column and the rule it broke ("value not in vocabulary features", "invalid ip in
 ip: ..."), never the value, so the report may leave the restricted zone. The quarantined lines
-themselves, with file and line number, stay in the restricted zone's ``quarantine`` table.
+themselves, with file and line number, stay in the restricted zone's quarantine tables (``lake.quarantine``).
 """
 
 from __future__ import annotations

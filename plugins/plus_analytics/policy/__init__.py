@@ -200,6 +200,11 @@ class Source:
         return f"raw_{self.name}"
 
     @property
+    def quarantine_table(self) -> str:
+        """Its lines that failed validation, with why (restricted: a line may hold personal values)."""
+        return f"quarantine_{self.name}"
+
+    @property
     def staging_table(self) -> str:
         return f"stg_{self.name}"
 

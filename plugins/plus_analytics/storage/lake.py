@@ -24,9 +24,10 @@ What the format keeps besides the data files, and how erasure reaches it:
 * compression: data files are written uncompressed, so the byte scan of verification reads every value
   as written (with compression a value in the middle of a column is invisible to it).
 
-The rest of the restricted zone (identifier maps, quarantine, logs) stays in ``raw.duckdb``, whose lock
-still orders its writers; the rows are the bulk of the zone and what erasure and retention rewrite.
-Ingest writes its rows' data files with that lock held for reading (:func:`write_ahead`) and takes it for
+Each source's quarantined lines are a table of their own too (``quarantine_<source>``, the same days; the
+view ``lake.quarantine`` shows every source's with its name). The rest of the restricted zone (identifier
+maps, mentions, logs) stays in ``raw.duckdb``, whose lock still orders its writers. Ingest writes its rows'
+and quarantined lines' data files with that lock held for reading (:func:`write_ahead`) and takes it for
 writing to commit them (:func:`commit_ahead`).
 """
 
@@ -48,6 +49,8 @@ from plus_analytics.storage.duck import sql_string
 log = logging.getLogger(__name__)
 
 SCHEMA = "lake"  #: the in-memory database a session's views of the tables live in: ``lake.raw_<source>``
+QUARANTINE = "quarantine"  #: the view of every source's quarantined lines, ``lake.quarantine``
+QUARANTINE_PREFIX = "quarantine_"  #: a source's quarantined lines: ``lake.quarantine_<source>``
 DIRECTORY = "lake"  #: the tables' directory, beside the restricted database
 PARTITION = "_dt"
 COMMIT_ATTEMPTS = 8
@@ -167,8 +170,30 @@ def _latest(root: Path, table: str) -> tuple[list[str], list[str]]:
 
 def _define(con, root: Path, table: str) -> None:
     """Point ``lake.<table>`` at the table's current snapshot (after a commit of this session's)."""
-    for statement in _pointing(root, table, create=table not in present(con)):
+    create = table not in present(con)
+    for statement in _pointing(root, table, create=create):
         con.execute(statement)
+    if create and table.startswith(QUARANTINE_PREFIX):
+        _quarantine_view(con, legacy=False)
+
+
+def quarantine_columns() -> str:
+    """The columns of a source's quarantine table (a query of no rows, typed): the day, the landing file
+    and line, why, the line itself (its first characters) and when."""
+    return sqlf.named(SQL, "quarantine_columns")
+
+
+def _quarantine_view(con, legacy: bool) -> None:
+    """``lake.quarantine``: every source's quarantined lines with the source's name, over the tables this
+    session sees (or the earlier layout's single table, read where it is)."""
+    if legacy:
+        rows = sqlf.named(SQL, "legacy_quarantine_rows")
+    else:
+        tables = sorted(t for t in present(con) if t.startswith(QUARANTINE_PREFIX))
+        rows = " union all ".join(
+            sqlf.named(SQL, "quarantine_of", lake=SCHEMA, table=sqlf.q(t), source=sql_string(t[len(QUARANTINE_PREFIX):]))
+            for t in tables) or sqlf.named(SQL, "no_quarantine", columns=quarantine_columns())
+    sqlf.run(con, SQL, "quarantine_view", lake=SCHEMA, view=QUARANTINE, rows=rows)
 
 
 def attach(con, raw_db: Path, writable: bool) -> None:
@@ -177,24 +202,28 @@ def attach(con, raw_db: Path, writable: bool) -> None:
     root = root_of(raw_db)
     sqlf.run(con, SQL, "views_database", lake=SCHEMA)
     legacy = [r[0] for r in sqlf.run(con, SQL, "legacy_tables").fetchall()]
-    if legacy and writable:
+    legacy_quarantine = bool(sqlf.run(con, SQL, "legacy_quarantine").fetchall())
+    if (legacy or legacy_quarantine) and writable:
         from plus_analytics.storage.files import mark_dirty
 
         mark_dirty(raw_db)  # the old tables' rows stay in freed blocks until the file is rewritten
         for table in legacy:
             _migrate(con, root, table)
-        legacy = []
+        if legacy_quarantine:
+            _migrate_quarantine(con)
+        legacy, legacy_quarantine = [], False
     for table in legacy:
         sqlf.run(con, SQL, "view_over_legacy", lake=SCHEMA, table=sqlf.q(table))
     defined = present(con)
     statements = [s for t in _tables(root) if t not in legacy for s in _pointing(root, t, create=t not in defined)]
     if statements:  # one call for every table: a session with the restricted zone opens often
         con.execute(";\n".join(statements))
+    _quarantine_view(con, legacy=legacy_quarantine)
 
 
 def present(con) -> set[str]:
-    """The tables this session sees (``raw_<source>``)."""
-    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()}
+    """The tables this session sees (``raw_<source>``, ``quarantine_<source>``; not the view of them all)."""
+    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()} - {QUARANTINE}
 
 
 def ensure(con, table: str, empty_sql: str) -> None:
@@ -423,3 +452,17 @@ def _migrate(con, root: Path, table: str) -> None:
     replace_days(con, table, days, sqlf.named(SQL, "legacy_rows", table=sqlf.q(table)))
     sqlf.run(con, SQL, "drop_legacy", table=sqlf.q(table))
     log.info("moved %s into its Delta table (%d days)", table, len(days))
+
+
+def _migrate_quarantine(con) -> None:
+    """Move the earlier layout's quarantine (one table of every source in ``raw.duckdb``) into each
+    source's quarantine table, a source's days in one commit, then drop it (``raw.duckdb`` is marked for
+    rewriting by the caller)."""
+    sources = [r[0] for r in sqlf.run(con, SQL, "legacy_quarantine_sources").fetchall()]
+    for source in sources:
+        table = QUARANTINE_PREFIX + source
+        ensure(con, table, quarantine_columns())
+        days = [r[0] for r in sqlf.run(con, SQL, "legacy_quarantine_days", {"source": source}).fetchall()]
+        replace_days(con, table, days, sqlf.named(SQL, "legacy_quarantine_of"), {"source": source})
+    sqlf.run(con, SQL, "drop_legacy", table=QUARANTINE)
+    log.info("moved the quarantine of %d sources into their Delta tables", len(sources))
