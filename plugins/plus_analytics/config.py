@@ -76,8 +76,8 @@ class Paths:
 
     @property
     def raw_db(self) -> Path:
-        """Identifier maps, mentions and logs of the restricted zone, beside its Delta tables of rows and
-        quarantined lines (``lake/``): the only place that holds raw personal values."""
+        """Identifier maps and logs of the restricted zone, beside its Delta tables of rows, quarantined lines
+        and mentions (``lake/``): the only place that holds raw personal values."""
         return self.restricted / "raw.duckdb"
 
     @property

@@ -101,7 +101,7 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
         for day, n in sqlf.run(con, SQL, "rows_per_day", {"cut": cut}, db=lake.SCHEMA, table=src.raw_table).fetchall():
             ev.add("restricted", src.raw_table, day, f"rows {period.days}d", n)
             pending.append((src.raw_table, day, None))
-        sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": name})
+        pending += _mentions_before(con, src, cut, present)
     for rule in spec.raw_columns:
         src = policy[rule.table]
         if src.raw_table not in present:
@@ -113,7 +113,7 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
             ev.add("restricted", f"{src.raw_table}.{'+'.join(rule.columns)}", day, f"{rule.data} {rule.days}d", n)
             pending.append((src.raw_table, day, list(rule.columns)))
         if any(src.column(c).pii == "free_text" for c in rule.columns):
-            sqlf.run(con, SQL, "delete_mentions", {"cut": cut, "source": src.name})
+            pending += _mentions_before(con, src, cut, present)
     cut = _cutoff(as_of, spec.quarantine.days)
     for src in policy.values():
         if src.quarantine_table not in present:
@@ -124,13 +124,22 @@ def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, pr
     return pending
 
 
+def _mentions_before(con, src, cut: dt.date, present: set[str]) -> list[tuple]:
+    """The days of the source's mentions before ``cut``, to drop with its rows or its free text (the
+    mentions are an index of the text, not evidence of their own)."""
+    if src.mentions_table not in present:
+        return []
+    return [(src.mentions_table, day, None) for (day,) in
+            sqlf.run(con, SQL, "days_before", {"cut": cut}, db=lake.SCHEMA, table=src.mentions_table).fetchall()]
+
+
 def _carry_out(con) -> None:
     """The recorded destructions of rows (``raw.retention_pending``), each table's days in one commit per
     kind, then the record removed. Repeating it changes nothing, so a run that died here is finished by
     the next."""
     todo: dict[tuple[str, tuple | None], list[dt.date]] = defaultdict(list)
     for table, day, columns in sqlf.run(con, SQL, "pending").fetchall():
-        todo[(table, tuple(columns) if columns is not None else None)].append(day)
+        todo[(table, tuple(columns) if columns is not None else None)].append(day)  # (a day may be there twice)
     for (table, columns), days in sorted(todo.items(), key=lambda kv: (kv[0][0], kv[0][1] is None)):
         if columns is None:
             lake.drop_days(con, table, days)

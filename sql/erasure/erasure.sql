@@ -84,7 +84,7 @@ join _erase_rows e on e.source = $parent and e._file = p._file and e._line = p._
 -- Anyone's free-text rows that mention a subject's identifier.
 insert into _erase_rows
 select distinct s.request_id, tm.source, tm._file, tm._line, 'mentions the subject in free text', null
-from raw.text_mentions tm join raw.id_map m on m.kind = tm.kind and m.raw_value = tm.raw_value
+from lake.text_mentions tm join raw.id_map m on m.kind = tm.kind and m.raw_value = tm.raw_value
 join _subjects s on s.kind = m.kind and s.pseudonym = m.pseudonym
 anti join _erase_rows e on e.source = tm.source and e._file = tm._file and e._line = tm._line
 
@@ -185,22 +185,20 @@ where list_contains(cast($days as date[]), r._dt)
 -- name: redacted_column
 case when list_contains(x.cols, {{ col }}) then $redacted else r.{{ column }} end as {{ column }}
 
--- name: quarantine_touched_days
--- The days of a source's quarantined lines that the selection deletes: the only partitions erasure rewrites.
-select distinct q._dt from lake.{{ table }} q join (
-    select _file, _line from ledger.erasure_quarantine where source = $source and request_id in (select unnest($ids))
-) s on q._file = s._file and q._line = s._line
+-- name: line_touched_days
+-- The days of a source's table of lines (quarantine, mentions) that hold a line of the selection
+-- (ledger.erasure_quarantine, ledger.erasure_rows): the only partitions erasure rewrites.
+select distinct t._dt from lake.{{ table }} t join (
+    select _file, _line from ledger.{{ selection }} where source = $source and request_id in (select unnest($ids))
+) s on t._file = s._file and t._line = s._line
 
--- name: kept_quarantine
--- A source's quarantined lines of the touched days as erasure leaves them: the selection's left out.
-select q.* from lake.{{ table }} q
-anti join (select _file, _line from ledger.erasure_quarantine where source = $source and request_id in (select unnest($ids))) g
-    on q._file = g._file and q._line = g._line
-where list_contains(cast($days as date[]), q._dt)
+-- name: kept_lines
+-- A source's table of lines, its touched days as erasure leaves them: the selection's lines left out.
+select t.* from lake.{{ table }} t
+anti join (select _file, _line from ledger.{{ selection }} where source = $source and request_id in (select unnest($ids))) g
+    on t._file = g._file and t._line = g._line
+where list_contains(cast($days as date[]), t._dt)
 
--- name: delete_mentions
-delete from raw.text_mentions where (_file, _line) in (
-    select _file, _line from ledger.erasure_rows where request_id in (select unnest($ids)))
 
 -- name: delete_subject_ids
 delete from raw.id_map where (kind, pseudonym) in (select kind, pseudonym from _subject_pids)

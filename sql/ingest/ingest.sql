@@ -93,11 +93,10 @@ select c._dt, count(distinct (s._file, s._line)) from _suppressed s join _checke
 -- The batch's rows that passed, as the source's table holds them (they replace the batch's days).
 select _dt, _file, _line, {{ columns }}, $now as _ingested_at from _checked where reason is null
 
--- name: replace_mentions
-delete from raw.text_mentions where source = $s and list_contains(cast($days as date[]), _dt)
-
--- name: insert_mentions
-insert into raw.text_mentions select distinct $s, c._dt, m._file, m._line, m.kind, m.v
+-- name: mention_rows
+-- The identifiers the batch's loaded rows mention in free text: they replace its days in the source's
+-- mentions table.
+select distinct c._dt, m._file, m._line, m.kind, m.v as raw_value
 from _mentions m join _checked c on c._file = m._file and c._line = m._line and c.reason is null
 join _ids i on i.kind = m.kind and i.raw_value = m.v and i.error is null
 

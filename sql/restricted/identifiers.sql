@@ -106,7 +106,7 @@ from raw.pseudonyms p where id_map.kind = 'ip' and p.kind = 'ip_prefix' and p.no
 -- Identifiers no row of the zone refers to any more (an IP only an erased subject used, say) leave
 -- both maps. {{ refs_sql }} lists (kind, v) of every identifier column of every raw table.
 create or replace temp table _refs as
-select distinct kind, v from ({{ refs_sql }} union select kind, raw_value from raw.text_mentions) where v is not null
+select distinct kind, v from ({{ refs_sql }} union select kind, raw_value from lake.text_mentions) where v is not null
 
 -- name: delete_orphan_ids
 delete from raw.id_map where (kind, raw_value) not in (select kind, v from _refs) and kind <> 'ip_prefix'

@@ -66,16 +66,9 @@ create table if not exists raw.ingest_column_log (
     ingested_at timestamp not null
 );
 
--- Identifiers mentioned inside free text (a phone number typed into a chat message): which row mentions
--- which identifier. Erasure deletes every row that mentions its subject.
-create table if not exists raw.text_mentions (
-    source    varchar not null,
-    _dt       date not null,
-    _file     varchar not null,
-    _line     bigint not null,
-    kind      varchar not null,
-    raw_value varchar not null
-);
+-- Identifiers mentioned inside free text (a phone number typed into a chat message), which row mentions
+-- which: each source's Delta table mentions_<source> (lake.text_mentions shows them all). Erasure deletes
+-- every row that mentions its subject.
 
 -- The key the pseudonyms of this zone were made with: its version and a check value (HMAC of a fixed
 -- label under the key, never the key). A run whose key does not match stops before it writes anything.

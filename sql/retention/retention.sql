@@ -6,8 +6,8 @@ select _dt, count(*) from {{ db }}.{{ table }} where _dt < $cut group by 1 order
 -- name: delete_rows
 delete from {{ db }}.{{ table }} where _dt < $cut
 
--- name: delete_mentions
-delete from raw.text_mentions where source = $source and _dt < $cut
+-- name: days_before
+select distinct _dt from {{ db }}.{{ table }} where _dt < $cut order by 1
 
 -- name: column_rows_per_day
 select _dt, count(*) from {{ db }}.{{ table }} where _dt < $cut and ({{ some }}) group by 1 order by 1

@@ -37,31 +37,36 @@ select view_name from duckdb_views() where database_name = $database and schema_
 select cast(null as date) as _dt, cast(null as varchar) as _file, cast(null as bigint) as _line,
     cast(null as varchar) as reason, cast(null as varchar) as payload, cast(null as timestamp) as quarantined_at limit 0
 
--- name: quarantine_of
-select {{ source }} as source, _dt, _file, _line, reason, payload, quarantined_at from {{ lake }}.{{ table }}
+-- name: mention_columns
+-- The identifiers a source's free text mentions, by row (lake.mentions_<source>): restricted, raw values.
+select cast(null as date) as _dt, cast(null as varchar) as _file, cast(null as bigint) as _line,
+    cast(null as varchar) as kind, cast(null as varchar) as raw_value limit 0
 
--- name: no_quarantine
+-- name: family_of
+select {{ source }} as source, * from {{ lake }}.{{ table }}
+
+-- name: no_family
 select cast(null as varchar) as source, * from ({{ columns }})
 
--- name: quarantine_view
--- Every source's quarantined lines, named by source, as the earlier layout's single table had them.
+-- name: family_view
+-- Every source's table of a family, named by source, as the earlier layout's single table had them.
 create or replace view {{ lake }}.{{ view }} as {{ rows }}
 
--- name: legacy_quarantine
--- The earlier layout's quarantine: one table of every source inside raw.duckdb.
-select 1 from duckdb_tables() where database_name = 'raw' and schema_name = 'main' and table_name = 'quarantine'
+-- name: legacy_family
+-- The earlier layout's table of a family: one table of every source inside raw.duckdb.
+select 1 from duckdb_tables() where database_name = 'raw' and schema_name = 'main' and table_name = $view
 
--- name: legacy_quarantine_rows
-select source, _dt, _file, _line, reason, payload, quarantined_at from raw.quarantine
+-- name: legacy_family_rows
+select * from raw.{{ view }}
 
--- name: legacy_quarantine_sources
-select distinct source from raw.quarantine order by 1
+-- name: legacy_family_sources
+select distinct source from raw.{{ view }} order by 1
 
--- name: legacy_quarantine_days
-select distinct _dt from raw.quarantine where source = $source
+-- name: legacy_family_days
+select distinct _dt from raw.{{ view }} where source = $source
 
--- name: legacy_quarantine_of
-select _dt, _file, _line, reason, payload, quarantined_at from raw.quarantine where source = $source
+-- name: legacy_family_of
+select * exclude (source) from raw.{{ view }} where source = $source
 
 -- name: legacy_tables
 -- Rows of a source in the earlier layout: a raw_<source> table inside raw.duckdb.

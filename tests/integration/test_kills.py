@@ -102,6 +102,7 @@ def _state(home: Path) -> dict:
                                                 f"{', visitor_hash is null' if per_run else ''} from stg.{src.staging_table}")
         for t in ("quarantine", "ingest_log", "text_mentions", "id_map", "pseudonyms"):
             out[t] = _rows(con, {"quarantine": "select * exclude (quarantined_at) from lake.quarantine",
+                                 "text_mentions": "select * from lake.text_mentions",
                                  "ingest_log": "select * exclude (ingested_at) from raw.ingest_log"}.get(t, f"select * from raw.{t}"))
         for m in ("mart_daily_active_usage", "mart_feature_usage", "mart_chat_volume", "mart_crm_activity",
                   "mart_crm_pipeline", "mart_ad_performance", "meta_consent_exclusions"):

@@ -264,3 +264,18 @@ def test_quarantine_is_a_table_per_source_seen_together_and_moved_from_the_earli
     assert files.is_dirty(paths.raw_db), "the old table's lines stay in freed blocks until the file is rewritten"
     assert sorted(p.name for p in (root / "quarantine_alpha").glob("_dt=*")) == [
         "_dt=2026-10-01", "_dt=2026-10-02", "_dt=2026-10-03"]
+
+
+def test_mentions_are_a_table_per_source_and_moved_from_the_earlier_layout(tmp_path):
+    """The same for the identifiers free text mentions (``raw.text_mentions`` -> ``mentions_<source>``)."""
+    paths = Paths(tmp_path / "home").ensure()
+    mentions = """select 'chat' as source, date '2026-10-01' + cast(i % 2 as integer) as _dt, 'chat/f' as _file,
+        cast(i as bigint) as _line, 'phone' as kind, '+6681000' || cast(i as varchar) as raw_value from range(6) t(i)"""
+    with duckdb.connect(str(paths.raw_db)) as con:
+        con.execute(f"create table text_mentions as {mentions}")
+    with locks.zone(read=paths.zones("raw")) as con:
+        assert sorted(con.execute("select * from lake.text_mentions").fetchall()) == sorted(con.execute(mentions).fetchall())
+    with locks.zone(write=paths.zones("raw")) as con:
+        assert "mentions_chat" in lake.present(con)
+        assert sorted(con.execute("select * from lake.text_mentions").fetchall()) == sorted(con.execute(mentions).fetchall())
+        assert con.execute("select count(*) from duckdb_tables() where database_name = 'raw'").fetchone()[0] == 0

@@ -8,8 +8,8 @@ before anything is deleted.
 
 ``apply``: the recorded selection is carried out in the landing files (lines blanked, so every other
 row's line number stays valid; fields redacted), then in the restricted zone (the days of the rows
-rewritten in the sources' Delta tables, and of the quarantined lines in their quarantine tables, then
-mentions and identifier maps in one transaction), then recorded as done. Carrying out a selection twice
+rewritten in the sources' Delta tables, and of their quarantined lines and mentions in theirs, then the
+identifier maps in one transaction), then recorded as done. Carrying out a selection twice
 changes nothing the second time, so a run that dies anywhere is finished by the next.
 """
 
@@ -144,29 +144,28 @@ def _rows(con, src: Source, ids: list[str]) -> None:
                       {**params, "days": sorted(days), **({"redacted": REDACTED} if redacted else {})})
 
 
-def _quarantine(con, src: Source, ids: list[str]) -> None:
-    """The source's quarantined lines of the selection deleted: the days that hold any rewritten in one
-    commit to its quarantine table; no other day is touched."""
-    if src.quarantine_table not in lake.present(con):
+def _lines(con, src: Source, table: str, selection: str, ids: list[str]) -> None:
+    """The lines of the ledger's ``selection`` deleted from the source's ``table`` (its quarantined lines,
+    its mentions): the days that hold any rewritten in one commit; no other day is touched."""
+    if table not in lake.present(con):
         return
     params = {"ids": ids, "source": src.name}
-    days = [r[0] for r in sqlf.run(con, SQL, "quarantine_touched_days", params, table=src.quarantine_table).fetchall()]
+    days = [r[0] for r in sqlf.run(con, SQL, "line_touched_days", params, table=table, selection=selection).fetchall()]
     if days:
-        lake.replace_days(con, src.quarantine_table, days, sqlf.named(SQL, "kept_quarantine", table=src.quarantine_table),
+        lake.replace_days(con, table, days, sqlf.named(SQL, "kept_lines", table=table, selection=selection),
                           {**params, "days": sorted(days)})
 
 
 def _restricted(con, sources: list[Source], subjects: list[requests.Subject], ids: list[str], tomb_key) -> None:
-    """In the restricted zone: the rows and quarantined lines (Delta commits, :func:`_rows`,
-    :func:`_quarantine`), then the rest in one transaction of the restricted database. Each is idempotent,
-    so a run that dies between them is finished by the next."""
-    params = {"ids": ids}
+    """In the restricted zone: the rows, quarantined lines and mentions (Delta commits, :func:`_rows`,
+    :func:`_lines`), then the rest in one transaction of the restricted database. Each is idempotent, so a
+    run that dies between them is finished by the next."""
     for src in sources:
         _rows(con, src, ids)
-        _quarantine(con, src, ids)
+        _lines(con, src, src.quarantine_table, "erasure_quarantine", ids)
+        _lines(con, src, src.mentions_table, "erasure_rows", ids)
     with transaction(con):
         remember_erased_parents(con, sources, tomb_key, ids)  # their children may still arrive
-        sqlf.run(con, SQL, "delete_mentions", params)
         pids = pd.DataFrame(sorted({(s.kind, s.pseudonym) for s in subjects}), columns=["kind", "pseudonym"], dtype=object)
         with_frame(con, "_subject_pid_frame", pids, sqlf.named(SQL, "subject_pids_table"))
         sqlf.run(con, SQL, "delete_subject_ids")

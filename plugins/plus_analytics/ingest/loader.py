@@ -5,8 +5,8 @@ The whole batch is validated set-wise inside DuckDB against the policy (types, r
 lengths, domains, minimums, identifier normalization, duplicate keys). Every line read ends up in
 exactly one place: ``raw_<source>`` or ``quarantine_<source>`` (with file, line and reason; both Delta
 tables, :mod:`plus_analytics.storage.lake`), or is counted as suppressed for an erasure request.
-Re-running a day replaces that day exactly: its rows and its quarantined lines in one Delta commit each,
-the rest in one transaction.
+Re-running a day replaces that day exactly: its rows, quarantined lines and mentions in one Delta commit
+each, the rest in one transaction.
 
 A daily DAG run ingests one day; a backfill ingests many days of a source in batches of whole days
 that fit memory (:func:`ingest_days`), with exactly the per-day results, rows and quarantine reasons
@@ -78,8 +78,8 @@ def prepare(con, src: Source, key: MasterKey, tomb_key: MasterKey | None = None)
     identifiers.ensure_schema(con)
     identifiers.check_key(con, "raw", key)
     identifiers.check_key_version(con, key)
-    lake.ensure(con, src.raw_table, raw_rows_sql(src))
-    lake.ensure(con, src.quarantine_table, lake.quarantine_columns())
+    for table, columns, _rows, _params in _tables_written(src, None):
+        lake.ensure(con, table, columns)
     suppress = suppression.has_tombstones(con)
     if suppress:
         if tomb_key is None:
@@ -199,10 +199,9 @@ def _write_ahead_in_zone(con, src: Source, days: list[dt.date], landing: Path, s
     if duck.database_path(con, "raw") is None or landing_state(landing, src, days) != seen:
         return  # (no restricted zone yet: the write lock's session creates it)
     have = lake.present(con)
-    if src.raw_table not in have:  # the source's first ingest: its tables, with no row, first
-        lake.ensure(con, src.raw_table, raw_rows_sql(src))
-    if src.quarantine_table not in have:
-        lake.ensure(con, src.quarantine_table, lake.quarantine_columns())
+    for table, columns, _rows, _params in _tables_written(src, None):
+        if table not in have:  # the source's first ingest: its tables, with no row, first
+            lake.ensure(con, table, columns)
     checked_at = lake.version(con, src.raw_table)
     if checked_at is None:  # a table of the earlier layout, which the write lock's session moves first
         return
@@ -217,16 +216,21 @@ def _write_ahead_in_zone(con, src: Source, days: list[dt.date], landing: Path, s
     kept = _kept_days(con, src, [(d, seen[d]) for d in days], quiet=True)
     replaced = [d for d in days if d not in kept]
     ahead.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    for table, rows, params in _tables_written(src, ahead.now):
+    for table, _columns, rows, params in _tables_written(src, ahead.now):
         ahead.files[table] = lake.write_ahead(con, table, replaced, rows, params)
 
 
-def _tables_written(src: Source, now: dt.datetime) -> list[tuple[str, str, dict]]:
-    """The Delta tables a batch replaces its days of: each with the query of its rows and their parameters."""
-    return [(src.raw_table, sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names)),
-             {"now": now}),
-            (src.quarantine_table, sqlf.named(SQL, "quarantine_rows", ndjson=src.format == "ndjson"),
-             {"keep": PAYLOAD_KEEP, "now": now})]
+def _tables_written(src: Source, now: dt.datetime | None) -> list[tuple[str, str, str, dict]]:
+    """The Delta tables a batch replaces its days of (its rows, its quarantined lines, the identifiers its
+    free text mentions): each with its columns (a query of no rows), the query of the batch's rows and
+    their parameters."""
+    out = [(src.raw_table, raw_rows_sql(src),
+            sqlf.named(SQL, "loaded_rows", columns=", ".join(q(c) for c in src.column_names)), {"now": now}),
+           (src.quarantine_table, lake.columns_of(lake.QUARANTINE),
+            sqlf.named(SQL, "quarantine_rows", ndjson=src.format == "ndjson"), {"keep": PAYLOAD_KEEP, "now": now})]
+    if src.free_text_columns:
+        out.append((src.mentions_table, lake.columns_of(lake.MENTIONS), sqlf.named(SQL, "mention_rows"), {}))
+    return out
 
 
 def _attached(write: bool):
@@ -326,17 +330,15 @@ def _suppress(con, src: Source, landing: Path, now: dt.datetime) -> tuple[dict[d
 
 
 def _write_batch(con, src: Source, replaced: list[dt.date], now: dt.datetime, ahead: _Ahead) -> None:
-    """Inside the batch's transaction: the days' raw rows and quarantined lines (one commit to each of the
-    source's Delta tables: of the files written ahead, or written now), then mentions and column log
-    replaced in the restricted database, whose commit follows. A process killed between them leaves the
-    days' new rows with no log of them yet: the day's rerun replaces them whole."""
+    """Inside the batch's transaction: the days' raw rows, quarantined lines and mentions (one commit to each
+    of the source's Delta tables: of the files written ahead, or written now), then the column log replaced
+    in the restricted database, whose commit follows. A process killed between them leaves the days' new
+    rows with no log of them yet: the day's rerun replaces them whole."""
     batch = {"s": src.name, "days": replaced}
-    for table, rows, params in _tables_written(src, now):
+    for table, _columns, rows, params in _tables_written(src, now):
         files = ahead.files.pop(table, None)
         if files is None or not lake.commit_ahead(con, files):
             lake.replace_days(con, table, replaced, rows, params)
-    sqlf.run(con, SQL, "replace_mentions", batch)
-    sqlf.run(con, SQL, "insert_mentions", {"s": src.name})
     sqlf.run(con, SQL, "replace_column_log", batch)
     sqlf.run(con, SQL, "insert_column_log", {"s": src.name, "now": now}, pairs=column_problem_pairs(src))
 

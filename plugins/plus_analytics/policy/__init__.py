@@ -205,6 +205,11 @@ class Source:
         return f"quarantine_{self.name}"
 
     @property
+    def mentions_table(self) -> str:
+        """Identifiers mentioned in its free text, by row (a source with free-text columns only)."""
+        return f"mentions_{self.name}"
+
+    @property
     def staging_table(self) -> str:
         return f"stg_{self.name}"
 

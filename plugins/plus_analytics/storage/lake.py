@@ -24,11 +24,12 @@ What the format keeps besides the data files, and how erasure reaches it:
 * compression: data files are written uncompressed, so the byte scan of verification reads every value
   as written (with compression a value in the middle of a column is invisible to it).
 
-Each source's quarantined lines are a table of their own too (``quarantine_<source>``, the same days; the
-view ``lake.quarantine`` shows every source's with its name). The rest of the restricted zone (identifier
-maps, mentions, logs) stays in ``raw.duckdb``, whose lock still orders its writers. Ingest writes its rows'
-and quarantined lines' data files with that lock held for reading (:func:`write_ahead`) and takes it for
-writing to commit them (:func:`commit_ahead`).
+Each source's quarantined lines and the identifiers its free text mentions are tables of their own too
+(``quarantine_<source>``, ``mentions_<source>``, the same days: a :class:`Family`; the views
+``lake.quarantine`` and ``lake.text_mentions`` show every source's with its name). The rest of the
+restricted zone (identifier maps, logs) stays in ``raw.duckdb``, whose lock still orders its writers.
+Ingest writes its tables' data files with that lock held for reading (:func:`write_ahead`) and takes it
+for writing to commit them (:func:`commit_ahead`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ from plus_analytics.storage.duck import sql_string
 log = logging.getLogger(__name__)
 
 SCHEMA = "lake"  #: the in-memory database a session's views of the tables live in: ``lake.raw_<source>``
-QUARANTINE = "quarantine"  #: the view of every source's quarantined lines, ``lake.quarantine``
-QUARANTINE_PREFIX = "quarantine_"  #: a source's quarantined lines: ``lake.quarantine_<source>``
 DIRECTORY = "lake"  #: the tables' directory, beside the restricted database
 PARTITION = "_dt"
 COMMIT_ATTEMPTS = 8
@@ -117,6 +116,29 @@ def _schema_file(root: Path, table: str, schema) -> str:
     return str(path)
 
 
+@dataclass(frozen=True)
+class Family:
+    """Tables of one kind, one per source (``lake.<prefix><source>``), seen together, each row with its
+    source's name first, as the view ``lake.<view>`` (the earlier layout's single table ``raw.<view>``)."""
+
+    view: str
+    prefix: str
+    columns: str  #: the named query of a table's columns (no row, typed)
+
+    def table(self, source: str) -> str:
+        return self.prefix + source
+
+
+QUARANTINE = Family("quarantine", "quarantine_", "quarantine_columns")  #: each source's lines that failed validation
+MENTIONS = Family("text_mentions", "mentions_", "mention_columns")  #: identifiers mentioned in free text, by row
+FAMILIES = (QUARANTINE, MENTIONS)
+
+
+def columns_of(family: Family) -> str:
+    """The columns of ``family``'s tables: a query of no rows, typed."""
+    return sqlf.named(SQL, family.columns)
+
+
 def _variable(table: str) -> str:
     return f"lake_{table}"
 
@@ -173,27 +195,22 @@ def _define(con, root: Path, table: str) -> None:
     create = table not in present(con)
     for statement in _pointing(root, table, create=create):
         con.execute(statement)
-    if create and table.startswith(QUARANTINE_PREFIX):
-        _quarantine_view(con, legacy=False)
+    for family in FAMILIES:
+        if create and table.startswith(family.prefix):
+            _family_view(con, family, legacy=False)
 
 
-def quarantine_columns() -> str:
-    """The columns of a source's quarantine table (a query of no rows, typed): the day, the landing file
-    and line, why, the line itself (its first characters) and when."""
-    return sqlf.named(SQL, "quarantine_columns")
-
-
-def _quarantine_view(con, legacy: bool) -> None:
-    """``lake.quarantine``: every source's quarantined lines with the source's name, over the tables this
+def _family_view(con, family: Family, legacy: bool) -> None:
+    """``lake.<view>``: every source's table of ``family`` with the source's name, over the tables this
     session sees (or the earlier layout's single table, read where it is)."""
     if legacy:
-        rows = sqlf.named(SQL, "legacy_quarantine_rows")
+        rows = sqlf.named(SQL, "legacy_family_rows", view=family.view)
     else:
-        tables = sorted(t for t in present(con) if t.startswith(QUARANTINE_PREFIX))
+        tables = sorted(t for t in present(con) if t.startswith(family.prefix))
         rows = " union all ".join(
-            sqlf.named(SQL, "quarantine_of", lake=SCHEMA, table=sqlf.q(t), source=sql_string(t[len(QUARANTINE_PREFIX):]))
-            for t in tables) or sqlf.named(SQL, "no_quarantine", columns=quarantine_columns())
-    sqlf.run(con, SQL, "quarantine_view", lake=SCHEMA, view=QUARANTINE, rows=rows)
+            sqlf.named(SQL, "family_of", lake=SCHEMA, table=sqlf.q(t), source=sql_string(t[len(family.prefix):]))
+            for t in tables) or sqlf.named(SQL, "no_family", columns=columns_of(family))
+    sqlf.run(con, SQL, "family_view", lake=SCHEMA, view=family.view, rows=rows)
 
 
 def attach(con, raw_db: Path, writable: bool) -> None:
@@ -202,28 +219,30 @@ def attach(con, raw_db: Path, writable: bool) -> None:
     root = root_of(raw_db)
     sqlf.run(con, SQL, "views_database", lake=SCHEMA)
     legacy = [r[0] for r in sqlf.run(con, SQL, "legacy_tables").fetchall()]
-    legacy_quarantine = bool(sqlf.run(con, SQL, "legacy_quarantine").fetchall())
-    if (legacy or legacy_quarantine) and writable:
+    legacy_families = [f for f in FAMILIES if sqlf.run(con, SQL, "legacy_family", {"view": f.view}).fetchall()]
+    if (legacy or legacy_families) and writable:
         from plus_analytics.storage.files import mark_dirty
 
         mark_dirty(raw_db)  # the old tables' rows stay in freed blocks until the file is rewritten
         for table in legacy:
             _migrate(con, root, table)
-        if legacy_quarantine:
-            _migrate_quarantine(con)
-        legacy, legacy_quarantine = [], False
+        for family in legacy_families:
+            _migrate_family(con, family)
+        legacy, legacy_families = [], []
     for table in legacy:
         sqlf.run(con, SQL, "view_over_legacy", lake=SCHEMA, table=sqlf.q(table))
     defined = present(con)
     statements = [s for t in _tables(root) if t not in legacy for s in _pointing(root, t, create=t not in defined)]
     if statements:  # one call for every table: a session with the restricted zone opens often
         con.execute(";\n".join(statements))
-    _quarantine_view(con, legacy=legacy_quarantine)
+    for family in FAMILIES:
+        _family_view(con, family, legacy=family in legacy_families)
 
 
 def present(con) -> set[str]:
-    """The tables this session sees (``raw_<source>``, ``quarantine_<source>``; not the view of them all)."""
-    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()} - {QUARANTINE}
+    """The tables this session sees (``raw_<source>``, ``quarantine_<source>``, ``mentions_<source>``; not
+    the views of a family's tables together)."""
+    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()} - {f.view for f in FAMILIES}
 
 
 def ensure(con, table: str, empty_sql: str) -> None:
@@ -454,15 +473,15 @@ def _migrate(con, root: Path, table: str) -> None:
     log.info("moved %s into its Delta table (%d days)", table, len(days))
 
 
-def _migrate_quarantine(con) -> None:
-    """Move the earlier layout's quarantine (one table of every source in ``raw.duckdb``) into each
-    source's quarantine table, a source's days in one commit, then drop it (``raw.duckdb`` is marked for
-    rewriting by the caller)."""
-    sources = [r[0] for r in sqlf.run(con, SQL, "legacy_quarantine_sources").fetchall()]
+def _migrate_family(con, family: Family) -> None:
+    """Move the earlier layout's table of ``family`` (one table of every source in ``raw.duckdb``) into each
+    source's table, a source's days in one commit, then drop it (``raw.duckdb`` is marked for rewriting by
+    the caller)."""
+    sources = [r[0] for r in sqlf.run(con, SQL, "legacy_family_sources", view=family.view).fetchall()]
     for source in sources:
-        table = QUARANTINE_PREFIX + source
-        ensure(con, table, quarantine_columns())
-        days = [r[0] for r in sqlf.run(con, SQL, "legacy_quarantine_days", {"source": source}).fetchall()]
-        replace_days(con, table, days, sqlf.named(SQL, "legacy_quarantine_of"), {"source": source})
-    sqlf.run(con, SQL, "drop_legacy", table=QUARANTINE)
-    log.info("moved the quarantine of %d sources into their Delta tables", len(sources))
+        table = family.table(source)
+        ensure(con, table, columns_of(family))
+        days = [r[0] for r in sqlf.run(con, SQL, "legacy_family_days", {"source": source}, view=family.view).fetchall()]
+        replace_days(con, table, days, sqlf.named(SQL, "legacy_family_of", view=family.view), {"source": source})
+    sqlf.run(con, SQL, "drop_legacy", table=family.view)
+    log.info("moved %s of %d sources into their Delta tables", family.view, len(sources))
