@@ -88,9 +88,9 @@ def expire_landing(landing: Path, spec: RetentionSpec, as_of: dt.date) -> list[P
 
 
 def _destroy_raw_rows(con, ev: Evidence, spec: RetentionSpec, as_of: dt.date, present: set[str]) -> list[tuple]:
-    """Inside the evidence's transaction: the destructions of rows and quarantined lines decided, counted
-    into ``ev`` and returned as (table, day, columns or None) for :func:`_carry_out` after the commit; the
-    rows' mentions deleted."""
+    """Inside the evidence's transaction: the destructions of rows, quarantined lines and mentions decided,
+    those of rows and lines counted into ``ev``, all returned as (table, day, columns or None) for
+    :func:`_carry_out` after the commit."""
     policy = load_policy()
     pending: list[tuple] = []
     for name, period in spec.raw.items():

@@ -10,8 +10,18 @@ attach if not exists ':memory:' as {{ lake }}
 create view {{ lake }}.{{ table }} as
 select {{ columns }} from read_parquet(getvariable({{ variable }}), hive_partitioning = true, hive_types = {'_dt': date})
 
+-- name: lake_root
+-- The data directory whose tables this session's views show (null: none yet).
+select getvariable('lake_root')
+
+-- name: set_lake_root
+set variable lake_root = $root
+
+-- name: drop_views_database
+detach database if exists {{ lake }}
+
 -- name: point_at
-set variable {{ variable }} = [{{ files }}]
+set variable {{ variable }} = $files
 
 -- name: view_over_legacy
 -- A table of the earlier layout, read where it is (a session that only reads does not move it).
@@ -52,10 +62,6 @@ select cast(null as varchar) as source, * from ({{ columns }})
 -- Every source's table of a family, named by source, as the earlier layout's single table had them.
 create or replace view {{ lake }}.{{ view }} as {{ rows }}
 
--- name: legacy_family
--- The earlier layout's table of a family: one table of every source inside raw.duckdb.
-select 1 from duckdb_tables() where database_name = 'raw' and schema_name = 'main' and table_name = $view
-
 -- name: legacy_family_rows
 select * from raw.{{ view }}
 
@@ -68,9 +74,10 @@ select distinct _dt from raw.{{ view }} where source = $source
 -- name: legacy_family_of
 select * exclude (source) from raw.{{ view }} where source = $source
 
--- name: legacy_tables
--- Rows of a source in the earlier layout: a raw_<source> table inside raw.duckdb.
-select table_name from duckdb_tables() where database_name = 'raw' and schema_name = 'main' and table_name like 'raw\_%' escape '\'
+-- name: raw_tables
+-- The tables inside raw.duckdb: the earlier layout kept a source's rows there (raw_<source>) and every
+-- source's quarantined lines and mentions (quarantine, text_mentions).
+select table_name from duckdb_tables() where database_name = 'raw' and schema_name = 'main'
 
 -- name: edit_table
 create or replace temp table _lake_edit as select * from lake.{{ table }} where list_contains(cast($days as date[]), _dt)

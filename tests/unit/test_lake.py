@@ -279,3 +279,31 @@ def test_mentions_are_a_table_per_source_and_moved_from_the_earlier_layout(tmp_p
         assert "mentions_chat" in lake.present(con)
         assert sorted(con.execute("select * from lake.text_mentions").fetchall()) == sorted(con.execute(mentions).fetchall())
         assert con.execute("select count(*) from duckdb_tables() where database_name = 'raw'").fetchone()[0] == 0
+
+
+def test_a_session_lent_to_the_zone_again_sees_the_tables_as_they_are_then(tmp_path):
+    """The views stay with a session that goes on (ingest lends one to the zone several times): each time
+    they are pointed at the snapshot of that moment, and tables created meanwhile appear, in the views of
+    a family too."""
+    from plus_analytics.storage import duck
+
+    paths = _home(tmp_path)
+    con = duck.connect(duck.spill_directory(paths.raw_db))
+    try:
+        with locks.zone(read=paths.zones("raw"), con=con):
+            assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 0
+            assert con.execute("select count(*) from lake.quarantine").fetchone()[0] == 0
+        with locks.zone(write=paths.zones("raw")) as other:  # another session commits and creates a table
+            lake.replace_days(other, TABLE, DAYS, ROWS.format(n=40))
+            lake.ensure(other, "quarantine_demo", lake.columns_of(lake.QUARANTINE))
+            lake.replace_days(other, "quarantine_demo", DAYS[:1], "select date '2026-10-01' as _dt, 'f' as _file, 1 as _line, "
+                              "'bad' as reason, 'line' as payload, timestamp '2026-10-05 00:00:00' as quarantined_at")
+        with locks.zone(read=paths.zones("raw"), con=con):
+            assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 40
+            assert con.execute("select source, payload from lake.quarantine").fetchall() == [("demo", "line")]
+        other_home = _home(tmp_path / "elsewhere")  # the same session, another data directory: its tables only
+        with locks.zone(read=other_home.zones("raw"), con=con):
+            assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 0
+            assert lake.present(con) == {TABLE}
+    finally:
+        con.close()

@@ -163,8 +163,8 @@ def ingest_days(con, src: Source, days: list[dt.date], landing: Path, key: Maste
 class _Ahead:
     """What a batch did before the zone's write lock: the version of the source's table it was checked
     against for duplicates of earlier days (None: not checked yet), the data files written ahead of its
-    rows and of its quarantined lines, per table (:func:`plus_analytics.storage.lake.write_ahead`; none:
-    written under the lock) and the time they carry."""
+    rows, quarantined lines and mentions, per table (:func:`plus_analytics.storage.lake.write_ahead`;
+    none: written under the lock) and the time they carry."""
 
     checked_at: int | None = None
     files: dict[str, lake.Ahead] = field(default_factory=dict)

@@ -202,12 +202,16 @@ class Source:
     @property
     def quarantine_table(self) -> str:
         """Its lines that failed validation, with why (restricted: a line may hold personal values)."""
-        return f"quarantine_{self.name}"
+        from plus_analytics.storage.lake import QUARANTINE
+
+        return QUARANTINE.table(self.name)
 
     @property
     def mentions_table(self) -> str:
         """Identifiers mentioned in its free text, by row (a source with free-text columns only)."""
-        return f"mentions_{self.name}"
+        from plus_analytics.storage.lake import MENTIONS
+
+        return MENTIONS.table(self.name)
 
     @property
     def staging_table(self) -> str:

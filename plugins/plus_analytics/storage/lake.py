@@ -143,16 +143,18 @@ def _variable(table: str) -> str:
     return f"lake_{table}"
 
 
-def _pointing(root: Path, table: str, create: bool) -> list[str]:
-    """The statements that point ``lake.<table>`` at the table's current snapshot: the session variable
-    its view reads its file list from is set (not a catalog change, so allowed inside a transaction that
-    writes the restricted database); with ``create``, the view too, its columns in the table's order."""
+def _point(con, root: Path, table: str, create: bool) -> str | None:
+    """Point ``lake.<table>`` at the table's current snapshot: the session variable its view reads its file
+    list from is set (not a catalog change, so allowed inside a transaction that writes the restricted
+    database; the list bound as a parameter, which DuckDB takes several times faster than a literal of as
+    many strings). With ``create``, returns the statement that creates the view, its columns in the table's
+    order."""
     files, columns = _latest(root, table)
-    out = [sqlf.named(SQL, "point_at", variable=_variable(table), files=", ".join(map(sql_string, files)))]
-    if create:
-        out.append(sqlf.named(SQL, "view_over_files", lake=SCHEMA, table=sqlf.q(table), variable=sql_string(_variable(table)),
-                              columns=", ".join(sqlf.q(n) for n in columns)))
-    return out
+    sqlf.run(con, SQL, "point_at", {"files": files}, variable=_variable(table))
+    if not create:
+        return None
+    return sqlf.named(SQL, "view_over_files", lake=SCHEMA, table=sqlf.q(table), variable=sql_string(_variable(table)),
+                      columns=", ".join(sqlf.q(n) for n in columns))
 
 
 _seen: dict[str, tuple] = {}  # a table's directory: (its log's files as last seen, data files, column names)
@@ -193,33 +195,39 @@ def _latest(root: Path, table: str) -> tuple[list[str], list[str]]:
 def _define(con, root: Path, table: str) -> None:
     """Point ``lake.<table>`` at the table's current snapshot (after a commit of this session's)."""
     create = table not in present(con)
-    for statement in _pointing(root, table, create=create):
-        con.execute(statement)
+    view = _point(con, root, table, create=create)
+    if view is not None:
+        con.execute(view)
     for family in FAMILIES:
         if create and table.startswith(family.prefix):
-            _family_view(con, family, legacy=False)
+            con.execute(_family_view(family, present(con), legacy=False))
 
 
-def _family_view(con, family: Family, legacy: bool) -> None:
-    """``lake.<view>``: every source's table of ``family`` with the source's name, over the tables this
-    session sees (or the earlier layout's single table, read where it is)."""
+def _family_view(family: Family, tables, legacy: bool) -> str:
+    """The statement that defines ``lake.<view>``: every source's table of ``family`` among ``tables``
+    with the source's name (or the earlier layout's single table, read where it is)."""
     if legacy:
         rows = sqlf.named(SQL, "legacy_family_rows", view=family.view)
     else:
-        tables = sorted(t for t in present(con) if t.startswith(family.prefix))
         rows = " union all ".join(
             sqlf.named(SQL, "family_of", lake=SCHEMA, table=sqlf.q(t), source=sql_string(t[len(family.prefix):]))
-            for t in tables) or sqlf.named(SQL, "no_family", columns=columns_of(family))
-    sqlf.run(con, SQL, "family_view", lake=SCHEMA, view=family.view, rows=rows)
+            for t in sorted(tables) if t.startswith(family.prefix)) or sqlf.named(SQL, "no_family", columns=columns_of(family))
+    return sqlf.named(SQL, "family_view", lake=SCHEMA, view=family.view, rows=rows)
 
 
 def attach(con, raw_db: Path, writable: bool) -> None:
-    """Views of every table in this session. A zone still in the earlier layout (rows in ``raw.duckdb``)
-    is moved into the tables first when the session writes it, and read where it is when it only reads."""
+    """Views of every table in this session; those an earlier zone session of the same session created are
+    kept and only pointed at the current snapshots (DuckDB binds a view as it is created, reading its file
+    list). A zone still in the earlier layout (rows in ``raw.duckdb``) is moved into the tables first when
+    the session writes it, and read where it is when it only reads."""
     root = root_of(raw_db)
+    if sqlf.run(con, SQL, "lake_root").fetchone()[0] not in (None, str(root)):
+        sqlf.run(con, SQL, "drop_views_database", lake=SCHEMA)  # a session that goes on to another data directory
     sqlf.run(con, SQL, "views_database", lake=SCHEMA)
-    legacy = [r[0] for r in sqlf.run(con, SQL, "legacy_tables").fetchall()]
-    legacy_families = [f for f in FAMILIES if sqlf.run(con, SQL, "legacy_family", {"view": f.view}).fetchall()]
+    sqlf.run(con, SQL, "set_lake_root", {"root": str(root)})
+    in_raw = {r[0] for r in sqlf.run(con, SQL, "raw_tables").fetchall()}
+    legacy = sorted(t for t in in_raw if t.startswith("raw_"))  # a source's rows in the earlier layout
+    legacy_families = [f for f in FAMILIES if f.view in in_raw]
     if (legacy or legacy_families) and writable:
         from plus_analytics.storage.files import mark_dirty
 
@@ -231,18 +239,23 @@ def attach(con, raw_db: Path, writable: bool) -> None:
         legacy, legacy_families = [], []
     for table in legacy:
         sqlf.run(con, SQL, "view_over_legacy", lake=SCHEMA, table=sqlf.q(table))
-    defined = present(con)
-    statements = [s for t in _tables(root) if t not in legacy for s in _pointing(root, t, create=t not in defined)]
-    if statements:  # one call for every table: a session with the restricted zone opens often
-        con.execute(";\n".join(statements))
-    for family in FAMILIES:
-        _family_view(con, family, legacy=family in legacy_families)
+    defined = _views(con)  # those of an earlier zone session of this session are kept: only pointed again
+    tables = [t for t in _tables(root) if t not in legacy]
+    views = [_point(con, root, t, create=t not in defined) for t in tables]
+    if any(views) or legacy_families or not {f.view for f in FAMILIES} <= defined:
+        views += [_family_view(f, tables, legacy=f in legacy_families) for f in FAMILIES]
+    if any(views):  # one call for every view (DuckDB binds each as it is created: a file list read per view)
+        con.execute(";\n".join(v for v in views if v))
 
 
 def present(con) -> set[str]:
     """The tables this session sees (``raw_<source>``, ``quarantine_<source>``, ``mentions_<source>``; not
     the views of a family's tables together)."""
-    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()} - {f.view for f in FAMILIES}
+    return _views(con) - {f.view for f in FAMILIES}
+
+
+def _views(con) -> set[str]:
+    return {r[0] for r in sqlf.run(con, SQL, "views", {"database": SCHEMA}).fetchall()}
 
 
 def ensure(con, table: str, empty_sql: str) -> None:

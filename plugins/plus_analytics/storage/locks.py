@@ -282,8 +282,9 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
                 attached.append(alias)
             raw = write.get("raw") or read.get("raw")
             if raw is not None and Path(raw).exists():
-                lake.attach(con, Path(raw), writable="raw" in write)  # the zone's rows: lake.raw_<source>
-                attached.append(lake.SCHEMA)
+                # the zone's rows: lake.raw_<source>; the views stay with a session that goes on (they hold no
+                # file open: each later zone session points them at the snapshot it sees before any use)
+                lake.attach(con, Path(raw), writable="raw" in write)
             yield con
         finally:
             if own:
