@@ -307,3 +307,24 @@ def test_a_session_lent_to_the_zone_again_sees_the_tables_as_they_are_then(tmp_p
             assert lake.present(con) == {TABLE}
     finally:
         con.close()
+
+
+def test_a_session_that_read_the_earlier_layout_in_place_sees_the_table_once_moved(tmp_path):
+    """Views of a table read where it is (``raw.<table>``) are not kept: once another session has moved
+    it, the same session lent to the zone again reads the Delta table, not the dropped one."""
+    from plus_analytics.storage import duck
+
+    paths = Paths(tmp_path / "home").ensure()
+    with duckdb.connect(str(paths.raw_db)) as con:
+        con.execute(f"create table {TABLE} as {ROWS.format(n=40)}")
+    con = duck.connect(duck.spill_directory(paths.raw_db))
+    try:
+        with locks.zone(read=paths.zones("raw"), con=con):
+            assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 40
+        with locks.zone(write=paths.zones("raw")):  # the first writer moves it
+            pass
+        assert lake.exists(lake.root_of(paths.raw_db) / TABLE)
+        with locks.zone(read=paths.zones("raw"), con=con):
+            assert con.execute(f"select count(*) from lake.{TABLE}").fetchone()[0] == 40
+    finally:
+        con.close()

@@ -221,10 +221,11 @@ def attach(con, raw_db: Path, writable: bool) -> None:
     list). A zone still in the earlier layout (rows in ``raw.duckdb``) is moved into the tables first when
     the session writes it, and read where it is when it only reads."""
     root = root_of(raw_db)
-    if sqlf.run(con, SQL, "lake_root").fetchone()[0] not in (None, str(root)):
-        sqlf.run(con, SQL, "drop_views_database", lake=SCHEMA)  # a session that goes on to another data directory
+    if sqlf.run(con, SQL, "lake_root").fetchone()[0] != str(root):
+        # nothing to keep: the session's first zone, another data directory, or views of tables read in place
+        sqlf.run(con, SQL, "drop_views_database", lake=SCHEMA)
+    sqlf.run(con, SQL, "set_lake_root", {"root": None})  # kept only once every view below is made
     sqlf.run(con, SQL, "views_database", lake=SCHEMA)
-    sqlf.run(con, SQL, "set_lake_root", {"root": str(root)})
     in_raw = {r[0] for r in sqlf.run(con, SQL, "raw_tables").fetchall()}
     legacy = sorted(t for t in in_raw if t.startswith("raw_"))  # a source's rows in the earlier layout
     legacy_families = [f for f in FAMILIES if f.view in in_raw]
@@ -246,6 +247,8 @@ def attach(con, raw_db: Path, writable: bool) -> None:
         views += [_family_view(f, tables, legacy=f in legacy_families) for f in FAMILIES]
     if any(views):  # one call for every view (DuckDB binds each as it is created: a file list read per view)
         con.execute(";\n".join(v for v in views if v))
+    if not legacy and not legacy_families:  # a view of a table read in place must not outlive its move
+        sqlf.run(con, SQL, "set_lake_root", {"root": str(root)})
 
 
 def present(con) -> set[str]:
