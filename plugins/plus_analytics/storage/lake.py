@@ -194,13 +194,14 @@ def _latest(root: Path, table: str) -> tuple[list[str], list[str]]:
 
 def _define(con, root: Path, table: str) -> None:
     """Point ``lake.<table>`` at the table's current snapshot (after a commit of this session's)."""
-    create = table not in present(con)
-    view = _point(con, root, table, create=create)
-    if view is not None:
-        con.execute(view)
-    for family in FAMILIES:
-        if create and table.startswith(family.prefix):
-            con.execute(_family_view(family, present(con), legacy=False))
+    have = present(con)
+    view = _point(con, root, table, create=table not in have)
+    if view is None:
+        return
+    con.execute(view)
+    for family in FAMILIES:  # a new table of a family: the family's view shows it too
+        if table.startswith(family.prefix):
+            con.execute(_family_view(family, have | {table}, legacy=False))
 
 
 def _family_view(family: Family, tables, legacy: bool) -> str:
