@@ -21,6 +21,9 @@ One command, one run, the same generated data for every comparison:
     history (median of three each);
   * growth: time and memory at the largest size divided by the smallest.
 
+Our processes run on a plus_duckdb connection with a memory budget of 2 GiB (the peak-memory target's:
+DuckDB given what each process leaves of it, at most 1500MB); the peer's DuckDB has memory_limit 1500MB.
+
     .venv/bin/python bench/pipeline.py --events 1000000 10000000      # README: "Benchmarks"
 """
 
@@ -155,14 +158,20 @@ def child(home: str, step: str, *args: str) -> None:
         print(json.dumps({"rewrite_seconds": round(time.perf_counter() - t, 1)}))
 
 
+def _duckdb_connection() -> str:
+    """Our steps' plus_duckdb connection: DuckDB's limit as the peer's, within the process's memory budget
+    (DuckDB given what the process leaves of it: plus_analytics.storage.duck.memory_limit)."""
+    return json.dumps({"conn_type": "duckdb", "extra": {"memory_limit": os.environ["PLUS_DUCKDB_MEMORY_LIMIT"],
+                                                        "memory_budget": os.environ["PLUS_DUCKDB_MEMORY_BUDGET"]}})
+
+
 def measure(home: Path, step: str, *args: str) -> tuple[float, float, dict]:
     """(seconds, peak RSS in MiB, last JSON line printed) of one step run in a fresh child process; the
     peak is that child's own (os.wait4), DuckDB included: it runs in-process."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
         proc = subprocess.Popen([sys.executable, __file__, "--child", str(home), step, *args], stdout=out, stderr=err,
-                                env={**os.environ, "PLUS_ANALYTICS_HOME": str(home), "AIRFLOW_CONN_PLUS_DUCKDB": json.dumps(
-                                    {"conn_type": "duckdb", "extra": {"memory_limit": os.environ["PLUS_DUCKDB_MEMORY_LIMIT"]}})})
+                                env={**os.environ, "PLUS_ANALYTICS_HOME": str(home), "AIRFLOW_CONN_PLUS_DUCKDB": _duckdb_connection()})
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t
@@ -244,8 +253,7 @@ def celery_workers(home: Path, counts: tuple[int, ...] = (1, 2)) -> dict:
 
 def _two_workers(home: Path, halves) -> dict:
     two = _fresh_landing(home, "workers-2")
-    env = {**os.environ, "PLUS_ANALYTICS_HOME": str(two), "AIRFLOW_CONN_PLUS_DUCKDB": json.dumps(
-        {"conn_type": "duckdb", "extra": {"memory_limit": os.environ["PLUS_DUCKDB_MEMORY_LIMIT"]}})}
+    env = {**os.environ, "PLUS_ANALYTICS_HOME": str(two), "AIRFLOW_CONN_PLUS_DUCKDB": _duckdb_connection()}
     t = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, __file__, "--child", str(two), "ingest", *h], stdout=subprocess.PIPE,
                               env=env, text=True) for h in halves]
@@ -391,11 +399,13 @@ def main() -> None:
         report(json.loads(Path(args.json).read_text()))
         return
     os.environ.setdefault("PLUS_DUCKDB_MEMORY_LIMIT", "1500MB")
+    os.environ.setdefault("PLUS_DUCKDB_MEMORY_BUDGET", "2GiB")  # the peak-memory target's, for every process of ours
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="plus-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if not args.workdir:
         os.chmod(workdir, 0o711)  # the Celery deployment's PostgreSQL runs as its own user under root: it must pass
-    results = {"sizes": [], "machine": f"{os.cpu_count()} cores; DuckDB memory_limit {os.environ['PLUS_DUCKDB_MEMORY_LIMIT']}"}
+    results = {"sizes": [], "machine": f"{os.cpu_count()} cores; DuckDB memory_limit {os.environ['PLUS_DUCKDB_MEMORY_LIMIT']}, "
+                                     f"our processes' memory_budget {os.environ['PLUS_DUCKDB_MEMORY_BUDGET']}"}
     print(f"... daily increment, scale {args.daily_scale}, in {workdir}", flush=True)
     results["daily"] = daily_increment(workdir, args.daily_scale)
     print(json.dumps(results["daily"]), flush=True)

@@ -190,9 +190,12 @@ class Settings:
     #: Roles allowed to see the dashboards when the auth manager has roles (PLUS_DASHBOARD_ROLES).
     dashboard_roles: tuple[str, ...] = ("ADMIN", "OP", "USER", "VIEWER")
     #: DuckDB limits the embedded default puts into the plus_duckdb connection (PLUS_DUCKDB_MEMORY_LIMIT,
-    #: PLUS_DUCKDB_THREADS); empty: DuckDB's own defaults.
+    #: PLUS_DUCKDB_THREADS); empty: DuckDB's own defaults. PLUS_DUCKDB_MEMORY_BUDGET: the whole memory a
+    #: task's process may use, DuckDB given what the process leaves of it
+    #: (:func:`plus_analytics.storage.duck.memory_limit`); empty: no budget.
     duckdb_memory_limit: str = ""
     duckdb_threads: int = 0
+    duckdb_memory_budget: str = ""
     #: The embedded default's Airflow: API server port (PLUS_AIRFLOW_PORT) and metadata database
     #: (PLUS_AIRFLOW_DATABASE, a SQLAlchemy URL; empty: SQLite under the data directory).
     airflow_port: int = 8080
@@ -229,6 +232,7 @@ class Settings:
             dashboard_roles=dashboard_roles,
             duckdb_memory_limit=env.get("PLUS_DUCKDB_MEMORY_LIMIT", ""),
             duckdb_threads=_number(env, "PLUS_DUCKDB_THREADS", 0, 0, int),
+            duckdb_memory_budget=_size(env, "PLUS_DUCKDB_MEMORY_BUDGET"),
             airflow_port=_number(env, "PLUS_AIRFLOW_PORT", 8080, 1, int),
             airflow_database=env.get("PLUS_AIRFLOW_DATABASE", ""),
             airflow_parallelism=_number(env, "PLUS_AIRFLOW_PARALLELISM", 4, 1, int),
@@ -240,6 +244,24 @@ class Settings:
             kill_at=env.get("PLUS_ANALYTICS_KILL_AT", ""),
             fault_log=env.get("PLUS_ANALYTICS_FAULT_LOG", ""),
         )
+
+
+def size_bytes(text: str, what: str) -> int:
+    """Bytes of a size as DuckDB writes them (``1500MB``, ``2GiB``, ``1.5 GB``: kB, MB, GB, TB by
+    thousands, KiB, MiB, GiB, TiB by 1,024), else a clear error naming ``what``."""
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    try:
+        return int(TypeAdapter(ByteSize).validate_python(str(text).strip()))
+    except ValidationError:
+        raise ConfigError(f"{what} is {text!r}, which is not a size (say 1500MB or 2GiB)") from None
+
+
+def _size(env: Mapping[str, str], name: str) -> str:
+    text = env.get(name, "").strip()
+    if text:
+        size_bytes(text, name)
+    return text
 
 
 def _zone_locks(env: Mapping[str, str]) -> str:

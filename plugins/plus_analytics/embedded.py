@@ -123,7 +123,8 @@ def user_passwords(paths: Paths) -> dict[str, str]:
 
 def _duckdb_connection() -> str:
     s = settings()
-    extra = {k: v for k, v in (("memory_limit", s.duckdb_memory_limit), ("threads", s.duckdb_threads)) if v}
+    extra = {k: v for k, v in (("memory_limit", s.duckdb_memory_limit), ("threads", s.duckdb_threads),
+                               ("memory_budget", s.duckdb_memory_budget)) if v}
     return json.dumps({"conn_type": "duckdb", "extra": extra})
 
 

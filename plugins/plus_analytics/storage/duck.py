@@ -1,8 +1,10 @@
 """DuckDB connections, transactions and the small helpers every zone module shares.
 
 A session is an in-memory database opened through the Airflow DuckDB provider's hook on the
-``plus_duckdb`` connection (its ``extra`` holds the deployment's memory and thread limits), with zone
-files attached under their aliases; which files always comes from :class:`~plus_analytics.config.Paths`.
+``plus_duckdb`` connection (its ``extra`` holds the deployment's memory and thread limits: DuckDB's own
+``memory_limit`` and ``threads``, and ``memory_budget``, the whole process's, see :func:`memory_limit`),
+with zone files attached under their aliases; which files always comes from
+:class:`~plus_analytics.config.Paths`.
 Open zones with :func:`plus_analytics.storage.locks.zone`, which takes each file's lock first.
 """
 
@@ -14,12 +16,20 @@ from pathlib import Path
 
 import duckdb
 
-from plus_analytics.config import DUCKDB_CONN_ID, ConfigError
+from plus_analytics.config import DUCKDB_CONN_ID, ConfigError, size_bytes
 from plus_analytics.storage import faults
 from plus_analytics.storage import sql as sqlf
 
 MEMORY = ":memory:"
 CATALOG = "storage/catalog.sql"
+MiB = 2**20
+#: What a process under a memory budget keeps outside DuckDB's limit while a session runs: DuckDB's own
+#: allocations outside its buffer pool and what Python, Arrow and delta-rs allocate meanwhile (measured at
+#: 10M events: up to 60 MiB over the limit in the marts' build and the zones' rewrite, and 140 MiB that an
+#: erasure's removal adds to the process and keeps).
+BUDGET_RESERVE = 256 * MiB
+#: The least memory a session's DuckDB is given under a budget; with less, the session is refused.
+BUDGET_FLOOR = 128 * MiB
 
 
 def connect(spill_to: Path) -> duckdb.DuckDBPyConnection:
@@ -32,14 +42,48 @@ def connect(spill_to: Path) -> duckdb.DuckDBPyConnection:
     from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
     try:
-        con = DuckDBHook(duckdb_conn_id=DUCKDB_CONN_ID, database=MEMORY, read_only=None).get_conn()
+        hook = DuckDBHook(duckdb_conn_id=DUCKDB_CONN_ID, database=MEMORY, read_only=None)
+        con = hook.get_conn()
     except AirflowNotFoundException:
         raise ConfigError(f"the Airflow connection {DUCKDB_CONN_ID!r} is not defined: it carries DuckDB's resource "
                           f"limits for every zone file (conn_type duckdb, extra {{\"memory_limit\": ..., \"threads\": ...}})"
                           ) from None
+    budget = hook.connection_extra.get("memory_budget")
+    if budget:
+        try:
+            limit = memory_limit(budget, hook.memory_limit, _process_rss())
+        except ConfigError:
+            con.close()
+            raise
+        con.execute(f"set memory_limit = '{limit // MiB}MiB'")
     con.execute("set TimeZone = 'UTC'")
     con.execute(f"set temp_directory = {sql_string(str(spill_to))}")
     return con
+
+
+def memory_limit(budget: str, limit: str | None, rss: int) -> int:
+    """The bytes a new session's DuckDB may use when the process may use ``budget`` in all (the connection
+    extra ``memory_budget``: a worker's or a pod's memory, say ``2GiB``) and already holds ``rss``: the
+    budget less what the process holds and :data:`BUDGET_RESERVE`, and no more than DuckDB's own ``limit``
+    when one is set too. DuckDB's ``memory_limit`` bounds its buffers only: beside Airflow, pandas, Great
+    Expectations and Arrow in a task's process (400 to 550 MiB at an erasure's peak), a limit sized to the
+    worker's memory alone lets the process outgrow it. A process that holds so much of its budget that
+    DuckDB would get less than :data:`BUDGET_FLOOR` is refused with why, rather than killed later."""
+    where = f"the connection {DUCKDB_CONN_ID!r}'s extra"
+    total = size_bytes(budget, f"memory_budget in {where}")
+    left = total - rss - BUDGET_RESERVE
+    if left < BUDGET_FLOOR:
+        raise ConfigError(
+            f"this process already holds {rss // MiB} MiB of its memory budget of {total // MiB} MiB (memory_budget "
+            f"in {where}): DuckDB would get {max(left, 0) // MiB} MiB, less than {BUDGET_FLOOR // MiB} MiB; raise "
+            f"the budget (and the worker's memory with it)")
+    return min(left, size_bytes(limit, f"memory_limit in {where}")) if limit else left
+
+
+def _process_rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
 
 
 def spill_directory(database: Path) -> Path:
