@@ -41,9 +41,11 @@ def erased(pipeline, tmp_path_factory, key):
         before_rows = {s.raw_table: con.execute(f"select count(*) from {s.raw_table}").fetchone()[0] for s in load_policy().values()}
         others = {r[0] for r in con.execute("select distinct account_id from raw_platform_usage_events where account_id <> ?",
                                             [subject["account"]]).fetchall()}
+    before_bytes = scan_bytes(home.home, [f.encode() for f in subject["forms"]])
     [rid] = steps.erasure.register([Request("email", "  " + subject["email"].upper() + " ", "test DPO")], ctx(home, key))
     result = run_erasure(home, key)
-    return dict(home=home, subject=subject, rid=rid, result=result, before_rows=before_rows, others=others)
+    return dict(home=home, subject=subject, rid=rid, result=result, before_rows=before_rows, others=others,
+                before_bytes=before_bytes)
 
 
 def test_request_verified(erased):
@@ -67,6 +69,15 @@ def test_no_row_anywhere(erased):
 def test_no_byte_anywhere_under_the_data_directory(erased):
     needles = [f.encode() for f in erased["subject"]["forms"]]
     assert scan_bytes(erased["home"].home, needles) == {}
+
+
+def test_the_byte_scan_saw_the_subject_before(erased):
+    """The scan above finds nothing because nothing is left, not because it cannot see: before the erasure
+    it found the subject in the restricted database (its identifier maps, stored uncompressed) and in the
+    rows' data files."""
+    before = erased["before_bytes"]
+    assert str(erased["home"].raw_db) in before, sorted(before)
+    assert any("/lake/raw_" in f and f.endswith(".parquet") for f in before), sorted(before)
 
 
 def test_other_subjects_untouched(erased):
