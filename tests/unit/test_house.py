@@ -178,7 +178,8 @@ def test_the_pipelines_settings_are_read_in_one_module(tmp_path):
 
 #: What a module may still pass to DuckDB as a literal: transaction and session control, not queries.
 SESSION_CONTROL = re.compile(r"^(begin transaction|commit|rollback|checkpoint \w+|detach \w+|drop (table|schema) \w+( cascade)?|"
-                             r"create schema \w+|copy from database \w+ to \w+|set variable \w+ = \?|set TimeZone = 'UTC'|set force_compression = 'uncompressed')$")
+                             r"create schema \w+|copy from database \w+ to \w+|set variable \w+ = \?|set TimeZone = 'UTC'|"
+                             r"set force_compression = 'uncompressed')$")
 #: Calls whose SQL argument is checked: (name, index of the SQL argument).
 SQL_CALLS = {"execute": 0, "executemany": 0, "sql": 0, "scalar": 1, "with_frame": 3}
 
