@@ -154,7 +154,7 @@ def child(home: str, step: str, *args: str) -> None:
                 lake.replace_days(con, table, days, f"select * from lake.{table}")
         for p in (paths.raw_db, paths.staging_db, paths.analytics_db):
             with locks.hold({p: True}):
-                rewrite_zone(p)
+                rewrite_zone(p, restricted=p == paths.raw_db)
         print(json.dumps({"rewrite_seconds": round(time.perf_counter() - t, 1)}))
 
 

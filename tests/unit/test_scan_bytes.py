@@ -62,20 +62,27 @@ def test_a_socket_holds_no_bytes_and_is_not_scanned(tmp_path):
         assert scan_bytes(tmp_path, [b"needle-123", b"other-456"]) == {str(tmp_path / "data.bin"): [0]}
 
 
-def test_a_zone_file_holds_every_value_as_written(tmp_path):
-    """Zone files are written uncompressed (plus_analytics.storage.duck.connect), so erasure's byte scan
-    sees every value in them: with DuckDB's default compression a checkpointed file shows almost none of
-    its strings to a plain search (FSST codes them), and the scan would report nothing either way."""
-    from plus_analytics.storage import duck
+EMAILS = [f"user{i}.name{i * 7919 % 1000}@example-mail.co.th" for i in range(0, 200_000, 997)]
+FILL = "select 'user' || i || '.name' || (i * 7919 % 1000) || '@example-mail.co.th' as email from range(200000) t(i)"
 
-    emails = [f"user{i}.name{i * 7919 % 1000}@example-mail.co.th" for i in range(0, 200_000, 997)]
-    fill = "select 'user' || i || '.name' || (i * 7919 % 1000) || '@example-mail.co.th' as email from range(200000) t(i)"
-    con = duck.connect(tmp_path)
-    try:
-        duck.attach(con, tmp_path / "zone.duckdb", "z", read_only=False)
-        con.execute(f"create table z.t as {fill}")
-        con.execute("detach z")  # checkpointed as it is closed
-    finally:
-        con.close()
-    found = scan_bytes(tmp_path, [e.encode() for e in emails])
-    assert sorted(found[str(tmp_path / "zone.duckdb")]) == list(range(len(emails)))
+
+def _found(path) -> int:
+    return len(scan_bytes(path.parent, [e.encode() for e in EMAILS]).get(str(path), []))
+
+
+def test_the_restricted_database_holds_every_value_as_written(tmp_path):
+    """The restricted zone's sessions store it uncompressed (plus_analytics.storage.duck.store_uncompressed),
+    as its Delta tables' data files are, so erasure's byte scan sees every raw value in it; so does its
+    rewrite. Staging (pseudonyms only) stays compressed, and there a plain search sees almost none of the
+    same strings (DuckDB codes them by symbol tables): what the scan would miss without this."""
+    from plus_analytics.config import Paths
+    from plus_analytics.storage import files, locks
+
+    paths = Paths(tmp_path / "home").ensure()
+    for alias in ("raw", "stg"):
+        with locks.zone(write=paths.zones(alias)) as con:
+            con.execute(f"create table {alias}.t as {FILL}")  # checkpointed as the session lets go of the file
+    assert _found(paths.raw_db) == len(EMAILS)
+    assert _found(paths.staging_db) < len(EMAILS) // 10
+    files.rewrite_database(paths.staging_db, uncompressed=True)  # what the restricted zone's rewrite does
+    assert _found(paths.staging_db) == len(EMAILS)

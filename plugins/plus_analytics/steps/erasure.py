@@ -187,7 +187,7 @@ def rewrite(ctx: Context | None = None) -> dict:
     sizes, purged = {}, {}
     for db in (paths.raw_db, paths.staging_db):
         with locks.hold({db: True}):
-            done = rewrites.rewrite_zone(db)
+            done = rewrites.rewrite_zone(db, restricted=db == paths.raw_db)
         sizes[db.name] = done["bytes"]
         purged.update(done["tables_purged"])
     removed = remove_stale_builds(paths.builds, published_version(paths.analytics_db))

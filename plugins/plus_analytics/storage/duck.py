@@ -57,13 +57,19 @@ def connect(spill_to: Path) -> duckdb.DuckDBPyConnection:
             raise
         con.execute(f"set memory_limit = '{limit // MiB}MiB'")
     con.execute("set TimeZone = 'UTC'")
-    # Zone files are stored uncompressed, as the Delta tables' data files are: erasure's byte scan reads
-    # every value as written (DuckDB's default compression codes strings by symbol tables: a checkpointed
-    # file showed 1 of 201 e-mail addresses to a plain search), and a checkpoint of new identifiers takes
-    # half the time under the restricted zone's write lock.
-    con.execute("set force_compression = 'uncompressed'")
     con.execute(f"set temp_directory = {sql_string(str(spill_to))}")
     return con
+
+
+def store_uncompressed(con) -> None:
+    """What the session writes from now on is stored uncompressed: the restricted database's sessions
+    (:func:`plus_analytics.storage.locks.zone`), as the Delta tables' data files are, so erasure's byte
+    scan reads every raw value in the file as written. DuckDB's default compression codes strings by
+    symbol tables: a plain search of a checkpointed file found 1 of 201 of its e-mail addresses. It also
+    halves the checkpoint of a batch's new identifiers under the zone's write lock. The other zones hold
+    no raw value and stay compressed (staging uncompressed was 3.1 GB at 10M events, and the marts' build
+    and erasure's scan read it all)."""
+    con.execute("set force_compression = 'uncompressed'")
 
 
 def memory_limit(budget: str, limit: str | None, rss: int) -> int:

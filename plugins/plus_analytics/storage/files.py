@@ -78,10 +78,12 @@ def is_dirty(path: Path) -> bool:
     return dirty_marker(path).exists()
 
 
-def rewrite_database(path: Path) -> int:
+def rewrite_database(path: Path, uncompressed: bool = False) -> int:
     """Copy the live data of a DuckDB file into a fresh file and swap it in: the freed blocks that still
-    hold deleted strings are gone with the old file. Clears the pending-rewrite marker. The caller holds
-    the file's zone lock exclusively. Returns the new size in bytes."""
+    hold deleted strings are gone with the old file; with ``uncompressed`` (the restricted database) the
+    fresh file stores every value as written (:func:`plus_analytics.storage.duck.store_uncompressed`).
+    Clears the pending-rewrite marker. The caller holds the file's zone lock exclusively. Returns the new
+    size in bytes."""
     from plus_analytics.storage import duck
 
     if not path.exists():
@@ -92,6 +94,8 @@ def rewrite_database(path: Path) -> int:
         p.unlink(missing_ok=True)
     con = duck.connect(duck.spill_directory(path))
     try:
+        if uncompressed:
+            duck.store_uncompressed(con)
         duck.attach(con, path, "old", read_only=True)
         duck.attach(con, fresh, "new", read_only=False)
         con.execute("copy from database old to new")

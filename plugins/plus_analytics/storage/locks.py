@@ -280,6 +280,8 @@ def zone(write: Mapping[str, Path] | None = None, read: Mapping[str, Path] | Non
             for alias, p in write.items():
                 duck.attach(con, p, alias, read_only=False)
                 attached.append(alias)
+            if "raw" in write:
+                duck.store_uncompressed(con)
             raw = write.get("raw") or read.get("raw")
             if raw is not None and Path(raw).exists():
                 # the zone's rows: lake.raw_<source>; the views stay with a session that goes on (they hold no
